@@ -1,0 +1,1 @@
+"""Alembic migrations; a package so `shared.migrate` can find it when installed."""

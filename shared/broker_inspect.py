@@ -1,0 +1,33 @@
+"""Reads Redis directly to learn which jobs still have a message somewhere.
+
+Kombu keeps a queue as a Redis list (one list per priority step, named
+`<queue>` or `<queue>\\x06\\x16<n>`) and delivered-but-unacked messages in the
+`unacked` hash. A queued job in neither has lost its message (Redis restarted,
+or the enqueue after commit failed) and must be sent again.
+"""
+
+from __future__ import annotations
+
+import json
+
+import redis
+
+from shared.dispatch import job_id_of_task
+
+_PRIORITY_SEP = "\x06\x16"
+UNACKED_HASH = "unacked"
+
+
+def live_job_ids(client: redis.Redis, queue: str) -> set[str]:
+    """Job ids with a waiting or in-flight message for `queue`."""
+    ids: set[str] = set()
+    for key in [queue.encode(), *client.scan_iter(match=f"{queue}{_PRIORITY_SEP}*".encode())]:
+        for raw in client.lrange(key, 0, -1):
+            ids.add(_job_id(json.loads(raw)))
+    for raw in client.hvals(UNACKED_HASH):
+        ids.add(_job_id(json.loads(raw)[0]))
+    return ids
+
+
+def _job_id(message: dict) -> str:
+    return job_id_of_task(message.get("headers", {}).get("id", ""))

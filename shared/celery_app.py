@@ -1,0 +1,49 @@
+"""The Celery app factory shared by the web (which only sends) and the workers.
+
+Settings that matter for long GPU jobs: one message prefetched per process, acks
+after the task ends, messages of a crashed worker rejected back to the queue, and
+a Redis visibility timeout longer than the hard time limit so Redis never hands a
+still-running job to a second worker.
+"""
+
+from __future__ import annotations
+
+from celery import Celery
+
+from shared.settings import Settings
+
+GPU_QUEUE = "gpu"
+WEBHOOK_QUEUE = "webhooks"
+RUN_JOB_TASK = "vlmq.run_job"
+SWEEP_TASK = "vlmq.sweep"
+
+
+def make_celery(settings: Settings) -> Celery:
+    """Build a Celery app for `settings`; tasks are registered by `worker.tasks`."""
+    app = Celery("vlmq", broker=settings.redis_url, set_as_current=False)
+    app.conf.update(
+        task_serializer="json",
+        accept_content=["json"],
+        task_ignore_result=True,
+        result_backend=None,
+        task_acks_late=True,
+        task_reject_on_worker_lost=True,
+        worker_prefetch_multiplier=1,
+        task_soft_time_limit=settings.task_soft_time_limit_s,
+        task_time_limit=settings.task_hard_time_limit_s,
+        broker_transport_options={
+            "visibility_timeout": settings.broker_visibility_timeout_s,
+            "socket_connect_timeout": 3,
+            "socket_timeout": 10,
+        },
+        # A web request must not hang on a dead broker: fail fast, the sweeper resends.
+        task_publish_retry_policy={"max_retries": 2, "interval_start": 0, "interval_step": 0.2, "interval_max": 0.5},
+        broker_connection_retry_on_startup=True,
+        task_default_queue=GPU_QUEUE,
+        task_routes={RUN_JOB_TASK: {"queue": GPU_QUEUE}, SWEEP_TASK: {"queue": WEBHOOK_QUEUE}},
+        beat_schedule={"sweep": {"task": SWEEP_TASK, "schedule": settings.sweep_interval_s}},
+        worker_hijack_root_logger=False,
+        # Loading a model in the child can take minutes; Celery's default is 4 s.
+        worker_proc_alive_timeout=900,
+    )
+    return app

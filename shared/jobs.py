@@ -1,0 +1,138 @@
+"""The job state machine: every transition is one conditional UPDATE.
+
+Each function returns True when it moved the job and False when the job was not in
+the state the transition starts from, so a message delivered twice, a cancel racing
+a finish, or two sweepers at once can never run or report a job twice. Callers own
+the transaction: they commit after a transition (and whatever else belongs with it).
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import CursorResult, update
+from sqlalchemy.orm import Session
+
+from shared.models import Job
+from shared.states import JobStatus
+
+
+def _move(session: Session, job_id: str, from_statuses: set[JobStatus], *where: Any, **values: Any) -> bool:
+    statement = (
+        update(Job)
+        .where(Job.id == job_id, Job.status.in_([s.value for s in from_statuses]), *where)
+        .values(**values)
+        .execution_options(synchronize_session=False)
+    )
+    result: CursorResult[Any] = session.execute(statement)  # type: ignore[assignment]
+    return result.rowcount == 1
+
+
+def mark_enqueued(session: Session, job_id: str, now: datetime) -> bool:
+    """Record that a broker message for a queued job was just sent."""
+    return _move(session, job_id, {JobStatus.QUEUED}, enqueued_at=now)
+
+
+def start(session: Session, job_id: str, worker: str, now: datetime) -> bool:
+    """queued → running; counts the attempt."""
+    return _move(
+        session,
+        job_id,
+        {JobStatus.QUEUED},
+        status=JobStatus.RUNNING.value,
+        started_at=now,
+        heartbeat_at=now,
+        worker=worker,
+        attempts=Job.attempts + 1,
+        progress_tokens=0,
+        progress_total=None,
+    )
+
+
+def heartbeat(session: Session, job_id: str, worker: str, now: datetime, tokens: int | None, total: int | None) -> bool:
+    """Prove the worker is alive and record progress; False once the job left `running`."""
+    values: dict[str, Any] = {"heartbeat_at": now}
+    if tokens is not None:
+        values.update(progress_tokens=tokens, progress_total=total)
+    return _move(session, job_id, {JobStatus.RUNNING}, Job.worker == worker, **values)
+
+
+def succeed(
+    session: Session, job_id: str, result: dict[str, Any], model: str, inference_s: float, now: datetime
+) -> bool:
+    """running → succeeded with the model's result."""
+    return _move(
+        session,
+        job_id,
+        {JobStatus.RUNNING},
+        status=JobStatus.SUCCEEDED.value,
+        result=result,
+        model=model,
+        inference_s=inference_s,
+        completed_at=now,
+    )
+
+
+def fail(
+    session: Session, job_id: str, code: str, message: str, now: datetime, inference_s: float | None = None
+) -> bool:
+    """running → failed with an error the user can act on."""
+    return _move(
+        session,
+        job_id,
+        {JobStatus.RUNNING},
+        status=JobStatus.FAILED.value,
+        error_code=code,
+        error_message=message,
+        inference_s=inference_s,
+        completed_at=now,
+    )
+
+
+def cancel(session: Session, job_id: str, now: datetime) -> bool:
+    """queued or running → canceled; a running worker notices at its next heartbeat."""
+    return _move(
+        session,
+        job_id,
+        {JobStatus.QUEUED, JobStatus.RUNNING},
+        status=JobStatus.CANCELED.value,
+        completed_at=now,
+    )
+
+
+def requeue_lost(session: Session, job_id: str, stale_before: datetime, max_attempts: int) -> bool:
+    """running → queued when the worker stopped heartbeating and attempts remain."""
+    return _move(
+        session,
+        job_id,
+        {JobStatus.RUNNING},
+        Job.heartbeat_at < stale_before,
+        Job.attempts < max_attempts,
+        status=JobStatus.QUEUED.value,
+        worker=None,
+        enqueued_at=None,
+    )
+
+
+def fail_lost(session: Session, job_id: str, stale_before: datetime, max_attempts: int, now: datetime) -> bool:
+    """running → failed when the job has already cost `max_attempts` workers."""
+    return _move(
+        session,
+        job_id,
+        {JobStatus.RUNNING},
+        Job.heartbeat_at < stale_before,
+        Job.attempts >= max_attempts,
+        status=JobStatus.FAILED.value,
+        error_code="worker_lost",
+        error_message=(
+            f"the worker running this job stopped responding {max_attempts} times "
+            "(crash, out of memory or killed); the job will not be retried"
+        ),
+        completed_at=now,
+    )
+
+
+def stale_cutoff(now: datetime, heartbeat_timeout_s: float) -> datetime:
+    """Heartbeats older than this mean the worker is gone."""
+    return now - timedelta(seconds=heartbeat_timeout_s)

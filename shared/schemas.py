@@ -1,0 +1,90 @@
+"""Request schemas: what a client may ask for, with every bound spelled out.
+
+Validation errors are turned into 400 responses by the web layer; the messages
+here are written for the person reading that response.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any, Literal
+
+from jsonschema import Draft202012Validator
+from jsonschema.exceptions import SchemaError
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+TASKS: tuple[str, ...] = ("describe", "ocr", "attributes", "copy", "ask")
+Task = Literal["describe", "ocr", "attributes", "copy", "ask"]
+CopyChannel = Literal["title", "selling_points", "social_post", "livestream_script"]
+
+MAX_PROMPT_CHARS = 4000
+MAX_METADATA_BYTES = 16 * 1024
+MAX_SCHEMA_BYTES = 16 * 1024
+MAX_NEW_TOKENS_LIMIT = 2048
+
+
+class JobParams(BaseModel):
+    """Per-request generation overrides and task options (all optional)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    max_new_tokens: int | None = Field(None, ge=1, le=MAX_NEW_TOKENS_LIMIT)
+    temperature: float | None = Field(None, ge=0.0, le=2.0)
+    top_p: float | None = Field(None, gt=0.0, le=1.0)
+    repetition_penalty: float | None = Field(None, ge=1.0, le=2.0)
+    channel: CopyChannel | None = None
+    campaign: str | None = Field(None, max_length=1000)
+    schema_: dict[str, Any] | None = Field(None, alias="schema")
+    parent_job_id: str | None = Field(None, max_length=40)
+
+    @field_validator("schema_")
+    @classmethod
+    def _valid_json_schema(cls, value: dict[str, Any] | None) -> dict[str, Any] | None:
+        if value is None:
+            return None
+        if len(json.dumps(value)) > MAX_SCHEMA_BYTES:
+            raise ValueError(f"schema must be at most {MAX_SCHEMA_BYTES} bytes of JSON")
+        try:
+            Draft202012Validator.check_schema(value)
+        except SchemaError as exc:
+            raise ValueError(f"schema is not a valid JSON Schema: {exc.message}") from None
+        if value.get("type") != "object":
+            raise ValueError('schema must describe a JSON object ("type": "object")')
+        return value
+
+    def as_stored(self) -> dict[str, Any]:
+        """The params as they are kept on the job row and shown back to the client."""
+        return self.model_dump(by_alias=True, exclude_none=True)
+
+
+class JobCreate(BaseModel):
+    """The fields of `POST /v1/jobs` besides the image itself."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    task: Task
+    prompt: str | None = Field(None, max_length=MAX_PROMPT_CHARS)
+    params: JobParams = Field(default_factory=JobParams)
+    metadata: dict[str, Any] = Field(default_factory=dict)
+
+    @field_validator("metadata")
+    @classmethod
+    def _small_metadata(cls, value: dict[str, Any]) -> dict[str, Any]:
+        if len(json.dumps(value)) > MAX_METADATA_BYTES:
+            raise ValueError(f"metadata must be at most {MAX_METADATA_BYTES} bytes of JSON")
+        return value
+
+    @model_validator(mode="after")
+    def _options_fit_task(self) -> JobCreate:
+        params = self.params
+        if self.task == "ask" and not (self.prompt and self.prompt.strip()):
+            raise ValueError("task 'ask' needs a prompt: the question to answer")
+        if params.channel is not None and self.task != "copy":
+            raise ValueError("params.channel applies only to task 'copy'")
+        if params.campaign is not None and self.task != "copy":
+            raise ValueError("params.campaign applies only to task 'copy'")
+        if params.schema_ is not None and self.task != "attributes":
+            raise ValueError("params.schema applies only to task 'attributes'")
+        if params.parent_job_id is not None and self.task != "ask":
+            raise ValueError("params.parent_job_id applies only to task 'ask'")
+        return self

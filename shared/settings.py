@@ -1,0 +1,126 @@
+"""Typed settings for every vlmq process.
+
+Values come, highest first, from explicit keyword arguments (tests), `VLMQ_*`
+environment variables, then an optional TOML config file named by
+`config_file=` or `VLMQ_CONFIG_FILE`. Nothing is read at import time: call
+`Settings()` (or `load_settings()`) when a process starts.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import Field, model_validator
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    TomlConfigSettingsSource,
+)
+
+Quantization = Literal["nf4", "int8", "bf16", "fp32"]
+ModelFamily = Literal["auto", "glm4v", "glm4v_legacy", "image_text"]
+
+
+class Settings(BaseSettings):
+    """Everything a vlmq process may be configured with."""
+
+    model_config = SettingsConfigDict(env_prefix="VLMQ_", extra="forbid", frozen=True)
+
+    config_file: Path | None = None
+    environment: Literal["embedded", "production"] = "embedded"
+    data_dir: Path = Path(".vlmq")
+
+    # Storage and broker.
+    database_url: str | None = None
+    redis_url: str = "redis://127.0.0.1:6379/0"
+
+    # HTTP API.
+    public_url: str | None = None
+    auth_enabled: bool = False
+    max_image_bytes: int = Field(10 * 1024 * 1024, gt=0)
+    max_image_pixels: int = Field(40_000_000, gt=0)
+    max_wait_s: float = Field(60.0, ge=0)
+    default_page_size: int = Field(50, ge=1, le=500)
+
+    # Job execution.
+    max_attempts: int = Field(3, ge=1, le=20)
+    task_soft_time_limit_s: int = Field(600, ge=10)
+    task_hard_time_limit_s: int = Field(660, ge=15)
+    heartbeat_interval_s: float = Field(5.0, gt=0)
+    heartbeat_timeout_s: float = Field(60.0, gt=0)
+    requeue_after_s: float = Field(30.0, ge=0)
+    sweep_interval_s: float = Field(15.0, gt=0)
+
+    # Inference.
+    model: str | None = None
+    model_family: ModelFamily = "auto"
+    quantization: Quantization = "nf4"
+    device: Literal["auto", "cpu", "cuda"] = "auto"
+    trust_remote_code: bool = False
+    max_new_tokens: int = Field(256, ge=1, le=4096)
+    temperature: float = Field(0.7, ge=0.0, le=2.0)
+    top_p: float = Field(0.9, gt=0.0, le=1.0)
+    repetition_penalty: float = Field(1.05, ge=1.0, le=2.0)
+    image_max_side: int = Field(1024, ge=28, le=4096)
+    redact_pii: bool = True
+    prompts: dict[str, str] = Field(default_factory=dict)
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        """Read the TOML file named by `config_file` (kwarg or env) below env vars."""
+        init_kwargs: dict[str, Any] = getattr(init_settings, "init_kwargs", {})
+        path = init_kwargs.get("config_file") or os.environ.get("VLMQ_CONFIG_FILE")
+        sources: list[PydanticBaseSettingsSource] = [init_settings, env_settings]
+        if path:
+            if not Path(path).is_file():
+                raise ValueError(f"config file {path} does not exist")
+            sources.append(TomlConfigSettingsSource(settings_cls, toml_file=Path(path)))
+        return tuple(sources)
+
+    @model_validator(mode="after")
+    def _check_consistency(self) -> Settings:
+        if self.task_hard_time_limit_s <= self.task_soft_time_limit_s:
+            raise ValueError("task_hard_time_limit_s must exceed task_soft_time_limit_s")
+        if self.environment == "production":
+            if not self.auth_enabled:
+                raise ValueError("production refuses to start with auth_enabled=false")
+            if self.database_url is None or self.database_url.startswith("sqlite"):
+                raise ValueError("production needs VLMQ_DATABASE_URL pointing at PostgreSQL")
+        return self
+
+    @property
+    def sqlalchemy_url(self) -> str:
+        """The database URL, defaulting to a SQLite file inside `data_dir`."""
+        if self.database_url:
+            return self.database_url
+        return f"sqlite:///{(self.data_dir / 'vlmq.db').resolve()}"
+
+    @property
+    def tiny_model_dir(self) -> Path:
+        """Where the offline random-weight checkpoint lives when no model is set."""
+        return (self.data_dir / "models" / "tiny-glm4v").resolve()
+
+    @property
+    def uses_placeholder_model(self) -> bool:
+        """True when no real model is configured: outputs are noise."""
+        return self.model is None
+
+    @property
+    def broker_visibility_timeout_s(self) -> int:
+        """Redis must not redeliver a message while its task may still run."""
+        return self.task_hard_time_limit_s * 2 + 60
+
+
+def load_settings(**overrides: Any) -> Settings:
+    """Build settings for a process; keyword overrides win over env and file."""
+    return Settings(**overrides)

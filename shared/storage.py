@@ -1,0 +1,42 @@
+"""Image bytes kept in the database, so a worker on any host can read them."""
+
+from __future__ import annotations
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from shared.clock import utcnow
+from shared.ids import new_id
+from shared.images import CheckedImage
+from shared.models import StoredImage
+
+
+def store_image(session: Session, tenant_id: str, image: CheckedImage) -> StoredImage:
+    """Store the image once per tenant; identical uploads share one row."""
+    existing = session.scalar(
+        select(StoredImage).where(StoredImage.tenant_id == tenant_id, StoredImage.sha256 == image.sha256)
+    )
+    if existing is not None:
+        return existing
+    row = StoredImage(
+        id=new_id("img"),
+        tenant_id=tenant_id,
+        sha256=image.sha256,
+        content_type=image.content_type,
+        width=image.width,
+        height=image.height,
+        size_bytes=len(image.data),
+        data=image.data,
+        created_at=utcnow(),
+    )
+    session.add(row)
+    session.flush()
+    return row
+
+
+def load_image_bytes(session: Session, image_id: str) -> bytes:
+    """The stored bytes of one image."""
+    data = session.scalar(select(StoredImage.data).where(StoredImage.id == image_id))
+    if data is None:
+        raise LookupError(f"image {image_id} is missing")
+    return data

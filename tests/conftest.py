@@ -1,0 +1,134 @@
+"""Shared fixtures: real Redis, SQLite and PostgreSQL, the tiny model, the app."""
+
+from __future__ import annotations
+
+import io
+import secrets
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import redis
+import sqlalchemy as sa
+from celery import Celery
+from flask import Flask
+from flask.testing import FlaskClient
+from PIL import Image
+from sqlalchemy.orm import Session, sessionmaker
+
+from shared.celery_app import make_celery
+from shared.db import make_engine, make_session_factory
+from shared.migrate import upgrade_to_head
+from shared.settings import Settings
+from tests.services import postgres_cluster, redis_server
+from web.app import create_app
+from worker.context import WorkerContext, worker_name
+from worker.inference.types import Engine
+
+
+@pytest.fixture(scope="session")
+def redis_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    with redis_server(tmp_path_factory.mktemp("redis")) as url:
+        yield url
+
+
+@pytest.fixture(scope="session")
+def postgres_admin_url() -> Iterator[str]:
+    with postgres_cluster() as url:
+        yield url
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """A fresh database per test, its schema built by the migrations."""
+    if request.param == "sqlite":
+        url = f"sqlite:///{tmp_path / 'vlmq.db'}"
+        upgrade_to_head(url)
+        yield url
+        return
+    admin_url: str = request.getfixturevalue("postgres_admin_url")
+    name = f"test_{secrets.token_hex(6)}"
+    admin = sa.create_engine(admin_url, isolation_level="AUTOCOMMIT")
+    with admin.connect() as connection:
+        connection.execute(sa.text(f"CREATE DATABASE {name}"))
+    url = admin_url.rsplit("/", 1)[0] + f"/{name}"
+    upgrade_to_head(url)
+    yield url
+    with admin.connect() as connection:
+        connection.execute(sa.text(f"DROP DATABASE {name} WITH (FORCE)"))
+    admin.dispose()
+
+
+@pytest.fixture(scope="session")
+def model_data_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A data dir shared by the whole run, so the tiny model is built once."""
+    return tmp_path_factory.mktemp("vlmq-data")
+
+
+@pytest.fixture
+def settings(database_url: str, redis_url: str, model_data_dir: Path) -> Settings:
+    redis.Redis.from_url(redis_url).flushdb()
+    return Settings(
+        data_dir=model_data_dir,
+        database_url=database_url,
+        redis_url=redis_url,
+        heartbeat_interval_s=0.2,
+        max_new_tokens=24,
+    )
+
+
+@pytest.fixture
+def sessions(settings: Settings) -> Iterator[sessionmaker[Session]]:
+    engine = make_engine(settings.sqlalchemy_url)
+    yield make_session_factory(engine)
+    engine.dispose()
+
+
+@pytest.fixture
+def broker(settings: Settings) -> redis.Redis:
+    return redis.Redis.from_url(settings.redis_url)
+
+
+@pytest.fixture
+def app(settings: Settings) -> Iterator[Flask]:
+    app = create_app(settings)
+    yield app
+    app.extensions["vlmq"].engine.dispose()
+
+
+@pytest.fixture
+def client(app: Flask) -> FlaskClient:
+    return app.test_client()
+
+
+@pytest.fixture(scope="session")
+def engine(model_data_dir: Path) -> Engine:
+    """The real inference engine on the tiny checkpoint, loaded once per test run."""
+    from worker.inference.loader import load_engine
+
+    return load_engine(Settings(data_dir=model_data_dir))
+
+
+@pytest.fixture
+def celery_app(settings: Settings) -> Celery:
+    return make_celery(settings)
+
+
+@pytest.fixture
+def worker_context(
+    settings: Settings, sessions: sessionmaker[Session], celery_app: Celery, broker: redis.Redis, engine: Engine
+) -> WorkerContext:
+    return WorkerContext(
+        settings=settings, sessions=sessions, celery=celery_app, redis=broker, name=worker_name(), engine=engine
+    )
+
+
+def image_bytes(fmt: str = "PNG", size: tuple[int, int] = (64, 48), color: str = "red") -> bytes:
+    buffer = io.BytesIO()
+    Image.new("RGB", size, color).save(buffer, format=fmt)
+    return buffer.getvalue()
+
+
+@pytest.fixture
+def png() -> bytes:
+    return image_bytes()

@@ -1,0 +1,36 @@
+"""Small helpers the tests share."""
+
+from __future__ import annotations
+
+import base64
+import io
+from typing import Any
+
+import redis
+from flask.testing import FlaskClient
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session, sessionmaker
+
+from shared.celery_app import GPU_QUEUE
+from shared.models import Job
+
+
+def submit(client: FlaskClient, image: bytes | None, **fields: Any) -> Any:
+    """POST /v1/jobs as multipart form data."""
+    data: dict[str, Any] = {key: value for key, value in fields.items() if key != "headers"}
+    if image is not None:
+        data["image"] = (io.BytesIO(image), "photo.png")
+    return client.post("/v1/jobs", data=data, content_type="multipart/form-data", headers=fields.get("headers", {}))
+
+
+def data_uri(image: bytes, mime: str = "image/png") -> str:
+    return f"data:{mime};base64,{base64.b64encode(image).decode()}"
+
+
+def job_count(sessions: sessionmaker[Session]) -> int:
+    with sessions() as session:
+        return session.scalar(select(func.count()).select_from(Job)) or 0
+
+
+def queued_messages(broker: redis.Redis) -> int:
+    return broker.llen(GPU_QUEUE)

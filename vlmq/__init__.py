@@ -1,0 +1,1 @@
+"""The `vlmq` command line: run the whole service, workers, migrations, tools."""

@@ -1,0 +1,110 @@
+"""Entry point of the `vlmq` command."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+from pathlib import Path
+
+from shared.settings import Settings
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="vlmq", description="Vision-language jobs on product photos.")
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    up = commands.add_parser("up", help="run the whole service here (SQLite, own Redis, web, one worker)")
+    up.add_argument("--host", default="127.0.0.1")
+    up.add_argument("--port", type=int, default=8000)
+
+    web = commands.add_parser("web", help="run the web server (gunicorn)")
+    web.add_argument("--host", default="127.0.0.1")
+    web.add_argument("--port", type=int, default=8000)
+    web.add_argument("--workers", type=int, default=2)
+    web.add_argument("--threads", type=int, default=16, help="threads per process; Prefer: wait holds one each")
+
+    worker = commands.add_parser("worker", help="run a Celery worker")
+    worker.add_argument("role", choices=["gpu", "webhooks"])
+    worker.add_argument("--concurrency", type=int)
+    worker.add_argument("--beat", action="store_true", help="also run the periodic sweeper (webhooks role)")
+
+    db = commands.add_parser("db", help="database schema")
+    db.add_argument("action", choices=["upgrade"])
+
+    model = commands.add_parser("model", help="model tools")
+    model_commands = model.add_subparsers(dest="model_command", required=True)
+    tiny = model_commands.add_parser("build-tiny", help="build the tiny random-weight checkpoint offline")
+    tiny.add_argument("directory", type=Path)
+    tiny.add_argument("--family", choices=["glm4v", "qwen2_vl"], default="glm4v")
+
+    submit = commands.add_parser("submit", help="submit an image and print the job as JSON")
+    submit.add_argument("image", type=Path)
+    submit.add_argument("--task", required=True)
+    submit.add_argument("--prompt")
+    submit.add_argument("--wait", action="store_true", help="wait (up to 60 s) for the job to finish")
+    submit.add_argument("--url", default=os.environ.get("VLMQ_URL", "http://127.0.0.1:8000"))
+    submit.add_argument("--api-key", default=os.environ.get("VLMQ_API_KEY"))
+
+    keys = commands.add_parser("keys", help="API keys")
+    keys_commands = keys.add_subparsers(dest="keys_command", required=True)
+    create = keys_commands.add_parser("create", help="create an API key for a tenant (created if new)")
+    create.add_argument("--tenant", required=True)
+    create.add_argument("--name")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    if args.command == "submit":
+        from vlmq.submit import submit
+
+        return submit(args.url, args.image, args.task, args.prompt, 60.0 if args.wait else 0.0, args.api_key)
+    if args.command == "model":
+        from worker.inference.tiny import build_tiny_checkpoint
+
+        print(build_tiny_checkpoint(args.directory, family=args.family))
+        return 0
+    try:
+        settings = Settings()
+    except ValueError as exc:
+        print(f"vlmq: invalid settings: {exc}", file=sys.stderr)
+        return 2
+    return _run_with_settings(args, settings)
+
+
+def _run_with_settings(args: argparse.Namespace, settings: Settings) -> int:
+    if args.command == "up":
+        from vlmq.up import up
+
+        return up(settings, args.host, args.port)
+    if args.command == "web":
+        from vlmq.web_server import serve
+
+        return serve(settings, args.host, args.port, args.workers, args.threads)
+    if args.command == "worker":
+        from worker.app import run_worker
+
+        run_worker(settings, args.role, concurrency=args.concurrency, beat=args.beat)
+        return 0
+    if args.command == "db":
+        from shared.migrate import upgrade_to_head
+
+        upgrade_to_head(settings.sqlalchemy_url)
+        print("vlmq: database schema is up to date")
+        return 0
+    if args.command == "keys":
+        from shared.auth import create_api_key
+        from shared.db import make_engine, make_session_factory
+
+        with make_session_factory(make_engine(settings.sqlalchemy_url)).begin() as session:
+            key = create_api_key(session, args.tenant, args.name)
+        print(key)
+        return 0
+    raise AssertionError(f"unhandled command {args.command}")
+
+
+if __name__ == "__main__":
+    sys.exit(main())

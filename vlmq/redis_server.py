@@ -1,0 +1,59 @@
+"""A private Redis server for the embedded default (`vlmq up`)."""
+
+from __future__ import annotations
+
+import shutil
+import socket
+import subprocess
+import time
+from pathlib import Path
+
+import redis
+
+from vlmq.processes import spawn
+
+
+def free_port() -> int:
+    """A TCP port on loopback nobody listens on right now."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def start_redis(data_dir: Path, port: int, env: dict[str, str]) -> subprocess.Popen[bytes]:
+    """Start redis-server on 127.0.0.1:`port`, persisting to `data_dir` (AOF)."""
+    binary = shutil.which("redis-server")
+    if binary is None:
+        raise SystemExit("redis-server is not installed: run `apt-get install redis-server` (scripts/setup.sh does)")
+    data_dir.mkdir(parents=True, exist_ok=True)
+    process = spawn(
+        [
+            binary,
+            "--port",
+            str(port),
+            "--bind",
+            "127.0.0.1",
+            "--dir",
+            str(data_dir),
+            "--appendonly",
+            "yes",
+            "--save",
+            "",
+            "--protected-mode",
+            "yes",
+            "--loglevel",
+            "warning",
+        ],
+        env,
+    )
+    client = redis.Redis(port=port, socket_connect_timeout=1)
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise SystemExit(f"redis-server exited with code {process.returncode}")
+        try:
+            client.ping()
+            return process
+        except redis.ConnectionError:
+            time.sleep(0.1)
+    raise SystemExit("redis-server did not answer within 20 s")

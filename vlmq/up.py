@@ -1,0 +1,95 @@
+"""`vlmq up`: the whole service on one machine, in the foreground.
+
+Migrates the database, starts a private Redis, the web server, one GPU worker and
+the light worker (webhooks, sweeper), waits until `/readyz` says ready, prints the
+URL, and stops everything on Ctrl-C or SIGTERM (or when any part dies).
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from types import FrameType
+
+import requests
+
+from shared.migrate import upgrade_to_head
+from shared.settings import Settings
+from vlmq.processes import spawn, stop
+from vlmq.redis_server import free_port, start_redis
+
+READY_TIMEOUT_S = 600
+
+
+def up(settings: Settings, host: str, port: int) -> int:
+    data_dir = settings.data_dir.resolve()
+    data_dir.mkdir(parents=True, exist_ok=True)
+    print(f"vlmq: database {settings.sqlalchemy_url}", flush=True)
+    upgrade_to_head(settings.sqlalchemy_url)
+
+    env = dict(os.environ, VLMQ_DATA_DIR=str(data_dir), PYTHONUNBUFFERED="1")
+    redis_port = free_port()
+    env["VLMQ_REDIS_URL"] = f"redis://127.0.0.1:{redis_port}/0"
+    children: dict[str, subprocess.Popen[bytes]] = {"redis": start_redis(data_dir / "redis", redis_port, env)}
+    print(f"vlmq: redis on 127.0.0.1:{redis_port}", flush=True)
+
+    stopping = False
+
+    def _request_stop(signum: int, _frame: FrameType | None) -> None:
+        nonlocal stopping
+        stopping = True
+
+    signal.signal(signal.SIGTERM, _request_stop)
+    signal.signal(signal.SIGINT, _request_stop)
+    python = sys.executable
+    try:
+        children["gpu-worker"] = spawn([python, "-m", "vlmq.cli", "worker", "gpu"], env)
+        children["light-worker"] = spawn([python, "-m", "vlmq.cli", "worker", "webhooks", "--beat"], env)
+        children["web"] = spawn([python, "-m", "vlmq.cli", "web", "--host", host, "--port", str(port)], env)
+        url = f"http://{'127.0.0.1' if host in ('0.0.0.0', '::') else host}:{port}"
+        if settings.uses_placeholder_model:
+            print("vlmq: no VLMQ_MODEL set: using the tiny random-weight model (outputs are noise)", flush=True)
+        ready = _wait_until_ready(url, children, lambda: stopping)
+        if ready:
+            print(f"vlmq: ready at {url}  (Ctrl-C to stop)", flush=True)
+        while ready and not stopping:
+            if (dead := _dead_child(children)) is not None:
+                print(f"vlmq: {dead} exited unexpectedly; stopping everything", file=sys.stderr, flush=True)
+                return 1
+            time.sleep(0.5)
+        return 0 if ready or stopping else 1
+    finally:
+        print("vlmq: stopping", flush=True)
+        for name in ("web", "light-worker", "gpu-worker", "redis"):
+            if name in children:
+                stop(children[name])
+
+
+def _dead_child(children: dict[str, subprocess.Popen[bytes]]) -> str | None:
+    return next((name for name, child in children.items() if child.poll() is not None), None)
+
+
+def _wait_until_ready(url: str, children: dict[str, subprocess.Popen[bytes]], stopping: Callable[[], bool]) -> bool:
+    """Poll /readyz, printing what is still missing every few seconds."""
+    deadline = time.monotonic() + READY_TIMEOUT_S
+    last_report = 0.0
+    while time.monotonic() < deadline and not stopping():
+        if (dead := _dead_child(children)) is not None:
+            print(f"vlmq: {dead} exited during start-up (see its log above)", file=sys.stderr, flush=True)
+            return False
+        try:
+            response = requests.get(f"{url}/readyz", timeout=2)
+            if response.status_code == 200:
+                return True
+            waiting = [name for name, check in response.json()["checks"].items() if not check["ok"]]
+        except (requests.RequestException, ValueError, KeyError):
+            waiting = ["web"]
+        if time.monotonic() - last_report > 5:
+            print(f"vlmq: starting, waiting for: {', '.join(waiting)}", flush=True)
+            last_report = time.monotonic()
+        time.sleep(0.5)
+    return False

@@ -1,0 +1,37 @@
+"""Runs the Flask app under gunicorn with threads (waiting requests hold a thread)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from gunicorn.app.base import BaseApplication
+
+from shared.settings import Settings
+from web.app import create_app
+
+
+class _Gunicorn(BaseApplication):
+    def __init__(self, settings: Settings, options: dict[str, Any]) -> None:
+        self._settings = settings
+        self._options = options
+        super().__init__()
+
+    def load_config(self) -> None:
+        for key, value in self._options.items():
+            self.cfg.set(key, value)
+
+    def load(self) -> Any:
+        return create_app(self._settings)
+
+
+def serve(settings: Settings, host: str, port: int, workers: int, threads: int) -> int:
+    options = {
+        "bind": f"{host}:{port}",
+        "workers": workers,
+        "threads": threads,
+        "worker_class": "gthread",
+        "timeout": int(settings.max_wait_s) + 60,
+        "accesslog": "-",
+    }
+    _Gunicorn(settings, options).run()
+    return 0

@@ -1,0 +1,1 @@
+"""The Flask front end: JSON API, HTML pages, health checks. Never imports torch."""

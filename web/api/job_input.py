@@ -1,0 +1,90 @@
+"""Reads a job submission from multipart form data or a JSON body.
+
+Both shapes end as the same `JobCreate` plus raw image bytes (or None for a
+follow-up question that reuses its parent's image).
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+import re
+from dataclasses import dataclass
+from typing import Any
+
+from flask import Request
+
+from shared.schemas import JobCreate
+from web.errors import ApiError
+
+_DATA_URI = re.compile(
+    r"^data:(?P<type>[\w.+-]+/[\w.+-]+)?(?P<params>(;[\w-]+=[\w.-]+)*);base64,(?P<data>.*)$", re.DOTALL
+)
+
+
+@dataclass(frozen=True)
+class JobSubmission:
+    spec: JobCreate
+    image: bytes | None
+
+
+def read_job_submission(request: Request) -> JobSubmission:
+    """Parse the request or raise `ApiError`/`ValidationError` naming the problem."""
+    if request.mimetype == "multipart/form-data":
+        return _from_multipart(request)
+    if request.mimetype == "application/json":
+        return _from_json(request)
+    raise ApiError(
+        415,
+        "unsupported_media_type",
+        "send multipart/form-data (an 'image' file plus fields) or application/json (with 'image' as a data URI)",
+    )
+
+
+def _from_multipart(request: Request) -> JobSubmission:
+    fields: dict[str, Any] = {}
+    for name in request.form:
+        if name in ("params", "metadata"):
+            fields[name] = _json_field(name, request.form[name])
+        else:
+            fields[name] = request.form[name]
+    upload = request.files.get("image")
+    image = upload.read() if upload is not None else None
+    extra_files = set(request.files) - {"image"}
+    if extra_files:
+        raise ApiError(
+            400, "invalid_request", f"unexpected file fields {sorted(extra_files)}; send the image as 'image'"
+        )
+    return JobSubmission(spec=JobCreate.model_validate(fields), image=image)
+
+
+def _from_json(request: Request) -> JobSubmission:
+    body = request.get_json(silent=True)
+    if not isinstance(body, dict):
+        raise ApiError(400, "invalid_json", "the body is not a JSON object")
+    image_field = body.pop("image", None)
+    image = decode_data_uri(image_field) if image_field is not None else None
+    return JobSubmission(spec=JobCreate.model_validate(body), image=image)
+
+
+def _json_field(name: str, raw: str) -> Any:
+    try:
+        return json.loads(raw)
+    except json.JSONDecodeError as exc:
+        raise ApiError(
+            400, "invalid_json", f"form field '{name}' must be JSON: {exc.msg} at position {exc.pos}"
+        ) from None
+
+
+def decode_data_uri(value: Any) -> bytes:
+    """Bytes of a `data:image/...;base64,` URI."""
+    if not isinstance(value, str):
+        raise ApiError(400, "invalid_image", "'image' must be a string holding a data URI (data:image/png;base64,...)")
+    match = _DATA_URI.match(value)
+    if match is None:
+        raise ApiError(400, "invalid_image", "'image' must be a base64 data URI such as data:image/png;base64,iVBOR...")
+    try:
+        return base64.b64decode(match["data"], validate=True)
+    except (binascii.Error, ValueError):
+        raise ApiError(400, "invalid_image", "the data URI's base64 payload is malformed") from None

@@ -1,0 +1,192 @@
+"""`/v1/jobs`: submit, read, list and cancel jobs."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask import Blueprint, Response, jsonify, request
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from shared.clock import utcnow
+from shared.dispatch import enqueue_job
+from shared.ids import new_id
+from shared.images import ImageRejected, check_image
+from shared.job_view import PLACEHOLDER_MODEL_NAME, job_to_dict
+from shared.jobs import cancel
+from shared.models import Job
+from shared.schemas import JobCreate
+from shared.states import JobStatus
+from shared.storage import store_image
+from web.api.job_input import read_job_submission
+from web.api.waiting import requested_wait_s, wait_until_finished
+from web.auth import current_tenant
+from web.errors import ApiError
+from web.state import app_state
+from web.urls import base_url
+
+bp = Blueprint("jobs_api", __name__)
+
+MAX_IDEMPOTENCY_KEY = 255
+
+
+def _job_response(job: Job, status: int, **headers: str) -> tuple[Response, int, dict[str, str]]:
+    return jsonify(job_to_dict(job, base_url())), status, headers
+
+
+def load_job(session: Session, tenant_id: str, job_id: str) -> Job:
+    """The tenant's job, or a 404 that does not reveal other tenants' ids."""
+    job = session.get(Job, job_id)
+    if job is None or job.tenant_id != tenant_id:
+        raise ApiError(404, "job_not_found", f"no job {job_id!r}")
+    return job
+
+
+@bp.post("/v1/jobs")
+def create_job() -> tuple[Response, int, dict[str, str]]:
+    state = app_state()
+    tenant_id = current_tenant()
+    idempotency_key = request.headers.get("Idempotency-Key")
+    if idempotency_key is not None and not 0 < len(idempotency_key) <= MAX_IDEMPOTENCY_KEY:
+        raise ApiError(400, "invalid_idempotency_key", f"Idempotency-Key must be 1 to {MAX_IDEMPOTENCY_KEY} characters")
+    if idempotency_key and (replay := _find_by_idempotency_key(tenant_id, idempotency_key)) is not None:
+        return _job_response(replay, 200, **{"Idempotent-Replayed": "true"})
+
+    wait_s = requested_wait_s(request.headers.get("Prefer"), state.settings.max_wait_s)
+    submission = read_job_submission(request)
+    try:
+        with state.sessions.begin() as session:
+            job = _insert_job(session, tenant_id, submission.spec, submission.image, idempotency_key)
+    except IntegrityError:
+        # Two requests with one Idempotency-Key raced; the other one won.
+        replay = _find_by_idempotency_key(tenant_id, idempotency_key) if idempotency_key else None
+        if replay is None:
+            raise
+        return _job_response(replay, 200, **{"Idempotent-Replayed": "true"})
+
+    enqueue_job(state.celery, state.sessions, job.id)
+    headers = {"Location": f"{base_url()}/v1/jobs/{job.id}"}
+    if wait_s > 0:
+        wait_until_finished(state.sessions, job.id, wait_s)
+        headers["Preference-Applied"] = f"wait={wait_s:g}"
+    with state.sessions() as session:
+        job = session.get(Job, job.id)
+    return _job_response(job, 200 if JobStatus(job.status).is_terminal() else 202, **headers)
+
+
+def _find_by_idempotency_key(tenant_id: str, key: str) -> Job | None:
+    with app_state().sessions() as session:
+        return session.scalar(select(Job).where(Job.tenant_id == tenant_id, Job.idempotency_key == key))
+
+
+def _insert_job(
+    session: Session, tenant_id: str, spec: JobCreate, image: bytes | None, idempotency_key: str | None
+) -> Job:
+    settings = app_state().settings
+    parent_id = spec.params.parent_job_id
+    if parent_id is not None:
+        if image is not None:
+            raise ApiError(
+                400,
+                "invalid_request",
+                "a follow-up question (params.parent_job_id) reuses its parent's image: omit 'image'",
+            )
+        parent = load_job(session, tenant_id, parent_id)
+        if parent.task != "ask" or parent.status != JobStatus.SUCCEEDED:
+            raise ApiError(
+                409,
+                "invalid_parent_job",
+                f"job {parent_id} is not a succeeded 'ask' job (task {parent.task}, status {parent.status})",
+            )
+        image_id = parent.image_id
+    elif image is None:
+        raise ApiError(
+            400, "missing_image", "an image is required: a multipart file field 'image' or a JSON 'image' data URI"
+        )
+    else:
+        try:
+            checked = check_image(image, settings.max_image_bytes, settings.max_image_pixels)
+        except ImageRejected as exc:
+            raise ApiError(exc.status, exc.code, exc.message) from None
+        image_id = store_image(session, tenant_id, checked).id
+    now = utcnow()
+    job = Job(
+        id=new_id("job"),
+        tenant_id=tenant_id,
+        status=JobStatus.QUEUED.value,
+        task=spec.task,
+        prompt=spec.prompt,
+        params=spec.params.as_stored(),
+        model=settings.model or PLACEHOLDER_MODEL_NAME,
+        image_id=image_id,
+        parent_job_id=parent_id,
+        meta=spec.metadata,
+        idempotency_key=idempotency_key,
+        attempts=0,
+        created_at=now,
+    )
+    session.add(job)
+    session.flush()
+    return job
+
+
+@bp.get("/v1/jobs/<job_id>")
+def get_job(job_id: str) -> tuple[Response, int, dict[str, str]]:
+    tenant_id = current_tenant()
+    with app_state().sessions() as session:
+        return _job_response(load_job(session, tenant_id, job_id), 200)
+
+
+@bp.get("/v1/jobs")
+def list_jobs() -> Response:
+    state = app_state()
+    tenant_id = current_tenant()
+    limit = _int_arg("limit", state.settings.default_page_size, 1, 500)
+    query = select(Job).where(Job.tenant_id == tenant_id).order_by(Job.id.desc()).limit(limit + 1)
+    if (status := request.args.get("status")) is not None:
+        if status not in JobStatus._value2member_map_:
+            raise ApiError(400, "invalid_status", f"status must be one of {', '.join(s.value for s in JobStatus)}")
+        query = query.where(Job.status == status)
+    if (batch_id := request.args.get("batch_id")) is not None:
+        query = query.where(Job.batch_id == batch_id)
+    if (cursor := request.args.get("cursor")) is not None:
+        query = query.where(Job.id < cursor)
+    with state.sessions() as session:
+        jobs = list(session.scalars(query))
+    page, has_more = jobs[:limit], len(jobs) > limit
+    body: dict[str, Any] = {
+        "data": [job_to_dict(job, base_url()) for job in page],
+        "has_more": has_more,
+        "next_cursor": page[-1].id if has_more else None,
+    }
+    return jsonify(body)
+
+
+def _int_arg(name: str, default: int, low: int, high: int) -> int:
+    raw = request.args.get(name)
+    if raw is None:
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise ApiError(400, f"invalid_{name}", f"{name} must be an integer from {low} to {high}") from None
+    if not low <= value <= high:
+        raise ApiError(400, f"invalid_{name}", f"{name} must be an integer from {low} to {high}")
+    return value
+
+
+@bp.post("/v1/jobs/<job_id>/cancel")
+def cancel_job(job_id: str) -> tuple[Response, int, dict[str, str]]:
+    state = app_state()
+    tenant_id = current_tenant()
+    with state.sessions.begin() as session:
+        job = load_job(session, tenant_id, job_id)
+        if not cancel(session, job_id, utcnow()):
+            raise ApiError(
+                409,
+                "job_already_finished",
+                f"job {job_id} already {job.status}; only queued or running jobs can be canceled",
+            )
+    with state.sessions() as session:
+        return _job_response(session.get(Job, job_id), 200)

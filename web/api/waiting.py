@@ -1,0 +1,43 @@
+"""`Prefer: wait=N`: hold a request until its job ends or N seconds pass."""
+
+from __future__ import annotations
+
+import re
+import time
+
+from sqlalchemy.orm import Session, sessionmaker
+
+from shared.models import Job
+from shared.states import JobStatus
+from web.errors import ApiError
+
+_WAIT = re.compile(r"(?:^|[,;\s])wait\s*=\s*([^,;\s]*)", re.IGNORECASE)
+
+
+def requested_wait_s(prefer_header: str | None, max_wait_s: float) -> float:
+    """Seconds to wait (capped at the server's maximum); 0 without the preference."""
+    if not prefer_header:
+        return 0.0
+    match = _WAIT.search(prefer_header)
+    if match is None:
+        return 0.0
+    try:
+        wait = float(match.group(1))
+    except ValueError:
+        raise ApiError(400, "invalid_prefer", "Prefer: wait=N needs N as a number of seconds") from None
+    if not 0 <= wait < float("inf"):
+        raise ApiError(400, "invalid_prefer", "Prefer: wait=N needs a non-negative N")
+    return min(wait, max_wait_s)
+
+
+def wait_until_finished(sessions: sessionmaker[Session], job_id: str, wait_s: float) -> None:
+    """Poll the job row (backing off to 0.5 s) until it is terminal or time is up."""
+    deadline = time.monotonic() + wait_s
+    interval = 0.05
+    while time.monotonic() < deadline:
+        with sessions() as session:
+            status = session.get(Job, job_id).status
+        if JobStatus(status).is_terminal():
+            return
+        time.sleep(min(interval, max(0.0, deadline - time.monotonic())))
+        interval = min(interval * 1.5, 0.5)

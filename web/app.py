@@ -1,0 +1,38 @@
+"""The Flask app factory: the only place a web app is assembled."""
+
+from __future__ import annotations
+
+import redis
+from flask import Flask
+
+from shared.celery_app import make_celery
+from shared.db import make_engine, make_session_factory
+from shared.settings import Settings
+from web import health, pages
+from web.api import jobs
+from web.errors import register_error_handlers
+from web.state import AppState
+
+# Base64 in a JSON body is 4/3 the image size; leave room for the other fields.
+_BODY_OVERHEAD = 64 * 1024
+
+
+def create_app(settings: Settings | None = None) -> Flask:
+    """Build the app from `settings` (read from env and config file when omitted)."""
+    settings = settings or Settings()
+    app = Flask(__name__)
+    app.config["MAX_CONTENT_LENGTH"] = settings.max_image_bytes * 4 // 3 + _BODY_OVERHEAD
+    app.json.sort_keys = False  # type: ignore[attr-defined]
+    engine = make_engine(settings.sqlalchemy_url)
+    app.extensions["vlmq"] = AppState(
+        settings=settings,
+        engine=engine,
+        sessions=make_session_factory(engine),
+        celery=make_celery(settings),
+        redis=redis.Redis.from_url(settings.redis_url, socket_connect_timeout=3, socket_timeout=5),
+    )
+    register_error_handlers(app)
+    app.register_blueprint(health.bp)
+    app.register_blueprint(jobs.bp)
+    app.register_blueprint(pages.bp)
+    return app

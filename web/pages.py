@@ -1,0 +1,45 @@
+"""HTML pages: an upload form with recent jobs, and a self-refreshing job page."""
+
+from __future__ import annotations
+
+from flask import Blueprint, render_template
+from sqlalchemy import select
+
+from shared.job_view import PLACEHOLDER_WARNING, job_to_dict
+from shared.models import Job
+from shared.schemas import TASKS
+from shared.states import JobStatus
+from web.api.jobs import load_job
+from web.auth import current_tenant
+from web.state import app_state
+from web.urls import base_url
+
+bp = Blueprint("pages", __name__)
+
+RECENT_JOBS = 20
+REFRESH_S = 2
+
+
+@bp.get("/")
+def index() -> str:
+    state = app_state()
+    tenant_id = current_tenant()
+    with state.sessions() as session:
+        jobs = session.scalars(select(Job).where(Job.tenant_id == tenant_id).order_by(Job.id.desc()).limit(RECENT_JOBS))
+        recent = [job_to_dict(job, base_url()) for job in jobs]
+    return render_template(
+        "index.html",
+        jobs=recent,
+        tasks=TASKS,
+        placeholder_warning=PLACEHOLDER_WARNING if state.settings.uses_placeholder_model else None,
+    )
+
+
+@bp.get("/jobs/<job_id>")
+def job_page(job_id: str) -> str:
+    tenant_id = current_tenant()
+    with app_state().sessions() as session:
+        job = load_job(session, tenant_id, job_id)
+        view = job_to_dict(job, base_url())
+    finished = JobStatus(view["status"]).is_terminal()
+    return render_template("job.html", job=view, refresh_s=None if finished else REFRESH_S)

@@ -1,0 +1,78 @@
+"""Plain data crossing the boundary between the job runner and the inference engine.
+
+The runner (DB, Celery) builds an `InferenceRequest`; the engine (torch,
+transformers) returns an `InferenceResult` or raises `InferenceError`. Neither side
+knows the other's internals, so each is testable alone.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, Literal, Protocol
+
+from PIL import Image
+
+TaskName = Literal["describe", "ocr", "attributes", "copy", "ask"]
+ProgressCallback = Callable[[int, int], None]
+"""Called with (tokens generated so far, token budget) while generating."""
+
+
+@dataclass(frozen=True)
+class GenerationParams:
+    """Sampling settings after merging defaults with bounded per-request overrides."""
+
+    max_new_tokens: int
+    temperature: float
+    top_p: float
+    repetition_penalty: float
+
+
+@dataclass(frozen=True)
+class Turn:
+    """One earlier message of a conversation about the same image."""
+
+    role: Literal["user", "assistant"]
+    text: str
+
+
+@dataclass(frozen=True)
+class InferenceRequest:
+    """What one job asks the model."""
+
+    task: TaskName
+    image: Image.Image
+    generation: GenerationParams
+    prompt: str | None = None
+    options: dict[str, Any] = field(default_factory=dict)
+    history: tuple[Turn, ...] = ()
+
+
+@dataclass
+class InferenceResult:
+    """What the model answered, ready to store in the job row."""
+
+    text: str
+    data: dict[str, Any] | None = None
+    usage: dict[str, int] = field(default_factory=dict)
+    redactions: list[dict[str, Any]] = field(default_factory=list)
+
+
+class InferenceError(Exception):
+    """A failure the job reports to its user, with a stable machine-readable code."""
+
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+
+
+class Engine(Protocol):
+    """A loaded model that answers requests; one per worker process."""
+
+    model_name: str
+    is_placeholder: bool
+
+    def run(
+        self, request: InferenceRequest, progress: ProgressCallback | None = None
+    ) -> InferenceResult: ...

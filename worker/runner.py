@@ -1,0 +1,116 @@
+"""Runs one job: claim it, ask the engine, write the outcome back.
+
+Plain functions with no Celery in them, so tests call them directly. The claim
+(`queued → running`) and the outcome are conditional updates: a duplicate message
+finds nothing to claim, and a job canceled mid-run keeps its `canceled` status.
+"""
+
+from __future__ import annotations
+
+import io
+import logging
+import time
+from dataclasses import asdict
+
+from celery.exceptions import SoftTimeLimitExceeded
+from PIL import Image
+from sqlalchemy.orm import Session
+
+from shared import jobs
+from shared.clock import utcnow
+from shared.models import Job
+from shared.states import JobStatus
+from shared.storage import load_image_bytes
+from worker.context import WorkerContext
+from worker.heartbeat import Heartbeat, JobCanceled
+from worker.inference.types import GenerationParams, InferenceError, InferenceRequest, Turn
+
+log = logging.getLogger(__name__)
+
+
+def run_job(ctx: WorkerContext, job_id: str) -> str:
+    """Run the job if it is still queued; returns what happened, for logs and tests."""
+    if ctx.engine is None:
+        raise RuntimeError("this process has no model loaded; run_job belongs on a GPU worker")
+    with ctx.sessions.begin() as session:
+        job = session.get(Job, job_id)
+        if job is None:
+            log.warning("job %s does not exist; dropping its message", job_id)
+            return "missing"
+        if not jobs.start(session, job_id, ctx.name, utcnow()):
+            log.info("job %s is %s, not queued; ignoring a duplicate message", job_id, job.status)
+            return "skipped"
+    with ctx.sessions() as session:
+        job = session.get(Job, job_id)
+        request = build_request(session, ctx, job)
+    return _execute(ctx, job_id, request)
+
+
+def _execute(ctx: WorkerContext, job_id: str, request: InferenceRequest | InferenceError) -> str:
+    started = time.perf_counter()
+    heartbeat = Heartbeat(ctx.sessions, job_id, ctx.name, ctx.settings.heartbeat_interval_s)
+    outcome: tuple[str, str] | None = None
+    result = None
+    try:
+        with heartbeat:
+            if isinstance(request, InferenceError):
+                raise request
+            result = ctx.engine.run(request, progress=heartbeat.progress)
+    except JobCanceled:
+        log.info("job %s was canceled while running", job_id)
+        return "canceled"
+    except InferenceError as exc:
+        outcome = (exc.code, exc.message)
+    except SoftTimeLimitExceeded:
+        outcome = ("timeout", f"inference took longer than {ctx.settings.task_soft_time_limit_s} s and was stopped")
+    except Exception as exc:
+        log.exception("job %s crashed the engine", job_id)
+        outcome = ("internal_error", f"inference crashed: {type(exc).__name__}: {exc}")
+    elapsed = time.perf_counter() - started
+    with ctx.sessions.begin() as session:
+        if outcome is None:
+            moved = jobs.succeed(session, job_id, asdict(result), ctx.engine.model_name, elapsed, utcnow())
+        else:
+            moved = jobs.fail(session, job_id, *outcome, utcnow(), inference_s=elapsed)
+    if not moved:
+        return "canceled"
+    return "succeeded" if outcome is None else "failed"
+
+
+def build_request(session: Session, ctx: WorkerContext, job: Job) -> InferenceRequest | InferenceError:
+    """Turn a job row into an engine request (or the error that makes it fail)."""
+    settings = ctx.settings
+    params = job.params
+    generation = GenerationParams(
+        max_new_tokens=params.get("max_new_tokens", settings.max_new_tokens),
+        temperature=params.get("temperature", settings.temperature),
+        top_p=params.get("top_p", settings.top_p),
+        repetition_penalty=params.get("repetition_penalty", settings.repetition_penalty),
+    )
+    try:
+        image = Image.open(io.BytesIO(load_image_bytes(session, job.image_id)))
+        image.load()
+    except (OSError, LookupError) as exc:
+        return InferenceError("image_error", f"the stored image could not be read: {exc}")
+    options = {k: params[k] for k in ("channel", "campaign", "schema") if k in params}
+    return InferenceRequest(
+        task=job.task,  # type: ignore[arg-type]
+        image=image,
+        generation=generation,
+        prompt=job.prompt,
+        options=options,
+        history=conversation_before(session, job),
+    )
+
+
+def conversation_before(session: Session, job: Job) -> tuple[Turn, ...]:
+    """Earlier question/answer turns of a follow-up `ask` job, oldest first."""
+    turns: list[Turn] = []
+    parent_id = job.parent_job_id
+    while parent_id is not None:
+        parent = session.get(Job, parent_id)
+        if parent is None or parent.status != JobStatus.SUCCEEDED or not parent.result:
+            break
+        turns[:0] = [Turn("user", parent.prompt or ""), Turn("assistant", parent.result.get("text", ""))]
+        parent_id = parent.parent_job_id
+    return tuple(turns)

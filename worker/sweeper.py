@@ -1,0 +1,84 @@
+"""Finds jobs that would otherwise be lost and puts them back on track.
+
+- `running` jobs whose worker stopped heartbeating go back to `queued` (and are
+  sent again) while attempts remain, else they fail with `worker_lost`.
+- `queued` jobs with no message in the broker are sent again.
+Runs every `sweep_interval_s` from Celery beat on the light worker.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+import redis
+from celery import Celery
+from sqlalchemy import or_, select
+from sqlalchemy.orm import Session, sessionmaker
+
+from shared import jobs
+from shared.broker_inspect import live_job_ids
+from shared.celery_app import GPU_QUEUE
+from shared.dispatch import enqueue_job
+from shared.models import Job
+from shared.settings import Settings
+from shared.states import JobStatus
+
+log = logging.getLogger(__name__)
+
+BATCH = 500
+
+
+@dataclass(frozen=True)
+class SweepReport:
+    requeued_lost: int
+    failed_lost: int
+    resent: int
+
+
+def sweep(
+    settings: Settings, sessions: sessionmaker[Session], celery: Celery, broker: redis.Redis, now: datetime
+) -> SweepReport:
+    """One pass over stuck jobs; safe to run concurrently with itself."""
+    cutoff = jobs.stale_cutoff(now, settings.heartbeat_timeout_s)
+    requeued: list[str] = []
+    failed = 0
+    with sessions.begin() as session:
+        stale = session.scalars(
+            select(Job.id).where(Job.status == JobStatus.RUNNING.value, Job.heartbeat_at < cutoff).limit(BATCH)
+        ).all()
+        for job_id in stale:
+            if jobs.requeue_lost(session, job_id, cutoff, settings.max_attempts):
+                requeued.append(job_id)
+            elif jobs.fail_lost(session, job_id, cutoff, settings.max_attempts, now):
+                failed += 1
+    # The dead worker's message may sit unacked until the visibility timeout: send anew now.
+    for job_id in requeued:
+        enqueue_job(celery, sessions, job_id)
+    resent = _resend_orphans(settings, sessions, celery, broker, now)
+    if requeued or failed or resent:
+        log.warning("sweep: %d lost jobs requeued, %d failed, %d resent", len(requeued), failed, resent)
+    return SweepReport(requeued_lost=len(requeued), failed_lost=failed, resent=resent)
+
+
+def _resend_orphans(
+    settings: Settings, sessions: sessionmaker[Session], celery: Celery, broker: redis.Redis, now: datetime
+) -> int:
+    settled_before = now - timedelta(seconds=settings.requeue_after_s)
+    with sessions() as session:
+        candidates = session.scalars(
+            select(Job.id)
+            .where(
+                Job.status == JobStatus.QUEUED.value,
+                or_(Job.enqueued_at.is_(None), Job.enqueued_at < settled_before),
+                Job.created_at < settled_before,
+            )
+            .order_by(Job.id)
+            .limit(BATCH)
+        ).all()
+    if not candidates:
+        return 0
+    live = live_job_ids(broker, GPU_QUEUE)
+    orphans = [job_id for job_id in candidates if job_id not in live]
+    return sum(enqueue_job(celery, sessions, job_id) for job_id in orphans)
