@@ -1,0 +1,95 @@
+"""The sweeper recovers jobs whose worker died and jobs whose message was lost."""
+
+from __future__ import annotations
+
+import json
+from datetime import timedelta
+
+import redis
+from celery import Celery
+from flask.testing import FlaskClient
+from sqlalchemy import update
+from sqlalchemy.orm import Session, sessionmaker
+
+from shared import jobs
+from shared.celery_app import GPU_QUEUE
+from shared.clock import utcnow
+from shared.dispatch import job_id_of_task
+from shared.models import Job
+from shared.settings import Settings
+from tests.helpers import submit
+from worker.sweeper import sweep
+
+
+def _messages(broker: redis.Redis) -> list[str]:
+    return [job_id_of_task(json.loads(raw)["headers"]["id"]) for raw in broker.lrange(GPU_QUEUE, 0, -1)]
+
+
+def _claim(sessions: sessionmaker[Session], broker: redis.Redis, job_id: str) -> None:
+    """What a worker does before it dies: take the message, mark the job running."""
+    broker.delete(GPU_QUEUE)
+    with sessions.begin() as session:
+        assert jobs.start(session, job_id, "dead-worker", utcnow())
+
+
+def test_job_of_a_dead_worker_is_requeued_then_failed(
+    client: FlaskClient,
+    settings: Settings,
+    sessions: sessionmaker[Session],
+    celery_app: Celery,
+    broker: redis.Redis,
+    png: bytes,
+) -> None:
+    job_id = submit(client, png, task="describe").get_json()["id"]
+    for attempt in range(1, settings.max_attempts + 1):
+        _claim(sessions, broker, job_id)
+        too_soon = sweep(settings, sessions, celery_app, broker, utcnow())
+        assert too_soon.requeued_lost == 0 and too_soon.failed_lost == 0
+        later = utcnow() + timedelta(seconds=settings.heartbeat_timeout_s + 1)
+        report = sweep(settings, sessions, celery_app, broker, later)
+        if attempt < settings.max_attempts:
+            assert report.requeued_lost == 1
+            assert _messages(broker) == [job_id]
+            assert client.get(f"/v1/jobs/{job_id}").get_json()["status"] == "queued"
+    assert report.failed_lost == 1
+    body = client.get(f"/v1/jobs/{job_id}").get_json()
+    assert body["status"] == "failed"
+    assert body["error"]["code"] == "worker_lost"
+    assert body["attempts"] == settings.max_attempts
+
+
+def test_queued_job_without_a_message_is_sent_again(
+    client: FlaskClient,
+    settings: Settings,
+    sessions: sessionmaker[Session],
+    celery_app: Celery,
+    broker: redis.Redis,
+    png: bytes,
+) -> None:
+    lost = submit(client, png, task="describe").get_json()["id"]
+    kept = submit(client, png, task="ocr").get_json()["id"]
+    broker.lrem(GPU_QUEUE, 0, broker.lindex(GPU_QUEUE, -1))  # Redis lost the first message
+    assert _messages(broker) == [kept]
+    assert sweep(settings, sessions, celery_app, broker, utcnow()).resent == 0  # too young to judge
+    later = utcnow() + timedelta(seconds=settings.requeue_after_s + 1)
+    assert sweep(settings, sessions, celery_app, broker, later).resent == 1
+    assert sorted(_messages(broker)) == sorted([lost, kept])
+
+
+def test_queued_job_whose_enqueue_never_happened_is_sent(
+    client: FlaskClient,
+    settings: Settings,
+    sessions: sessionmaker[Session],
+    celery_app: Celery,
+    broker: redis.Redis,
+    png: bytes,
+) -> None:
+    job_id = submit(client, png, task="describe").get_json()["id"]
+    broker.delete(GPU_QUEUE)
+    with sessions.begin() as session:
+        session.execute(update(Job).where(Job.id == job_id).values(enqueued_at=None))
+    later = utcnow() + timedelta(seconds=settings.requeue_after_s + 1)
+    assert sweep(settings, sessions, celery_app, broker, later).resent == 1
+    assert _messages(broker) == [job_id]
+    with sessions() as session:
+        assert session.get(Job, job_id).enqueued_at is not None
