@@ -18,6 +18,7 @@ from sqlalchemy.orm import Session
 
 from shared import jobs
 from shared.clock import utcnow
+from shared.job_view import PLACEHOLDER_MODEL_NAME
 from shared.models import Job
 from shared.states import JobStatus
 from shared.storage import load_image_bytes
@@ -69,12 +70,17 @@ def _execute(ctx: WorkerContext, job_id: str, request: InferenceRequest | Infere
     elapsed = time.perf_counter() - started
     with ctx.sessions.begin() as session:
         if outcome is None:
-            moved = jobs.succeed(session, job_id, asdict(result), ctx.engine.model_name, elapsed, utcnow())
+            moved = jobs.succeed(session, job_id, asdict(result), _model_label(ctx), elapsed, utcnow())
         else:
             moved = jobs.fail(session, job_id, *outcome, utcnow(), inference_s=elapsed)
     if not moved:
         return "canceled"
     return "succeeded" if outcome is None else "failed"
+
+
+def _model_label(ctx: WorkerContext) -> str:
+    """The model name jobs record; the placeholder gets the name the API warns about."""
+    return PLACEHOLDER_MODEL_NAME if ctx.engine.is_placeholder else ctx.engine.model_name
 
 
 def build_request(session: Session, ctx: WorkerContext, job: Job) -> InferenceRequest | InferenceError:

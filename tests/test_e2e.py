@@ -1,0 +1,121 @@
+"""The whole service as a user runs it: real processes, real HTTP, real Redis."""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import requests
+from flask.testing import FlaskClient
+from sqlalchemy.orm import Session, sessionmaker
+
+from shared.models import Job
+from shared.settings import Settings
+from tests.conftest import image_bytes
+from tests.helpers import submit
+from tests.services import free_port
+from worker.inference.types import Engine
+
+VLMQ = str(Path(sys.executable).with_name("vlmq"))
+
+
+def _wait_for_line(log: Path, pattern: str, timeout_s: float) -> str:
+    """Wait until the process log has a line matching `pattern`; return that line."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        for line in log.read_text().splitlines():
+            if re.search(pattern, line):
+                return line
+        time.sleep(0.2)
+    raise AssertionError(f"no line matching {pattern!r}; output was:\n{log.read_text()}")
+
+
+def _port_open(port: int) -> bool:
+    with socket.socket() as sock:
+        return sock.connect_ex(("127.0.0.1", port)) == 0
+
+
+@pytest.mark.slow
+def test_vlmq_up_serves_a_round_trip_and_stops_cleanly(tmp_path: Path, model_data_dir: Path, engine: Engine) -> None:
+    data_dir = tmp_path / "data"
+    data_dir.mkdir()
+    (data_dir / "models").symlink_to(model_data_dir / "models")  # reuse the tiny model built for this run
+    port = free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("VLMQ_")}
+    env.update(VLMQ_DATA_DIR=str(data_dir), VLMQ_MAX_NEW_TOKENS="32")
+    log = tmp_path / "up.log"
+    with log.open("w") as output:
+        process = subprocess.Popen([VLMQ, "up", "--port", str(port)], env=env, stdout=output, stderr=subprocess.STDOUT)
+    try:
+        ready = _wait_for_line(log, r"ready at http://", 180)
+        url = ready.split("ready at ")[1].split()[0]
+        photo = tmp_path / "shoe.png"
+        photo.write_bytes(image_bytes(size=(320, 240), color="navy"))
+        with photo.open("rb") as handle:
+            created = requests.post(f"{url}/v1/jobs", files={"image": handle}, data={"task": "describe"}, timeout=10)
+        assert created.status_code == 202, (created.text, log.read_text())
+        job_url = created.json()["urls"]["self"]
+        deadline = time.monotonic() + 10
+        while (job := requests.get(job_url, timeout=5).json())["status"] not in ("succeeded", "failed"):
+            assert time.monotonic() < deadline, f"job not done within 10 s: {job}"
+            time.sleep(0.2)
+        assert job["status"] == "succeeded", job
+        assert job["result"]["text"]
+        assert "noise" in job["warnings"][0]
+        page = requests.get(job["urls"]["page"], timeout=5)
+        assert page.status_code == 200 and job["id"] in page.text
+    finally:
+        process.send_signal(signal.SIGTERM)
+        process.wait(60)
+    assert process.returncode == 0
+    assert not _port_open(port)
+
+
+@pytest.mark.slow
+def test_gpu_worker_loads_the_model_once_per_process(
+    settings: Settings,
+    client: FlaskClient,
+    sessions: sessionmaker[Session],
+    engine: Engine,
+    png: bytes,
+    tmp_path: Path,
+) -> None:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("VLMQ_")}
+    env.update(
+        VLMQ_DATA_DIR=str(settings.data_dir),
+        VLMQ_DATABASE_URL=settings.sqlalchemy_url,
+        VLMQ_REDIS_URL=settings.redis_url,
+        VLMQ_MAX_NEW_TOKENS="16",
+        PYTHONUNBUFFERED="1",
+    )
+    log_path = tmp_path / "worker.log"
+    with log_path.open("w") as log:
+        worker = subprocess.Popen([VLMQ, "worker", "gpu"], env=env, stdout=log, stderr=subprocess.STDOUT)
+    try:
+        job_ids = [submit(client, png, task=task).get_json()["id"] for task in ("describe", "ocr", "describe")]
+        deadline = time.monotonic() + 120
+        while True:
+            statuses = [client.get(f"/v1/jobs/{job_id}").get_json()["status"] for job_id in job_ids]
+            if all(status == "succeeded" for status in statuses):
+                break
+            assert "failed" not in statuses and time.monotonic() < deadline, (statuses, log_path.read_text())
+            time.sleep(0.3)
+    finally:
+        worker.send_signal(signal.SIGTERM)
+        worker.wait(60)
+    log = log_path.read_text()
+    loads = re.findall(r"model \S+ loaded in worker process \S+:(\d+)", log)
+    assert len(loads) == 1, log
+    child_pid = int(loads[0])
+    assert child_pid != worker.pid  # loaded in the forked child, never in the Celery parent
+    with sessions() as session:
+        workers = {session.get(Job, job_id).worker for job_id in job_ids}
+    assert len(workers) == 1
+    assert workers.pop().endswith(f":{child_pid}")

@@ -1,0 +1,97 @@
+"""The HTML pages in headless Chromium, against a live server and the real runner."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import redis
+from flask import Flask
+from werkzeug.serving import make_server
+
+from shared.celery_app import GPU_QUEUE
+from shared.dispatch import job_id_of_task
+from tests.conftest import image_bytes
+from tests.services import missing
+from worker.context import WorkerContext
+from worker.runner import run_job
+
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+
+
+@pytest.fixture
+def live_url(app: Flask) -> Iterator[str]:
+    server = make_server("127.0.0.1", 0, app, threaded=True)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_port}"
+    server.shutdown()
+
+
+@pytest.fixture
+def browser_page() -> Iterator[object]:
+    if CHROMIUM is None:
+        missing("chromium")
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        yield browser.new_page()
+        browser.close()
+
+
+def _run_next_job(broker: redis.Redis, context: WorkerContext) -> None:
+    _, raw = broker.blpop([GPU_QUEUE], timeout=30)
+    run_job(context, job_id_of_task(json.loads(raw)["headers"]["id"]))
+
+
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+def test_upload_form_leads_to_a_page_that_follows_the_job(
+    live_url: str, browser_page, broker: redis.Redis, worker_context: WorkerContext, tmp_path: Path
+) -> None:
+    page = browser_page
+    photo = tmp_path / "bag.png"
+    photo.write_bytes(image_bytes(size=(200, 160), color="green"))
+    page.goto(live_url + "/")
+    assert "noise" in page.inner_text("#placeholder-warning")
+    page.set_input_files("#image", str(photo))
+    page.select_option("#task", "describe")
+    page.click("button[type=submit]")
+    page.wait_for_url("**/jobs/job_*")
+    assert page.inner_text("#job-status") == "queued"
+    assert "refreshes" in page.content()
+    _run_next_job(broker, worker_context)
+    page.wait_for_selector("#job-status.status-succeeded", timeout=15_000)
+    assert page.inner_text("#job-result").strip() != ""
+    assert "refreshes" not in page.content()  # a finished job's page stops refreshing
+    page.screenshot(path=str(tmp_path / "job.png"))
+    page.goto(live_url + "/")
+    assert page.inner_text("#recent-jobs").count("succeeded") == 1
+
+
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+def test_upload_form_shows_the_api_error(live_url: str, browser_page, tmp_path: Path) -> None:
+    page = browser_page
+    photo = tmp_path / "bag.png"
+    photo.write_bytes(image_bytes())
+    page.goto(live_url + "/")
+    page.set_input_files("#image", str(photo))
+    page.select_option("#task", "ask")
+    page.click("button[type=submit]")
+    page.wait_for_selector("#upload-error:not([hidden])")
+    assert "needs a prompt" in page.inner_text("#upload-error")
+    assert page.url == live_url + "/"
