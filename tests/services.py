@@ -90,9 +90,15 @@ def postgres_cluster() -> Iterator[str]:
         shutil.chown(sockets, user)
         run_as = ["runuser", "-u", user, "--"]
     port = free_port()
-    subprocess.run([*run_as, initdb, "-D", str(data), "-U", user, "-A", "trust", "--no-sync"], check=True, capture_output=True)
+    subprocess.run(
+        [*run_as, initdb, "-D", str(data), "-U", user, "-A", "trust", "--no-sync"], check=True, capture_output=True
+    )
     options = f"-p {port} -k {sockets} -c listen_addresses=127.0.0.1 -c fsync=off -c full_page_writes=off"
-    subprocess.run([*run_as, pg_ctl, "-D", str(data), "-o", options, "-w", "-l", str(workdir / "log"), "start"], check=True, capture_output=True)
+    subprocess.run(
+        [*run_as, pg_ctl, "-D", str(data), "-o", options, "-w", "-l", str(workdir / "log"), "start"],
+        check=True,
+        capture_output=True,
+    )
     try:
         yield f"postgresql+psycopg://{user}@127.0.0.1:{port}/postgres"
     finally:
