@@ -119,3 +119,25 @@ def test_gpu_worker_loads_the_model_once_per_process(
         workers = {session.get(Job, job_id).worker for job_id in job_ids}
     assert len(workers) == 1
     assert workers.pop().endswith(f":{child_pid}")
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+def test_gpu_worker_with_an_impossible_setting_stops_with_a_clear_error(
+    settings: Settings, engine: Engine, tmp_path: Path
+) -> None:
+    import torch
+
+    if torch.cuda.is_available():
+        pytest.skip("int8 works on this machine: it has CUDA")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("VLMQ_")}
+    env.update(
+        VLMQ_DATA_DIR=str(settings.data_dir),
+        VLMQ_DATABASE_URL=settings.sqlalchemy_url,
+        VLMQ_REDIS_URL=settings.redis_url,
+        VLMQ_QUANTIZATION="int8",
+    )
+    result = subprocess.run([VLMQ, "worker", "gpu"], env=env, capture_output=True, text=True, timeout=120)
+    assert result.returncode == 3, result.stderr[-3000:]
+    assert "int8" in result.stderr and "CUDA" in result.stderr
+    assert "model could not be loaded" in result.stderr

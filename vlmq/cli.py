@@ -52,6 +52,22 @@ def _parser() -> argparse.ArgumentParser:
     create = keys_commands.add_parser("create", help="create an API key for a tenant (created if new)")
     create.add_argument("--tenant", required=True)
     create.add_argument("--name")
+
+    webhooks = commands.add_parser("webhooks", help="webhook secrets, endpoints and a local test receiver")
+    webhooks_commands = webhooks.add_subparsers(dest="webhooks_command", required=True)
+    listen = webhooks_commands.add_parser("listen", help="receive, verify and print deliveries (local testing)")
+    listen.add_argument("--host", default="127.0.0.1")
+    listen.add_argument("--port", type=int, default=9000)
+    listen.add_argument("--secret", help="whsec_... to verify with (default: the tenant's secret from the database)")
+    listen.add_argument("--tenant", default="default")
+    secret = webhooks_commands.add_parser("secret", help="print a tenant's signing secret (made on first use)")
+    secret.add_argument("--tenant", default="default")
+    secret.add_argument("--rotate", action="store_true", help="new secret; the old one keeps signing for a while")
+    endpoint = webhooks_commands.add_parser("endpoint", help="set a tenant's default webhook URL")
+    endpoint.add_argument("--tenant", default="default")
+    endpoint_target = endpoint.add_mutually_exclusive_group(required=True)
+    endpoint_target.add_argument("--url")
+    endpoint_target.add_argument("--clear", action="store_true")
     return parser
 
 
@@ -85,9 +101,13 @@ def _run_with_settings(args: argparse.Namespace, settings: Settings) -> int:
 
         return serve(settings, args.host, args.port, args.workers, args.threads)
     if args.command == "worker":
-        from worker.app import run_worker
+        from worker.app import ModelLoadError, run_worker
 
-        run_worker(settings, args.role, concurrency=args.concurrency, beat=args.beat)
+        try:
+            run_worker(settings, args.role, concurrency=args.concurrency, beat=args.beat)
+        except ModelLoadError as exc:
+            print(f"vlmq: {exc}", file=sys.stderr)
+            return 3
         return 0
     if args.command == "db":
         from shared.migrate import upgrade_to_head
@@ -103,7 +123,28 @@ def _run_with_settings(args: argparse.Namespace, settings: Settings) -> int:
             key = create_api_key(session, args.tenant, args.name)
         print(key)
         return 0
+    if args.command == "webhooks":
+        return _webhooks(args, settings)
     raise AssertionError(f"unhandled command {args.command}")
+
+
+def _webhooks(args: argparse.Namespace, settings: Settings) -> int:
+    from shared.webhooks.ssrf import UnsafeWebhookUrl
+    from vlmq.webhooks_admin import set_endpoint, tenant_secret
+
+    try:
+        if args.webhooks_command == "listen":
+            from vlmq.webhooks_listen import listen
+
+            return listen(args.host, args.port, args.secret or tenant_secret(settings, args.tenant))
+        if args.webhooks_command == "secret":
+            print(tenant_secret(settings, args.tenant, rotate_it=args.rotate))
+            return 0
+        set_endpoint(settings, args.tenant, None if args.clear else args.url)
+    except (LookupError, UnsafeWebhookUrl, ValueError) as exc:
+        print(f"vlmq: {exc}", file=sys.stderr)
+        return 2
+    return 0
 
 
 if __name__ == "__main__":

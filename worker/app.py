@@ -10,8 +10,10 @@
 from __future__ import annotations
 
 import logging
+import multiprocessing
 import os
 import signal
+from multiprocessing.sharedctypes import Synchronized
 from typing import Any, Literal
 
 from celery import Celery
@@ -36,10 +38,15 @@ def create_worker_app(settings: Settings) -> Celery:
 
 
 def run_worker(settings: Settings, role: Role, concurrency: int | None = None, beat: bool = False) -> None:
-    """Block running a worker of `role` until it is told to stop."""
+    """Block running a worker of `role` until it is told to stop.
+
+    Raises `ModelLoadError` when a GPU child could not load the model (the child
+    logs why and stops the whole worker, so a bad setting cannot crash-loop).
+    """
     celery = create_worker_app(settings)
+    load_failed = multiprocessing.Value("b", 0)
     if role == "gpu":
-        _connect_gpu_process_signals(settings, celery)
+        _connect_gpu_process_signals(settings, celery, load_failed)
         argv = ["worker", "-Q", GPU_QUEUE, "--pool", "prefork", "--concurrency", str(concurrency or 1)]
     else:
         context = build_context(settings, celery)
@@ -52,9 +59,15 @@ def run_worker(settings: Settings, role: Role, concurrency: int | None = None, b
             argv += ["--beat", "--schedule", str(settings.data_dir / "celerybeat-schedule")]
     argv += ["--hostname", f"{role}@%h.{os.getpid()}", "--loglevel", "INFO", "--without-mingle", "--without-gossip"]
     celery.worker_main(argv=argv)
+    if load_failed.value:
+        raise ModelLoadError("the GPU worker stopped because the model could not be loaded (see the log above)")
 
 
-def _connect_gpu_process_signals(settings: Settings, celery: Celery) -> None:
+class ModelLoadError(RuntimeError):
+    """The configured model cannot be loaded with these settings on this machine."""
+
+
+def _connect_gpu_process_signals(settings: Settings, celery: Celery, load_failed: Synchronized[int]) -> None:
     @worker_process_init.connect(weak=False)
     def _load_model(**_: Any) -> None:
         context = build_context(settings, celery)
@@ -65,6 +78,7 @@ def _connect_gpu_process_signals(settings: Settings, celery: Celery) -> None:
             context.engine = load_engine(settings)
         except Exception:
             log.exception("the model could not be loaded; stopping the GPU worker")
+            load_failed.value = 1
             os.kill(os.getppid(), signal.SIGTERM)
             raise
         info = {

@@ -20,8 +20,10 @@ from shared import jobs
 from shared.clock import utcnow
 from shared.job_view import PLACEHOLDER_MODEL_NAME
 from shared.models import Job
+from shared.settings import Settings
 from shared.states import JobStatus
 from shared.storage import load_image_bytes
+from shared.webhooks.dispatch import enqueue_job_deliveries
 from worker.context import WorkerContext
 from worker.heartbeat import Heartbeat, JobCanceled
 from worker.inference.types import GenerationParams, InferenceError, InferenceRequest, Turn
@@ -41,21 +43,20 @@ def run_job(ctx: WorkerContext, job_id: str) -> str:
         if not jobs.start(session, job_id, ctx.name, utcnow()):
             log.info("job %s is %s, not queued; ignoring a duplicate message", job_id, job.status)
             return "skipped"
-    with ctx.sessions() as session:
-        job = session.get(Job, job_id)
-        request = build_request(session, ctx, job)
-    return _execute(ctx, job_id, request)
+    # Webhooks are only queued here; the webhook worker sends them, never this GPU process.
+    enqueue_job_deliveries(ctx.celery, ctx.sessions, job_id)
+    return _execute(ctx, job_id)
 
 
-def _execute(ctx: WorkerContext, job_id: str, request: InferenceRequest | InferenceError) -> str:
+def _execute(ctx: WorkerContext, job_id: str) -> str:
     started = time.perf_counter()
     heartbeat = Heartbeat(ctx.sessions, job_id, ctx.name, ctx.settings.heartbeat_interval_s)
     outcome: tuple[str, str] | None = None
     result = None
     try:
         with heartbeat:
-            if isinstance(request, InferenceError):
-                raise request
+            with ctx.sessions() as session:
+                request = build_request(session, ctx.settings, session.get(Job, job_id))
             result = ctx.engine.run(request, progress=heartbeat.progress)
     except JobCanceled:
         log.info("job %s was canceled while running", job_id)
@@ -75,6 +76,7 @@ def _execute(ctx: WorkerContext, job_id: str, request: InferenceRequest | Infere
             moved = jobs.fail(session, job_id, *outcome, utcnow(), inference_s=elapsed)
     if not moved:
         return "canceled"
+    enqueue_job_deliveries(ctx.celery, ctx.sessions, job_id)
     return "succeeded" if outcome is None else "failed"
 
 
@@ -83,9 +85,8 @@ def _model_label(ctx: WorkerContext) -> str:
     return PLACEHOLDER_MODEL_NAME if ctx.engine.is_placeholder else ctx.engine.model_name
 
 
-def build_request(session: Session, ctx: WorkerContext, job: Job) -> InferenceRequest | InferenceError:
-    """Turn a job row into an engine request (or the error that makes it fail)."""
-    settings = ctx.settings
+def build_request(session: Session, settings: Settings, job: Job) -> InferenceRequest:
+    """Turn a job row into an engine request; an unreadable image fails the job."""
     params = job.params
     generation = GenerationParams(
         max_new_tokens=params.get("max_new_tokens", settings.max_new_tokens),
@@ -97,7 +98,7 @@ def build_request(session: Session, ctx: WorkerContext, job: Job) -> InferenceRe
         image = Image.open(io.BytesIO(load_image_bytes(session, job.image_id)))
         image.load()
     except (OSError, LookupError) as exc:
-        return InferenceError("image_error", f"the stored image could not be read: {exc}")
+        raise InferenceError("image_error", f"the stored image could not be read: {exc}") from None
     options = {k: params[k] for k in ("channel", "campaign", "schema") if k in params}
     return InferenceRequest(
         task=job.task,  # type: ignore[arg-type]
