@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import signal
@@ -141,3 +142,56 @@ def test_gpu_worker_with_an_impossible_setting_stops_with_a_clear_error(
     assert result.returncode == 3, result.stderr[-3000:]
     assert "int8" in result.stderr and "CUDA" in result.stderr
     assert "model could not be loaded" in result.stderr
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)
+def test_job_survives_a_kill_9_of_its_gpu_worker(
+    settings: Settings,
+    client: FlaskClient,
+    sessions: sessionmaker[Session],
+    engine: Engine,
+    png: bytes,
+    tmp_path: Path,
+) -> None:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("VLMQ_")}
+    env.update(
+        VLMQ_DATA_DIR=str(settings.data_dir),
+        VLMQ_DATABASE_URL=settings.sqlalchemy_url,
+        VLMQ_REDIS_URL=settings.redis_url,
+        VLMQ_HEARTBEAT_INTERVAL_S="0.5",
+        VLMQ_HEARTBEAT_TIMEOUT_S="3",
+        VLMQ_SWEEP_INTERVAL_S="1",
+        PYTHONUNBUFFERED="1",
+    )
+    env["VLMQ_DATA_DIR"] = str(tmp_path)  # own beat schedule file; the model comes from the shared dir
+    (tmp_path / "models").symlink_to(settings.data_dir / "models")
+    logs = {role: (tmp_path / f"{role}.log").open("w") for role in ("gpu", "webhooks")}
+    workers = [
+        subprocess.Popen([VLMQ, "worker", "gpu"], env=env, stdout=logs["gpu"], stderr=subprocess.STDOUT),
+        subprocess.Popen(
+            [VLMQ, "worker", "webhooks", "--beat"], env=env, stdout=logs["webhooks"], stderr=subprocess.STDOUT
+        ),
+    ]
+    try:
+        # Greedy decoding of the tiny model runs the full budget: a few seconds to aim at.
+        params = json.dumps({"max_new_tokens": 1200, "temperature": 0})
+        job_id = submit(client, png, task="describe", params=params).get_json()["id"]
+        deadline = time.monotonic() + 120
+        while (job := client.get(f"/v1/jobs/{job_id}").get_json())["progress"] is None:
+            assert time.monotonic() < deadline and job["status"] in ("queued", "running"), job
+            time.sleep(0.1)
+        with sessions() as session:
+            victim = int(session.get(Job, job_id).worker.rsplit(":", 1)[1])
+        os.kill(victim, signal.SIGKILL)
+        while (job := client.get(f"/v1/jobs/{job_id}").get_json())["status"] != "succeeded":
+            assert time.monotonic() < deadline and job["status"] in ("queued", "running"), job
+            time.sleep(0.3)
+    finally:
+        for worker in workers:
+            worker.send_signal(signal.SIGTERM)
+            worker.wait(60)
+    assert job["attempts"] == 2
+    assert job["result"]["usage"]["completion_tokens"] == 1200
+    with sessions() as session:
+        assert int(session.get(Job, job_id).worker.rsplit(":", 1)[1]) != victim

@@ -61,3 +61,21 @@ def test_job_accepted_while_broker_is_down_is_sent_by_the_sweeper(
     assert sweep(settings, sessions, celery_app, broker, later).resent == 1
     assert broker.llen(GPU_QUEUE) == 1
     app.extensions["vlmq"].engine.dispose()
+
+
+def test_metrics_count_jobs_queue_and_workers(client: FlaskClient, broker: redis.Redis, png: bytes) -> None:
+    for _ in range(2):
+        submit(client, png, task="describe")
+    canceled = submit(client, png, task="ocr").get_json()["id"]
+    client.post(f"/v1/jobs/{canceled}/cancel")
+    announce(broker, "host:7", {"queues": [GPU_QUEUE]}, ttl_s=30)
+    response = client.get("/metrics")
+    assert response.status_code == 200
+    assert response.content_type.startswith("text/plain")
+    lines = set(response.get_data(as_text=True).splitlines())
+    assert 'vlmq_jobs{status="queued"} 2.0' in lines
+    assert 'vlmq_jobs{status="canceled"} 1.0' in lines
+    assert 'vlmq_jobs{status="succeeded"} 0.0' in lines
+    assert 'vlmq_broker_queue_length{queue="gpu"} 3.0' in lines
+    assert 'vlmq_live_workers{queue="gpu"} 1.0' in lines
+    assert "vlmq_inference_seconds_total 0.0" in lines

@@ -8,8 +8,8 @@ from flask import Flask
 from shared.celery_app import make_celery
 from shared.db import make_engine, make_session_factory
 from shared.settings import Settings
-from web import health, pages
-from web.api import jobs
+from web import health, metrics, pages
+from web.api import deliveries, jobs
 from web.errors import register_error_handlers
 from web.state import AppState
 
@@ -33,6 +33,8 @@ def create_app(settings: Settings | None = None) -> Flask:
     )
     register_error_handlers(app)
     app.register_blueprint(health.bp)
+    app.register_blueprint(metrics.bp)
     app.register_blueprint(jobs.bp)
+    app.register_blueprint(deliveries.bp)
     app.register_blueprint(pages.bp)
     return app
