@@ -16,6 +16,8 @@ GPU_QUEUE = "gpu"
 WEBHOOK_QUEUE = "webhooks"
 RUN_JOB_TASK = "vlmq.run_job"
 SWEEP_TASK = "vlmq.sweep"
+DELIVER_WEBHOOK_TASK = "vlmq.deliver_webhook"
+DISPATCH_WEBHOOKS_TASK = "vlmq.dispatch_webhooks"
 
 
 def make_celery(settings: Settings) -> Celery:
@@ -40,8 +42,16 @@ def make_celery(settings: Settings) -> Celery:
         task_publish_retry_policy={"max_retries": 2, "interval_start": 0, "interval_step": 0.2, "interval_max": 0.5},
         broker_connection_retry_on_startup=True,
         task_default_queue=GPU_QUEUE,
-        task_routes={RUN_JOB_TASK: {"queue": GPU_QUEUE}, SWEEP_TASK: {"queue": WEBHOOK_QUEUE}},
-        beat_schedule={"sweep": {"task": SWEEP_TASK, "schedule": settings.sweep_interval_s}},
+        task_routes={
+            RUN_JOB_TASK: {"queue": GPU_QUEUE},
+            SWEEP_TASK: {"queue": WEBHOOK_QUEUE},
+            DELIVER_WEBHOOK_TASK: {"queue": WEBHOOK_QUEUE},
+            DISPATCH_WEBHOOKS_TASK: {"queue": WEBHOOK_QUEUE},
+        },
+        beat_schedule={
+            "sweep": {"task": SWEEP_TASK, "schedule": settings.sweep_interval_s},
+            "dispatch-webhooks": {"task": DISPATCH_WEBHOOKS_TASK, "schedule": settings.webhook_poll_interval_s},
+        },
         worker_hijack_root_logger=False,
         # Loading a model in the child can take minutes; Celery's default is 4 s.
         worker_proc_alive_timeout=900,

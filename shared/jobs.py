@@ -4,6 +4,10 @@ Each function returns True when it moved the job and False when the job was not 
 the state the transition starts from, so a message delivered twice, a cancel racing
 a finish, or two sweepers at once can never run or report a job twice. Callers own
 the transaction: they commit after a transition (and whatever else belongs with it).
+
+A transition that moved the job also writes its webhook outbox row (`job.started`,
+`job.completed`) in that same transaction; callers send the delivery messages after
+commit (`shared.webhooks.dispatch.enqueue_job_deliveries`).
 """
 
 from __future__ import annotations
@@ -16,6 +20,7 @@ from sqlalchemy.orm import Session
 
 from shared.models import Job
 from shared.states import JobStatus
+from shared.webhooks.outbox import JOB_COMPLETED, JOB_STARTED, record_job_event
 
 
 def _move(session: Session, job_id: str, from_statuses: set[JobStatus], *where: Any, **values: Any) -> bool:
@@ -29,6 +34,13 @@ def _move(session: Session, job_id: str, from_statuses: set[JobStatus], *where: 
     return result.rowcount == 1
 
 
+def _reported(session: Session, moved: bool, job_id: str, event_type: str, now: datetime) -> bool:
+    """Write the webhook outbox row of a transition that moved the job."""
+    if moved:
+        record_job_event(session, job_id, event_type, now)
+    return moved
+
+
 def mark_enqueued(session: Session, job_id: str, now: datetime) -> bool:
     """Record that a broker message for a queued job was just sent."""
     return _move(session, job_id, {JobStatus.QUEUED}, enqueued_at=now)
@@ -36,7 +48,7 @@ def mark_enqueued(session: Session, job_id: str, now: datetime) -> bool:
 
 def start(session: Session, job_id: str, worker: str, now: datetime) -> bool:
     """queued → running; counts the attempt."""
-    return _move(
+    moved = _move(
         session,
         job_id,
         {JobStatus.QUEUED},
@@ -48,6 +60,7 @@ def start(session: Session, job_id: str, worker: str, now: datetime) -> bool:
         progress_tokens=0,
         progress_total=None,
     )
+    return _reported(session, moved, job_id, JOB_STARTED, now)
 
 
 def heartbeat(session: Session, job_id: str, worker: str, now: datetime, tokens: int | None, total: int | None) -> bool:
@@ -62,7 +75,7 @@ def succeed(
     session: Session, job_id: str, result: dict[str, Any], model: str, inference_s: float, now: datetime
 ) -> bool:
     """running → succeeded with the model's result."""
-    return _move(
+    moved = _move(
         session,
         job_id,
         {JobStatus.RUNNING},
@@ -72,13 +85,14 @@ def succeed(
         inference_s=inference_s,
         completed_at=now,
     )
+    return _reported(session, moved, job_id, JOB_COMPLETED, now)
 
 
 def fail(
     session: Session, job_id: str, code: str, message: str, now: datetime, inference_s: float | None = None
 ) -> bool:
     """running → failed with an error the user can act on."""
-    return _move(
+    moved = _move(
         session,
         job_id,
         {JobStatus.RUNNING},
@@ -88,17 +102,19 @@ def fail(
         inference_s=inference_s,
         completed_at=now,
     )
+    return _reported(session, moved, job_id, JOB_COMPLETED, now)
 
 
 def cancel(session: Session, job_id: str, now: datetime) -> bool:
     """queued or running → canceled; a running worker notices at its next heartbeat."""
-    return _move(
+    moved = _move(
         session,
         job_id,
         {JobStatus.QUEUED, JobStatus.RUNNING},
         status=JobStatus.CANCELED.value,
         completed_at=now,
     )
+    return _reported(session, moved, job_id, JOB_COMPLETED, now)
 
 
 def requeue_lost(session: Session, job_id: str, stale_before: datetime, max_attempts: int) -> bool:
@@ -117,7 +133,7 @@ def requeue_lost(session: Session, job_id: str, stale_before: datetime, max_atte
 
 def fail_lost(session: Session, job_id: str, stale_before: datetime, max_attempts: int, now: datetime) -> bool:
     """running → failed when the job has already cost `max_attempts` workers."""
-    return _move(
+    moved = _move(
         session,
         job_id,
         {JobStatus.RUNNING},
@@ -131,6 +147,7 @@ def fail_lost(session: Session, job_id: str, stale_before: datetime, max_attempt
         ),
         completed_at=now,
     )
+    return _reported(session, moved, job_id, JOB_COMPLETED, now)
 
 
 def stale_cutoff(now: datetime, heartbeat_timeout_s: float) -> datetime:

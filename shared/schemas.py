@@ -13,6 +13,8 @@ from jsonschema import Draft202012Validator
 from jsonschema.exceptions import SchemaError
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from shared.webhooks.outbox import WebhookEventFilter
+
 TASKS: tuple[str, ...] = ("describe", "ocr", "attributes", "copy", "ask")
 Task = Literal["describe", "ocr", "attributes", "copy", "ask"]
 CopyChannel = Literal["title", "selling_points", "social_post", "livestream_script"]
@@ -66,6 +68,18 @@ class JobCreate(BaseModel):
     prompt: str | None = Field(None, max_length=MAX_PROMPT_CHARS)
     params: JobParams = Field(default_factory=JobParams)
     metadata: dict[str, Any] = Field(default_factory=dict)
+    # The URL itself is checked by the web layer (it needs the allowlist and DNS).
+    webhook: str | None = None
+    webhook_events: list[WebhookEventFilter] | None = Field(None, min_length=1)
+
+    @field_validator("webhook_events", mode="before")
+    @classmethod
+    def _events_from_form(cls, value: Any) -> Any:
+        """A form field arrives as text: `started,completed` or a JSON list."""
+        if isinstance(value, str):
+            text = value.strip()
+            return json.loads(text) if text.startswith("[") else [part.strip() for part in text.split(",")]
+        return value
 
     @field_validator("metadata")
     @classmethod

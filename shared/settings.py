@@ -8,13 +8,15 @@ environment variables, then an optional TOML config file named by
 
 from __future__ import annotations
 
+import ipaddress
 import os
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import Field, model_validator
+from pydantic import Field, field_validator, model_validator
 from pydantic_settings import (
     BaseSettings,
+    NoDecode,
     PydanticBaseSettingsSource,
     SettingsConfigDict,
     TomlConfigSettingsSource,
@@ -68,6 +70,29 @@ class Settings(BaseSettings):
     redact_pii: bool = True
     prompts: dict[str, str] = Field(default_factory=dict)
 
+    # Webhooks.
+    webhook_secret: str | None = Field(None, pattern=r"^whsec_[A-Za-z0-9+/]{16,}={0,2}$")
+    webhook_allow_hosts: Annotated[tuple[str, ...], NoDecode] = ()
+    webhook_retry_window_s: float = Field(3 * 24 * 3600, gt=0)
+    webhook_retry_base_s: float = Field(10.0, gt=0)
+    webhook_retry_max_delay_s: float = Field(6 * 3600, gt=0)
+    webhook_connect_timeout_s: float = Field(5.0, gt=0, le=60)
+    webhook_read_timeout_s: float = Field(15.0, gt=0, le=120)
+    webhook_lease_s: float = Field(120.0, gt=0)
+    webhook_max_per_endpoint: int = Field(4, ge=1, le=100)
+    webhook_poll_interval_s: float = Field(5.0, gt=0)
+    webhook_secret_rotation_s: float = Field(24 * 3600, ge=0)
+
+    @field_validator("webhook_allow_hosts", mode="before")
+    @classmethod
+    def _split_allow_hosts(cls, value: Any) -> Any:
+        """`VLMQ_WEBHOOK_ALLOW_HOSTS=hooks.internal,10.0.0.0/8` is a comma-separated list."""
+        entries = tuple(part.strip() for part in value.split(",") if part.strip()) if isinstance(value, str) else value
+        for entry in entries:
+            if "/" in entry:
+                ipaddress.ip_network(entry, strict=False)  # a typo in a network must not silently allow nothing
+        return entries
+
     @classmethod
     def settings_customise_sources(
         cls,
@@ -91,6 +116,8 @@ class Settings(BaseSettings):
     def _check_consistency(self) -> Settings:
         if self.task_hard_time_limit_s <= self.task_soft_time_limit_s:
             raise ValueError("task_hard_time_limit_s must exceed task_soft_time_limit_s")
+        if self.webhook_lease_s <= self.webhook_connect_timeout_s + self.webhook_read_timeout_s:
+            raise ValueError("webhook_lease_s must exceed webhook_connect_timeout_s + webhook_read_timeout_s")
         if self.environment == "production":
             if not self.auth_enabled:
                 raise ValueError("production refuses to start with auth_enabled=false")

@@ -14,8 +14,8 @@ from shared.celery_app import GPU_QUEUE
 from shared.dispatch import job_id_of_task
 from shared.job_view import PLACEHOLDER_MODEL_NAME
 from shared.settings import Settings
-from web.app import create_app
 from tests.helpers import data_uri, job_count, queued_messages, submit
+from web.app import create_app
 from worker.context import WorkerContext
 from worker.runner import run_job
 

@@ -8,7 +8,7 @@ from flask import Flask
 from shared.celery_app import make_celery
 from shared.db import make_engine, make_session_factory
 from shared.settings import Settings
-from web import health, metrics, pages
+from web import health, metrics, openapi, pages
 from web.api import deliveries, jobs
 from web.errors import register_error_handlers
 from web.state import AppState
@@ -34,6 +34,7 @@ def create_app(settings: Settings | None = None) -> Flask:
     register_error_handlers(app)
     app.register_blueprint(health.bp)
     app.register_blueprint(metrics.bp)
+    app.register_blueprint(openapi.bp)
     app.register_blueprint(jobs.bp)
     app.register_blueprint(deliveries.bp)
     app.register_blueprint(pages.bp)

@@ -9,6 +9,7 @@ from shared.job_view import PLACEHOLDER_WARNING, job_to_dict
 from shared.models import Job
 from shared.schemas import TASKS
 from shared.states import JobStatus
+from shared.webhooks.delivery_log import job_deliveries
 from web.api.jobs import load_job
 from web.auth import current_tenant
 from web.state import app_state
@@ -41,5 +42,6 @@ def job_page(job_id: str) -> str:
     with app_state().sessions() as session:
         job = load_job(session, tenant_id, job_id)
         view = job_to_dict(job, base_url())
+        deliveries = job_deliveries(session, job_id)
     finished = JobStatus(view["status"]).is_terminal()
-    return render_template("job.html", job=view, refresh_s=None if finished else REFRESH_S)
+    return render_template("job.html", job=view, deliveries=deliveries, refresh_s=None if finished else REFRESH_S)

@@ -19,12 +19,14 @@ from shared.models import Job
 from shared.schemas import JobCreate
 from shared.states import JobStatus
 from shared.storage import store_image
+from shared.webhooks.dispatch import enqueue_job_deliveries
 from web.api.job_input import read_job_submission
 from web.api.waiting import requested_wait_s, wait_until_finished
 from web.auth import current_tenant
 from web.errors import ApiError
 from web.state import app_state
 from web.urls import base_url
+from web.webhook_input import check_job_webhook
 
 bp = Blueprint("jobs_api", __name__)
 
@@ -55,6 +57,7 @@ def create_job() -> tuple[Response, int, dict[str, str]]:
 
     wait_s = requested_wait_s(request.headers.get("Prefer"), state.settings.max_wait_s)
     submission = read_job_submission(request)
+    check_job_webhook(submission.spec, tenant_id)
     try:
         with state.sessions.begin() as session:
             job = _insert_job(session, tenant_id, submission.spec, submission.image, idempotency_key)
@@ -123,6 +126,8 @@ def _insert_job(
         parent_job_id=parent_id,
         meta=spec.metadata,
         idempotency_key=idempotency_key,
+        webhook_url=spec.webhook,
+        webhook_events=spec.webhook_events,
         attempts=0,
         created_at=now,
     )
@@ -188,5 +193,6 @@ def cancel_job(job_id: str) -> tuple[Response, int, dict[str, str]]:
                 "job_already_finished",
                 f"job {job_id} already {job.status}; only queued or running jobs can be canceled",
             )
+    enqueue_job_deliveries(state.celery, state.sessions, job_id)
     with state.sessions() as session:
         return _job_response(session.get(Job, job_id), 200)

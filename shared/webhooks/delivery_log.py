@@ -1,0 +1,56 @@
+"""The delivery log of a job, as the API and the job page show it."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from shared.job_view import _iso
+from shared.models import WebhookAttempt, WebhookDelivery
+from shared.webhooks.outbox import DeliveryStatus
+
+
+def job_deliveries(session: Session, job_id: str) -> list[dict[str, Any]]:
+    """Every delivery of the job, oldest first, each with its attempts."""
+    deliveries = session.scalars(
+        select(WebhookDelivery).where(WebhookDelivery.job_id == job_id).order_by(WebhookDelivery.id)
+    ).all()
+    attempts: dict[str, list[WebhookAttempt]] = defaultdict(list)
+    if deliveries:
+        for attempt in session.scalars(
+            select(WebhookAttempt)
+            .where(WebhookAttempt.delivery_id.in_([d.id for d in deliveries]))
+            .order_by(WebhookAttempt.attempted_at, WebhookAttempt.number)
+        ):
+            attempts[attempt.delivery_id].append(attempt)
+    return [delivery_to_dict(delivery, attempts[delivery.id]) for delivery in deliveries]
+
+
+def delivery_to_dict(delivery: WebhookDelivery, attempts: list[WebhookAttempt]) -> dict[str, Any]:
+    """One delivery: its `webhook-id`, where it goes, how it went and what happens next."""
+    return {
+        "id": delivery.id,
+        "event": delivery.event_type,
+        "url": delivery.url,
+        "status": delivery.status,
+        "attempts": delivery.attempts,
+        "next_attempt_at": _iso(delivery.next_attempt_at) if delivery.status == DeliveryStatus.PENDING else None,
+        "last_status_code": delivery.last_status_code,
+        "last_error": delivery.last_error,
+        "created_at": _iso(delivery.created_at),
+        "delivered_at": _iso(delivery.delivered_at),
+        "log": [
+            {
+                "number": attempt.number,
+                "at": _iso(attempt.attempted_at),
+                "status_code": attempt.status_code,
+                "error": attempt.error,
+                "duration_ms": attempt.duration_ms,
+                "response": attempt.response_excerpt,
+            }
+            for attempt in attempts
+        ],
+    }

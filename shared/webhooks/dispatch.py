@@ -1,0 +1,84 @@
+"""Sending delivery messages to the webhook queue, after the outbox rows are committed.
+
+The message only says "look at delivery X"; the row decides whether and when to
+send. So a lost message (Redis restarted, the enqueue failed, a webhook worker was
+killed mid-send) costs only time: `dispatch_due`, run by beat on the webhook
+worker, sends a fresh message for every due delivery that has none.
+"""
+
+from __future__ import annotations
+
+import logging
+import secrets
+from datetime import datetime, timedelta
+
+import redis
+from celery import Celery
+from kombu.exceptions import OperationalError
+from sqlalchemy import or_, select, update
+from sqlalchemy.orm import Session, sessionmaker
+
+from shared.broker_inspect import live_job_ids
+from shared.celery_app import DELIVER_WEBHOOK_TASK, WEBHOOK_QUEUE
+from shared.clock import utcnow
+from shared.models import WebhookDelivery
+from shared.settings import Settings
+from shared.webhooks.outbox import DeliveryStatus
+
+log = logging.getLogger(__name__)
+
+BATCH = 500
+
+
+def enqueue_delivery(celery: Celery, sessions: sessionmaker[Session], delivery_id: str, countdown: float = 0) -> bool:
+    """Send the message for one committed delivery; False when the broker is down (`dispatch_due` retries)."""
+    try:
+        celery.send_task(
+            DELIVER_WEBHOOK_TASK,
+            args=[delivery_id],
+            queue=WEBHOOK_QUEUE,
+            task_id=f"{delivery_id}-{secrets.token_hex(4)}",
+            countdown=countdown or None,
+        )
+    except OperationalError as exc:
+        log.warning("could not enqueue webhook delivery %s (it will be resent): %s", delivery_id, exc)
+        return False
+    with sessions.begin() as session:
+        session.execute(update(WebhookDelivery).where(WebhookDelivery.id == delivery_id).values(dispatched_at=utcnow()))
+    return True
+
+
+def enqueue_job_deliveries(celery: Celery, sessions: sessionmaker[Session], job_id: str) -> int:
+    """After a job transition commits: send the messages of its new outbox rows."""
+    with sessions() as session:
+        ids = session.scalars(
+            select(WebhookDelivery.id).where(
+                WebhookDelivery.job_id == job_id,
+                WebhookDelivery.status == DeliveryStatus.PENDING.value,
+                WebhookDelivery.dispatched_at.is_(None),
+            )
+        ).all()
+    return sum(enqueue_delivery(celery, sessions, delivery_id) for delivery_id in ids)
+
+
+def dispatch_due(
+    settings: Settings, sessions: sessionmaker[Session], celery: Celery, broker: redis.Redis, now: datetime
+) -> int:
+    """Send a message for each due delivery that has none waiting and no live attempt; returns how many."""
+    settled_before = now - timedelta(seconds=settings.requeue_after_s)
+    with sessions() as session:
+        candidates = session.scalars(
+            select(WebhookDelivery.id)
+            .where(
+                WebhookDelivery.status == DeliveryStatus.PENDING.value,
+                WebhookDelivery.next_attempt_at <= now,
+                or_(WebhookDelivery.lease_until.is_(None), WebhookDelivery.lease_until < now),
+                or_(WebhookDelivery.dispatched_at.is_(None), WebhookDelivery.dispatched_at < settled_before),
+            )
+            .order_by(WebhookDelivery.next_attempt_at)
+            .limit(BATCH)
+        ).all()
+    if not candidates:
+        return 0
+    live = live_job_ids(broker, WEBHOOK_QUEUE)
+    return sum(enqueue_delivery(celery, sessions, delivery_id) for delivery_id in candidates if delivery_id not in live)

@@ -1,0 +1,93 @@
+"""The webhook outbox: delivery rows written in the transaction of the change they report.
+
+A job transition that moved the job calls `record_job_event` before its caller
+commits, so the event exists exactly when the status change does: a crash can lose
+neither one without the other. Sending happens later, from the webhook worker.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime, timedelta
+from enum import StrEnum
+from typing import Any, Literal, get_args
+
+from sqlalchemy import select, update
+from sqlalchemy.orm import Session
+
+from shared.ids import new_id
+from shared.job_view import _iso, job_to_dict
+from shared.models import Job, Tenant, WebhookDelivery
+from shared.settings import Settings
+
+JOB_STARTED = "job.started"
+JOB_COMPLETED = "job.completed"
+# What a client may put in `webhook_events`: the event names without `job.`.
+WebhookEventFilter = Literal["started", "completed"]
+JOB_EVENT_FILTERS: tuple[str, ...] = get_args(WebhookEventFilter)
+# Terminal events are retried for the whole window; progress events get one attempt.
+PERSISTENT_EVENTS = frozenset({JOB_COMPLETED})
+DEFAULT_PUBLIC_URL = "http://127.0.0.1:8000"
+
+
+class DeliveryStatus(StrEnum):
+    PENDING = "pending"
+    DELIVERED = "delivered"
+    FAILED = "failed"
+
+
+def record_job_event(session: Session, job_id: str, event_type: str, now: datetime) -> WebhookDelivery | None:
+    """Add the outbox row for `event_type` of a job that just moved; None when no endpoint wants it."""
+    job = session.execute(select(Job).where(Job.id == job_id).execution_options(populate_existing=True)).scalar_one()
+    url = job.webhook_url or session.scalar(select(Tenant.webhook_url).where(Tenant.id == job.tenant_id))
+    if url is None or event_type.removeprefix("job.") not in (job.webhook_events or JOB_EVENT_FILTERS):
+        return None
+    delivery = WebhookDelivery(
+        id=new_id("msg"),
+        tenant_id=job.tenant_id,
+        job_id=job.id,
+        event_type=event_type,
+        url=url,
+        # Links stay relative here (transitions know no settings); the sender makes them absolute.
+        payload={"type": event_type, "timestamp": _iso(now), "data": job_to_dict(job, "")},
+        persistent=event_type in PERSISTENT_EVENTS,
+        status=DeliveryStatus.PENDING.value,
+        attempts=0,
+        next_attempt_at=now,
+        created_at=now,
+    )
+    session.add(delivery)
+    session.flush()
+    return delivery
+
+
+def redeliver(session: Session, delivery: WebhookDelivery, retry_window_s: float, now: datetime) -> None:
+    """Send a delivery again, under the same `webhook-id`, retried for a fresh window.
+
+    An attempt in flight keeps its lease; the delivery is due again when it ends.
+    """
+    session.execute(
+        update(WebhookDelivery)
+        .where(WebhookDelivery.id == delivery.id)
+        .values(
+            status=DeliveryStatus.PENDING.value,
+            persistent=True,
+            next_attempt_at=now,
+            expires_at=now + timedelta(seconds=retry_window_s),
+            dispatched_at=None,
+        )
+        .execution_options(synchronize_session=False)
+    )
+
+
+def public_base_url(settings: Settings) -> str:
+    """Where links in webhook bodies point: `VLMQ_PUBLIC_URL`, else the local default."""
+    return (settings.public_url or DEFAULT_PUBLIC_URL).rstrip("/")
+
+
+def render_body(payload: dict[str, Any], base_url: str) -> bytes:
+    """The exact bytes that are signed and sent; the same on every attempt."""
+    data = payload.get("data") or {}
+    if isinstance(data.get("urls"), dict):
+        data = {**data, "urls": {name: base_url + path for name, path in data["urls"].items()}}
+    return json.dumps({**payload, "data": data}, separators=(",", ":"), ensure_ascii=False).encode()

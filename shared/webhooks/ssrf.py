@@ -1,0 +1,146 @@
+"""Keeps webhook requests away from the service's own network (SSRF).
+
+A webhook URL must be http(s) and every address its host resolves to must be a
+public one: loopback, private, link-local (cloud metadata lives there), CGNAT,
+multicast and reserved ranges are refused unless `VLMQ_WEBHOOK_ALLOW_HOSTS` names
+the host or a network holding the address. The check runs at submit time and again
+at send time; the sender then connects to the very address that was checked (not
+to the name, which could resolve elsewhere a second time: DNS rebinding).
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import socket
+from collections.abc import Iterable
+from dataclasses import dataclass
+from urllib.parse import SplitResult, urlsplit
+
+IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
+IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
+
+MAX_URL_LENGTH = 2048
+
+
+class UnsafeWebhookUrl(ValueError):
+    """A webhook URL vlmq will not call; the message names the rule."""
+
+
+@dataclass(frozen=True)
+class AllowList:
+    """Exceptions to the address rules, for in-house endpoints."""
+
+    hosts: frozenset[str] = frozenset()
+    networks: tuple[IPNetwork, ...] = ()
+
+    @classmethod
+    def parse(cls, entries: Iterable[str]) -> AllowList:
+        """Entries are host names or IP networks/addresses (`hooks.internal`, `10.1.0.0/16`, `127.0.0.1`)."""
+        hosts: set[str] = set()
+        networks: list[IPNetwork] = []
+        for entry in entries:
+            try:
+                networks.append(ipaddress.ip_network(entry, strict=False))
+            except ValueError:
+                hosts.add(entry.lower().rstrip("."))
+        return cls(frozenset(hosts), tuple(networks))
+
+    def allows_address(self, address: IPAddress) -> bool:
+        return any(address in network for network in self.networks)
+
+
+@dataclass(frozen=True)
+class WebhookTarget:
+    """A checked URL and the address to connect to."""
+
+    scheme: str
+    host: str
+    port: int
+    address: str
+    path: str
+
+    @property
+    def host_header(self) -> str:
+        default_port = 443 if self.scheme == "https" else 80
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return host if self.port == default_port else f"{host}:{self.port}"
+
+
+def resolve(host: str, port: int) -> list[str]:
+    """Every address `host` resolves to (tests replace this to fake remote DNS)."""
+    infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    return list(dict.fromkeys(str(info[4][0]) for info in infos))
+
+
+def _split_url(url: str) -> SplitResult:
+    """The URL's parts, or `UnsafeWebhookUrl` for a malformed or non-http(s) URL."""
+    if len(url) > MAX_URL_LENGTH:
+        raise UnsafeWebhookUrl(f"the webhook URL is longer than {MAX_URL_LENGTH} characters")
+    try:
+        parts = urlsplit(url)
+        port = parts.port
+    except ValueError as exc:
+        raise UnsafeWebhookUrl(f"the webhook URL is malformed: {exc}") from None
+    if port == 0:
+        raise UnsafeWebhookUrl("the webhook URL's port must be 1 to 65535")
+    if parts.scheme not in ("http", "https"):
+        raise UnsafeWebhookUrl(f"webhook URLs must use http or https, not {parts.scheme or 'no scheme'!r}")
+    if not parts.hostname:
+        raise UnsafeWebhookUrl("the webhook URL has no host")
+    if parts.username is not None or parts.password is not None:
+        raise UnsafeWebhookUrl("the webhook URL must not hold credentials; deliveries are signed instead")
+    if parts.fragment:
+        raise UnsafeWebhookUrl("the webhook URL must not have a #fragment")
+    return parts
+
+
+def check_webhook_url(url: str, allow: AllowList) -> WebhookTarget:
+    """Resolve `url` once and check every address; raises `UnsafeWebhookUrl` naming the rule."""
+    parts = _split_url(url)
+    host = (parts.hostname or "").rstrip(".")
+    port = parts.port or (443 if parts.scheme == "https" else 80)
+    try:
+        addresses = _addresses(host, port)
+    except (OSError, UnicodeError) as exc:
+        raise UnsafeWebhookUrl(f"the webhook host {host!r} does not resolve: {exc}") from None
+    if not addresses:
+        raise UnsafeWebhookUrl(f"the webhook host {host!r} does not resolve")
+    if host.lower() not in allow.hosts:
+        for text in addresses:
+            if (reason := blocked_reason(ipaddress.ip_address(text.split("%", 1)[0]), allow)) is not None:
+                raise UnsafeWebhookUrl(
+                    f"the webhook host {host!r} resolves to {text}, a {reason} address; webhooks must reach "
+                    "a public address (operators can allow in-house endpoints with VLMQ_WEBHOOK_ALLOW_HOSTS)"
+                )
+    path = parts.path or "/"
+    if parts.query:
+        path += "?" + parts.query
+    return WebhookTarget(scheme=parts.scheme, host=host, port=port, address=addresses[0], path=path)
+
+
+def _addresses(host: str, port: int) -> list[str]:
+    """An IP literal as is; a name through DNS."""
+    try:
+        return [str(ipaddress.ip_address(host))]
+    except ValueError:
+        return resolve(host, port)
+
+
+def blocked_reason(address: IPAddress, allow: AllowList) -> str | None:
+    """Why vlmq must not connect to `address`, or None when it may."""
+    if allow.allows_address(address):
+        return None
+    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
+        return blocked_reason(address.ipv4_mapped, allow)
+    for reason, test in (
+        ("loopback", address.is_loopback),
+        ("link-local (cloud metadata)", address.is_link_local),
+        ("unspecified", address.is_unspecified),
+        ("multicast", address.is_multicast),
+        ("private", address.is_private),
+        ("reserved", address.is_reserved),
+        ("non-public", not address.is_global),
+    ):
+        if test:
+            return reason
+    return None

@@ -1,0 +1,41 @@
+"""A Redis semaphore per webhook endpoint, so one slow shop cannot take every sender thread.
+
+Each holder is a member of a sorted set scored by when its slot expires; expired
+members are dropped before counting, so a worker killed mid-send frees its slot
+after the lease instead of leaking it forever.
+"""
+
+from __future__ import annotations
+
+from urllib.parse import urlsplit
+
+import redis
+
+_PREFIX = "vlmq:webhook-slots:"
+
+_ACQUIRE = """
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', ARGV[1])
+if redis.call('ZCARD', KEYS[1]) < tonumber(ARGV[3]) then
+  redis.call('ZADD', KEYS[1], tonumber(ARGV[1]) + tonumber(ARGV[2]), ARGV[4])
+  redis.call('EXPIRE', KEYS[1], math.ceil(tonumber(ARGV[2])))
+  return 1
+end
+return 0
+"""
+
+
+def endpoint_key(url: str) -> str:
+    """Deliveries to one scheme, host and port share their slots."""
+    parts = urlsplit(url)
+    port = parts.port or (443 if parts.scheme == "https" else 80)
+    return f"{_PREFIX}{parts.scheme}://{(parts.hostname or '').lower()}:{port}"
+
+
+def acquire(client: redis.Redis, key: str, token: str, limit: int, now_ts: float, ttl_s: float) -> bool:
+    """Take one of `limit` slots for `ttl_s` seconds; False when all are held."""
+    return bool(client.eval(_ACQUIRE, 1, key, now_ts, ttl_s, limit, token))
+
+
+def release(client: redis.Redis, key: str, token: str) -> None:
+    """Give the slot back before its lease runs out."""
+    client.zrem(key, token)

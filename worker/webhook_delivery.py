@@ -1,0 +1,197 @@
+"""One webhook attempt: claim the outbox row, check the URL again, sign, POST, record.
+
+Runs only on the webhook worker (the `webhooks` queue); GPU workers write outbox rows
+and never send. The claim is a conditional UPDATE that leases the row, so two messages
+for one delivery cannot send it twice at once, and a worker killed between sending and
+recording leaves a lease that runs out: `dispatch_due` then sends it again under the same
+`webhook-id`, and the receiver deduplicates.
+"""
+
+from __future__ import annotations
+
+import logging
+import secrets
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import CursorResult, or_, update
+from sqlalchemy.orm import Session
+
+from shared.ids import new_id
+from shared.models import WebhookAttempt, WebhookDelivery
+from shared.settings import Settings
+from shared.webhooks.dispatch import enqueue_delivery
+from shared.webhooks.outbox import DeliveryStatus, public_base_url, render_body
+from shared.webhooks.schedule import RETRY_AFTER_STATUSES, backoff_s, retry_after_s
+from shared.webhooks.signing import signed_headers
+from shared.webhooks.ssrf import AllowList, UnsafeWebhookUrl, check_webhook_url
+from shared.webhooks.tenant_secrets import signing_secrets
+from worker import endpoint_slots, webhook_http
+from worker.context import WorkerContext
+
+log = logging.getLogger(__name__)
+
+# How long a delivery waits when its endpoint already has every slot taken.
+BUSY_RETRY_S = 2.0
+
+
+@dataclass(frozen=True)
+class _Claimed:
+    url: str
+    body: bytes
+    secrets: list[str]
+    attempt: int
+    persistent: bool
+    deadline: datetime
+
+
+def deliver(ctx: WorkerContext, delivery_id: str, now: datetime) -> str:
+    """Make one attempt at a due delivery; returns what happened, for logs and tests."""
+    settings = ctx.settings
+    with ctx.sessions() as session:
+        delivery = session.get(WebhookDelivery, delivery_id)
+        if delivery is None:
+            return "missing"
+        if delivery.status != DeliveryStatus.PENDING or delivery.next_attempt_at is None:
+            return "done"
+        if delivery.next_attempt_at > now or (delivery.lease_until is not None and delivery.lease_until > now):
+            return "not_due"
+        url = delivery.url
+    slot_key, token = endpoint_slots.endpoint_key(url), secrets.token_hex(8)
+    if not endpoint_slots.acquire(
+        ctx.redis, slot_key, token, settings.webhook_max_per_endpoint, now.timestamp(), settings.webhook_lease_s
+    ):
+        enqueue_delivery(ctx.celery, ctx.sessions, delivery_id, countdown=BUSY_RETRY_S)
+        return "busy"
+    try:
+        with ctx.sessions.begin() as session:
+            claimed = _claim(session, settings, delivery_id, now)
+        if claimed is None:
+            return "skipped"
+        outcome = _attempt(claimed, settings, delivery_id, now)
+        with ctx.sessions.begin() as session:
+            return _record(session, settings, delivery_id, claimed, outcome, now)
+    finally:
+        endpoint_slots.release(ctx.redis, slot_key, token)
+
+
+def _claim(session: Session, settings: Settings, delivery_id: str, now: datetime) -> _Claimed | None:
+    """Lease a due pending delivery for one attempt; None when another worker has it or it is not due."""
+    statement = (
+        update(WebhookDelivery)
+        .where(
+            WebhookDelivery.id == delivery_id,
+            WebhookDelivery.status == DeliveryStatus.PENDING.value,
+            WebhookDelivery.next_attempt_at <= now,
+            or_(WebhookDelivery.lease_until.is_(None), WebhookDelivery.lease_until <= now),
+            # A progress event gets one attempt, even when the worker making it died.
+            or_(WebhookDelivery.persistent.is_(True), WebhookDelivery.attempts == 0),
+        )
+        .values(lease_until=now + timedelta(seconds=settings.webhook_lease_s), attempts=WebhookDelivery.attempts + 1)
+        .execution_options(synchronize_session=False)
+    )
+    result: CursorResult[Any] = session.execute(statement)  # type: ignore[assignment]
+    if result.rowcount != 1:
+        _give_up_abandoned_progress_event(session, delivery_id, now)
+        return None
+    delivery = session.get_one(WebhookDelivery, delivery_id, populate_existing=True)
+    window_end = delivery.created_at + timedelta(seconds=settings.webhook_retry_window_s)
+    return _Claimed(
+        url=delivery.url,
+        body=render_body(delivery.payload, public_base_url(settings)),
+        secrets=signing_secrets(session, settings, delivery.tenant_id, now),
+        attempt=delivery.attempts,
+        persistent=delivery.persistent,
+        deadline=delivery.expires_at or window_end,
+    )
+
+
+def _give_up_abandoned_progress_event(session: Session, delivery_id: str, now: datetime) -> None:
+    session.execute(
+        update(WebhookDelivery)
+        .where(
+            WebhookDelivery.id == delivery_id,
+            WebhookDelivery.status == DeliveryStatus.PENDING.value,
+            WebhookDelivery.persistent.is_(False),
+            WebhookDelivery.attempts > 0,
+            WebhookDelivery.lease_until <= now,
+        )
+        .values(status=DeliveryStatus.FAILED.value, lease_until=None, next_attempt_at=None)
+        .execution_options(synchronize_session=False)
+    )
+
+
+def _attempt(claimed: _Claimed, settings: Settings, delivery_id: str, now: datetime) -> webhook_http.HttpOutcome:
+    try:
+        target = check_webhook_url(claimed.url, AllowList.parse(settings.webhook_allow_hosts))
+    except UnsafeWebhookUrl as exc:
+        return webhook_http.HttpOutcome(None, f"refused: {exc}", None, None, 0)
+    headers = signed_headers(claimed.secrets, delivery_id, int(now.timestamp()), claimed.body)
+    return webhook_http.post(
+        target, headers, claimed.body, settings.webhook_connect_timeout_s, settings.webhook_read_timeout_s
+    )
+
+
+def _record(
+    session: Session,
+    settings: Settings,
+    delivery_id: str,
+    claimed: _Claimed,
+    outcome: webhook_http.HttpOutcome,
+    now: datetime,
+) -> str:
+    """Log the attempt and decide what comes next: done, a retry at a time, or giving up."""
+    session.add(
+        WebhookAttempt(
+            id=new_id("wha"),
+            delivery_id=delivery_id,
+            number=claimed.attempt,
+            attempted_at=now,
+            duration_ms=outcome.duration_ms,
+            status_code=outcome.status_code,
+            error=outcome.error,
+            response_excerpt=outcome.excerpt,
+        )
+    )
+    values: dict[str, Any] = {
+        "lease_until": None,
+        "last_status_code": outcome.status_code,
+        "last_error": outcome.error,
+    }
+    if outcome.ok:
+        values.update(status=DeliveryStatus.DELIVERED.value, delivered_at=now, next_attempt_at=None)
+    elif (reason := _final_failure(claimed, outcome)) is not None:
+        values.update(status=DeliveryStatus.FAILED.value, next_attempt_at=None, last_error=reason)
+    else:
+        delay = None
+        if outcome.status_code in RETRY_AFTER_STATUSES:
+            delay = retry_after_s(outcome.retry_after, now)
+        if delay is None:
+            delay = backoff_s(claimed.attempt, settings.webhook_retry_base_s, settings.webhook_retry_max_delay_s)
+        next_at = now + timedelta(seconds=delay)
+        if next_at > claimed.deadline:
+            reason = f"{_failure_text(outcome)}; gave up: the retry window ended at {claimed.deadline.isoformat()}"
+            values.update(status=DeliveryStatus.FAILED.value, next_attempt_at=None, last_error=reason)
+        else:
+            values.update(next_attempt_at=next_at, dispatched_at=None)
+    # Only the attempt that holds the claim may move the row on.
+    session.execute(
+        update(WebhookDelivery)
+        .where(WebhookDelivery.id == delivery_id, WebhookDelivery.attempts == claimed.attempt)
+        .values(**values)
+        .execution_options(synchronize_session=False)
+    )
+    return values.get("status", "retrying")
+
+
+def _final_failure(claimed: _Claimed, outcome: webhook_http.HttpOutcome) -> str | None:
+    if outcome.status_code == 410:
+        return "the endpoint answered 410 Gone: no more attempts"
+    if not claimed.persistent:
+        return f"{_failure_text(outcome)}; progress events are sent once"
+    return None
+
+
+def _failure_text(outcome: webhook_http.HttpOutcome) -> str:
+    return outcome.error or f"the endpoint answered {outcome.status_code}"
