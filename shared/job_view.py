@@ -14,7 +14,8 @@ PLACEHOLDER_WARNING = (
 )
 
 
-def _iso(value: datetime | None) -> str | None:
+def iso_utc(value: datetime | None) -> str | None:
+    """RFC 3339 with a `Z`, as every timestamp in the API is written."""
     return value.isoformat().replace("+00:00", "Z") if value else None
 
 
@@ -38,9 +39,11 @@ def job_to_dict(job: Job, base_url: str) -> dict[str, Any]:
         "attempts": job.attempts,
         "batch_id": job.batch_id,
         "metadata": job.meta,
-        "created_at": _iso(job.created_at),
-        "started_at": _iso(job.started_at),
-        "completed_at": _iso(job.completed_at),
+        "webhook": job.webhook_url,
+        "webhook_events": job.webhook_events,
+        "created_at": iso_utc(job.created_at),
+        "started_at": iso_utc(job.started_at),
+        "completed_at": iso_utc(job.completed_at),
         "progress": _progress(job),
         "metrics": {
             "queue_s": _seconds_between(job.created_at, job.started_at),

@@ -63,6 +63,8 @@ def _job_schema() -> dict[str, Any]:
             "attempts": {"type": "integer"},
             "batch_id": {"type": ["string", "null"]},
             "metadata": {"type": "object"},
+            "webhook": {"type": ["string", "null"]},
+            "webhook_events": {"type": ["array", "null"], "items": {"type": "string"}},
             "created_at": {"type": "string", "format": "date-time"},
             "started_at": nullable_time,
             "completed_at": nullable_time,
@@ -72,6 +74,38 @@ def _job_schema() -> dict[str, Any]:
             "warnings": {"type": "array", "items": {"type": "string"}},
         },
         "required": ["id", "status", "task", "created_at", "urls"],
+    }
+
+
+def _delivery_schema() -> dict[str, Any]:
+    nullable_time = {"type": ["string", "null"], "format": "date-time"}
+    attempt = {
+        "type": "object",
+        "properties": {
+            "number": {"type": "integer"},
+            "at": {"type": "string", "format": "date-time"},
+            "status_code": {"type": ["integer", "null"]},
+            "error": {"type": ["string", "null"]},
+            "duration_ms": {"type": ["integer", "null"]},
+            "response": {"type": ["string", "null"]},
+        },
+    }
+    return {
+        "type": "object",
+        "properties": {
+            "id": {"type": "string", "description": "the webhook-id header, the same on every attempt"},
+            "event": {"type": "string", "enum": ["job.started", "job.completed"]},
+            "url": {"type": "string"},
+            "status": {"type": "string"},
+            "attempts": {"type": "integer"},
+            "next_attempt_at": nullable_time,
+            "last_status_code": {"type": ["integer", "null"]},
+            "last_error": {"type": ["string", "null"]},
+            "created_at": {"type": "string", "format": "date-time"},
+            "delivered_at": nullable_time,
+            "log": {"type": "array", "items": attempt},
+        },
+        "required": ["id", "event", "url", "status", "attempts"],
     }
 
 
@@ -85,6 +119,8 @@ def _create_job_operation() -> dict[str, Any]:
             "prompt": {"type": "string"},
             "params": {"type": "string", "description": "JSON object, see JobCreate.params"},
             "metadata": {"type": "string", "description": "JSON object"},
+            "webhook": {"type": "string", "format": "uri"},
+            "webhook_events": {"type": "string", "description": "'started,completed' or a JSON array of them"},
         },
     }
     json_body = {
@@ -185,7 +221,7 @@ def openapi_document() -> dict[str, Any]:
             "schemas": {
                 "JobCreate": job_create,
                 "Job": _job_schema(),
-                "Delivery": {"type": "object", "properties": {"id": {"type": "string"}}, "required": ["id"]},
+                "Delivery": _delivery_schema(),
                 **definitions,
             },
             "responses": {

@@ -8,7 +8,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from shared.job_view import _iso
+from shared.job_view import iso_utc
 from shared.models import WebhookAttempt, WebhookDelivery
 from shared.webhooks.outbox import DeliveryStatus
 
@@ -37,15 +37,15 @@ def delivery_to_dict(delivery: WebhookDelivery, attempts: list[WebhookAttempt]) 
         "url": delivery.url,
         "status": delivery.status,
         "attempts": delivery.attempts,
-        "next_attempt_at": _iso(delivery.next_attempt_at) if delivery.status == DeliveryStatus.PENDING else None,
+        "next_attempt_at": iso_utc(delivery.next_attempt_at) if delivery.status == DeliveryStatus.PENDING else None,
         "last_status_code": delivery.last_status_code,
         "last_error": delivery.last_error,
-        "created_at": _iso(delivery.created_at),
-        "delivered_at": _iso(delivery.delivered_at),
+        "created_at": iso_utc(delivery.created_at),
+        "delivered_at": iso_utc(delivery.delivered_at),
         "log": [
             {
                 "number": attempt.number,
-                "at": _iso(attempt.attempted_at),
+                "at": iso_utc(attempt.attempted_at),
                 "status_code": attempt.status_code,
                 "error": attempt.error,
                 "duration_ms": attempt.duration_ms,

@@ -16,7 +16,7 @@ from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from shared.ids import new_id
-from shared.job_view import _iso, job_to_dict
+from shared.job_view import iso_utc, job_to_dict
 from shared.models import Job, Tenant, WebhookDelivery
 from shared.settings import Settings
 
@@ -49,7 +49,7 @@ def record_job_event(session: Session, job_id: str, event_type: str, now: dateti
         event_type=event_type,
         url=url,
         # Links stay relative here (transitions know no settings); the sender makes them absolute.
-        payload={"type": event_type, "timestamp": _iso(now), "data": job_to_dict(job, "")},
+        payload={"type": event_type, "timestamp": iso_utc(now), "data": job_to_dict(job, "")},
         persistent=event_type in PERSISTENT_EVENTS,
         status=DeliveryStatus.PENDING.value,
         attempts=0,
