@@ -73,6 +73,4 @@ class Engine(Protocol):
     model_name: str
     is_placeholder: bool
 
-    def run(
-        self, request: InferenceRequest, progress: ProgressCallback | None = None
-    ) -> InferenceResult: ...
+    def run(self, request: InferenceRequest, progress: ProgressCallback | None = None) -> InferenceResult: ...

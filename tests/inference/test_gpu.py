@@ -1,0 +1,27 @@
+"""The engine on a CUDA device (nf4 and int8 only work there); skipped without one."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import jsonschema
+import pytest
+import torch
+
+from shared.settings import Settings
+from worker.inference import load_engine
+from worker.inference.constrained import DEFAULT_PRODUCT_SCHEMA
+
+pytestmark = [
+    pytest.mark.gpu,
+    pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU"),
+]
+
+
+@pytest.mark.parametrize("quantization", ["nf4", "int8", "bf16"])
+def test_tiny_model_on_cuda(glm_dir: Path, data_dir: Path, make_request, quantization: str) -> None:
+    engine = load_engine(Settings(model=str(glm_dir), data_dir=data_dir, quantization=quantization, device="auto"))
+    assert engine.model.device.type == "cuda"
+    assert engine.pixel_dtype == torch.bfloat16
+    assert engine.run(make_request("describe")).usage["completion_tokens"] > 0
+    jsonschema.validate(engine.run(make_request("attributes", "json")).data, DEFAULT_PRODUCT_SCHEMA)

@@ -1,0 +1,10 @@
+"""The inference engine: model loading, prompts, generation and output parsing.
+
+Import-safe in a Celery parent process: torch and CUDA are only touched inside
+`load_engine` and the engine it returns.
+"""
+
+from worker.inference.loader import load_engine
+from worker.inference.tiny import build_tiny_checkpoint
+
+__all__ = ["build_tiny_checkpoint", "load_engine"]

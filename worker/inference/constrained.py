@@ -1,0 +1,118 @@
+"""JSON-schema-constrained decoding with llguidance.
+
+A logits processor masks, at every step, all tokens the schema cannot accept next,
+so sampling (custom processors run before temperature/top-p) only ever picks
+allowed tokens. Whitespace is pinned (`whitespace_flexible: false`): a weak model
+otherwise burns its budget on spaces. `maxLength` bounds characters, not tokens, so
+a cut-off object is detected from the matcher's state and reported, never returned.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import jsonschema
+from transformers import LogitsProcessor
+
+from worker.inference.types import InferenceError
+
+DEFAULT_PRODUCT_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "properties": {
+        "category": {"type": "string", "minLength": 1, "maxLength": 60},
+        "color": {"type": "string", "minLength": 1, "maxLength": 40},
+        "material": {"type": "string", "minLength": 1, "maxLength": 60},
+        "key_features": {
+            "type": "array",
+            "items": {"type": "string", "minLength": 1, "maxLength": 80},
+            "minItems": 1,
+            "maxItems": 5,
+        },
+        "marketing_copy": {"type": "string", "minLength": 1, "maxLength": 200},
+    },
+    "required": ["category", "color", "material", "key_features", "marketing_copy"],
+    "additionalProperties": False,
+}
+
+
+def request_schema(options: dict[str, Any]) -> dict[str, Any]:
+    """The schema a request asks for (its own or the product default), checked as a schema."""
+    schema = options.get("schema", DEFAULT_PRODUCT_SCHEMA)
+    if not isinstance(schema, dict):
+        raise InferenceError("invalid_schema", "options.schema must be a JSON object")
+    try:
+        jsonschema.validators.validator_for(schema).check_schema(schema)
+    except jsonschema.SchemaError as exc:
+        raise InferenceError("invalid_schema", f"not a valid JSON schema: {exc.message}") from exc
+    return schema
+
+
+def unpack_bitmask(bitmask: Any, vocab_size: int) -> Any:
+    """(batch, ceil(V/32)) int32 bitmask → (batch, V) bool, bit i of word w = token 32*w+i.
+
+    Plain tensor ops: llguidance's own helper is `torch.compile`d, which costs ~20 s
+    per process on first use.
+    """
+    import torch
+
+    shifts = torch.arange(32, dtype=torch.int32, device=bitmask.device)
+    bits = (bitmask.unsqueeze(-1) >> shifts) & 1
+    return bits.reshape(bitmask.shape[0], -1)[:, :vocab_size].bool()
+
+
+class SchemaMask(LogitsProcessor):
+    """Masks logits to the tokens one llguidance matcher allows; one instance per request."""
+
+    def __init__(self, ll_tokenizer: Any, schema: dict[str, Any], vocab_size: int) -> None:
+        import llguidance
+        import llguidance.torch as llt
+
+        grammar = llguidance.LLMatcher.grammar_from_json_schema(
+            json.dumps(schema), defaults={"whitespace_flexible": False}
+        )
+        self.matcher = llguidance.LLMatcher(ll_tokenizer, grammar)
+        if self.matcher.is_error():
+            raise InferenceError("invalid_schema", f"schema not supported: {self.matcher.get_error()}")
+        self.bitmask = llt.allocate_token_bitmask(1, vocab_size)
+        self._fill = llt.fill_next_token_bitmask
+        self._consumed: int | None = None  # sequence length the matcher has seen
+
+    def _consume_up_to(self, input_ids: Any) -> None:
+        if self._consumed is None:
+            self._consumed = input_ids.shape[1]  # the prompt: not part of the object
+            return
+        for token in input_ids[0, self._consumed :].tolist():
+            if not self.matcher.consume_token(token):
+                raise InferenceError("invalid_output", f"constraint rejected token {token}: {self.matcher.get_error()}")
+        self._consumed = input_ids.shape[1]
+
+    def __call__(self, input_ids: Any, scores: Any) -> Any:
+        if input_ids.shape[0] != 1:
+            raise ValueError("SchemaMask supports batch size 1")
+        self._consume_up_to(input_ids)
+        self._fill(self.matcher, self.bitmask, 0)
+        # The async copy is safe: the next call's `.tolist()` syncs before the buffer is refilled.
+        allowed = unpack_bitmask(self.bitmask.to(scores.device, non_blocking=True), scores.shape[-1])
+        return scores.masked_fill(~allowed, float("-inf"))
+
+    def is_complete(self, sequence: Any) -> bool:
+        """Whether the full output (prompt + generated ids) ends in a complete object."""
+        self._consume_up_to(sequence)
+        return self.matcher.is_accepting()
+
+
+class ConstraintFactory:
+    """Holds the llguidance view of the tokenizer (slow to build: once per engine)."""
+
+    def __init__(self, tokenizer: Any, vocab_size: int, end_ids: list[int]) -> None:
+        import llguidance.hf
+
+        if not getattr(tokenizer, "is_fast", False):  # e.g. GLM-4V-9B's tiktoken-based remote tokenizer
+            raise InferenceError("unsupported_task", "schema-constrained output needs a fast (tokenizers) tokenizer")
+        self.vocab_size = vocab_size
+        self.ll_tokenizer = llguidance.hf.from_tokenizer(tokenizer, n_vocab=vocab_size, eos_token=end_ids)
+
+    def mask(self, schema: dict[str, Any]) -> SchemaMask:
+        """A fresh matcher for one request."""
+        return SchemaMask(self.ll_tokenizer, schema, self.vocab_size)

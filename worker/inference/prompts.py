@@ -1,0 +1,96 @@
+"""Instruction templates for every task, in one place, overridable from settings.
+
+`settings.prompts` maps a template name to a `str.format` template; names are the
+task names plus `copy_<channel>` and `copy_campaign`. Unknown names or placeholders
+are rejected when the engine loads, not when a job runs.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from typing import Any
+
+from worker.inference.types import InferenceError, InferenceRequest
+
+COPY_CHANNELS = ("title", "selling_points", "social_post", "livestream_script")
+
+DEFAULT_TEMPLATES: dict[str, str] = {
+    "describe": (
+        "Describe the product in this photo for an online shop listing: what it is, its "
+        "color, material, shape and notable details. Answer in 3-5 plain sentences."
+    ),
+    "ocr": (
+        "Transcribe all text visible in this image exactly as written, one line of text "
+        "per line, from top to bottom. Output only the text. If there is no text, reply "
+        "with an empty answer."
+    ),
+    "attributes": (
+        "Extract the attributes of the product in this photo as one JSON object that "
+        "matches this JSON schema:\n{schema}\nOutput only the JSON object."
+    ),
+    "copy_title": (
+        "Write one product title for an online shop listing of this product, at most 60 "
+        "characters. Output only the title."
+    ),
+    "copy_selling_points": (
+        "Write 3 to 5 short selling points for this product, one per line, each starting with '- '."
+    ),
+    "copy_social_post": ("Write a short social media post (2-4 sentences, hashtags allowed) promoting this product."),
+    "copy_livestream_script": (
+        "Write a live-stream sales script of about 150 words that a host could read while "
+        "showing this product to viewers."
+    ),
+    "copy_campaign": "Campaign context: {campaign}",
+    "ask": "{question}",
+}
+
+# Placeholders a template may use; anything else is a configuration error.
+_FIELDS: dict[str, frozenset[str]] = {
+    "attributes": frozenset({"schema"}),
+    "copy_campaign": frozenset({"campaign"}),
+    "ask": frozenset({"question"}),
+}
+
+
+class PromptBook:
+    """Default templates merged with overrides, rendering one instruction per request."""
+
+    def __init__(self, overrides: Mapping[str, str] | None = None) -> None:
+        overrides = dict(overrides or {})
+        unknown = sorted(set(overrides) - set(DEFAULT_TEMPLATES))
+        if unknown:
+            raise ValueError(f"unknown prompt template names {unknown}; known: {sorted(DEFAULT_TEMPLATES)}")
+        self.templates = {**DEFAULT_TEMPLATES, **overrides}
+        for name, template in self.templates.items():
+            sample = {field: "x" for field in _FIELDS.get(name, frozenset())}
+            try:
+                template.format(**sample)
+            except (KeyError, IndexError, ValueError) as exc:
+                raise ValueError(f"prompt template {name!r} is invalid: {exc!r}") from exc
+
+    def render(self, name: str, **fields: Any) -> str:
+        """Fill template `name`."""
+        return self.templates[name].format(**fields)
+
+    def instruction(self, request: InferenceRequest, schema: Mapping[str, Any] | None = None) -> str:
+        """The user-turn text for `request` (the image goes before it)."""
+        task = request.task
+        if task == "attributes":
+            return self.render("attributes", schema=json.dumps(schema, ensure_ascii=False))
+        if task == "copy":
+            channel = request.options.get("channel", "title")
+            if channel not in COPY_CHANNELS:
+                raise InferenceError("invalid_options", f"copy channel must be one of {COPY_CHANNELS}")
+            text = self.render(f"copy_{channel}")
+            campaign = request.options.get("campaign")
+            if campaign:
+                text += "\n" + self.render("copy_campaign", campaign=str(campaign))
+            return text
+        if task == "ask":
+            if not request.prompt or not request.prompt.strip():
+                raise InferenceError("invalid_request", "task 'ask' needs a question in prompt")
+            return self.render("ask", question=request.prompt.strip())
+        if task in ("describe", "ocr"):
+            return self.render(task)
+        raise InferenceError("invalid_request", f"unknown task {task!r}")
