@@ -21,6 +21,7 @@ from shared.db import make_engine, make_session_factory
 from shared.migrate import upgrade_to_head
 from shared.settings import Settings
 from tests.services import postgres_cluster, redis_server
+from tests.webhook_receiver import Receiver
 from web.app import create_app
 from worker.context import WorkerContext, worker_name
 from worker.inference.types import Engine
@@ -132,3 +133,18 @@ def image_bytes(fmt: str = "PNG", size: tuple[int, int] = (64, 48), color: str =
 @pytest.fixture
 def png() -> bytes:
     return image_bytes()
+
+
+@pytest.fixture
+def webhook_context(
+    settings: Settings, sessions: sessionmaker[Session], celery_app: Celery, broker: redis.Redis
+) -> WorkerContext:
+    """A webhook worker's context: no model."""
+    return WorkerContext(settings=settings, sessions=sessions, celery=celery_app, redis=broker, name="webhooks-test")
+
+
+@pytest.fixture
+def receiver() -> Iterator[Receiver]:
+    """A scriptable webhook endpoint on loopback."""
+    with Receiver() as server:
+        yield server

@@ -38,6 +38,18 @@ def _wait_for_line(log: Path, pattern: str, timeout_s: float) -> str:
     raise AssertionError(f"no line matching {pattern!r}; output was:\n{log.read_text()}")
 
 
+def _env(settings: Settings | None = None, **overrides: str) -> dict[str, str]:
+    """The test's environment without stray VLMQ_* values, plus the test's settings."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("VLMQ_")}
+    if settings is not None:
+        env.update(
+            VLMQ_DATA_DIR=str(settings.data_dir),
+            VLMQ_DATABASE_URL=settings.sqlalchemy_url,
+            VLMQ_REDIS_URL=settings.redis_url,
+        )
+    return env | {"PYTHONUNBUFFERED": "1"} | {f"VLMQ_{k.upper()}": v for k, v in overrides.items()}
+
+
 def _port_open(port: int) -> bool:
     with socket.socket() as sock:
         return sock.connect_ex(("127.0.0.1", port)) == 0
@@ -49,8 +61,7 @@ def test_vlmq_up_serves_a_round_trip_and_stops_cleanly(tmp_path: Path, model_dat
     data_dir.mkdir()
     (data_dir / "models").symlink_to(model_data_dir / "models")  # reuse the tiny model built for this run
     port = free_port()
-    env = {k: v for k, v in os.environ.items() if not k.startswith("VLMQ_")}
-    env.update(VLMQ_DATA_DIR=str(data_dir), VLMQ_MAX_NEW_TOKENS="32")
+    env = _env(data_dir=str(data_dir), max_new_tokens="32")
     log = tmp_path / "up.log"
     with log.open("w") as output:
         process = subprocess.Popen([VLMQ, "up", "--port", str(port)], env=env, stdout=output, stderr=subprocess.STDOUT)
@@ -88,14 +99,7 @@ def test_gpu_worker_loads_the_model_once_per_process(
     png: bytes,
     tmp_path: Path,
 ) -> None:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("VLMQ_")}
-    env.update(
-        VLMQ_DATA_DIR=str(settings.data_dir),
-        VLMQ_DATABASE_URL=settings.sqlalchemy_url,
-        VLMQ_REDIS_URL=settings.redis_url,
-        VLMQ_MAX_NEW_TOKENS="16",
-        PYTHONUNBUFFERED="1",
-    )
+    env = _env(settings, max_new_tokens="16")
     log_path = tmp_path / "worker.log"
     with log_path.open("w") as log:
         worker = subprocess.Popen([VLMQ, "worker", "gpu"], env=env, stdout=log, stderr=subprocess.STDOUT)
@@ -131,13 +135,7 @@ def test_gpu_worker_with_an_impossible_setting_stops_with_a_clear_error(
 
     if torch.cuda.is_available():
         pytest.skip("int8 works on this machine: it has CUDA")
-    env = {k: v for k, v in os.environ.items() if not k.startswith("VLMQ_")}
-    env.update(
-        VLMQ_DATA_DIR=str(settings.data_dir),
-        VLMQ_DATABASE_URL=settings.sqlalchemy_url,
-        VLMQ_REDIS_URL=settings.redis_url,
-        VLMQ_QUANTIZATION="int8",
-    )
+    env = _env(settings, quantization="int8")
     result = subprocess.run([VLMQ, "worker", "gpu"], env=env, capture_output=True, text=True, timeout=120)
     assert result.returncode == 3, result.stderr[-3000:]
     assert "int8" in result.stderr and "CUDA" in result.stderr
@@ -154,17 +152,10 @@ def test_job_survives_a_kill_9_of_its_gpu_worker(
     png: bytes,
     tmp_path: Path,
 ) -> None:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("VLMQ_")}
-    env.update(
-        VLMQ_DATA_DIR=str(settings.data_dir),
-        VLMQ_DATABASE_URL=settings.sqlalchemy_url,
-        VLMQ_REDIS_URL=settings.redis_url,
-        VLMQ_HEARTBEAT_INTERVAL_S="0.5",
-        VLMQ_HEARTBEAT_TIMEOUT_S="3",
-        VLMQ_SWEEP_INTERVAL_S="1",
-        PYTHONUNBUFFERED="1",
+    # Its own data dir (for the beat schedule file); the model comes from the shared one.
+    env = _env(
+        settings, data_dir=str(tmp_path), heartbeat_interval_s="0.5", heartbeat_timeout_s="3", sweep_interval_s="1"
     )
-    env["VLMQ_DATA_DIR"] = str(tmp_path)  # own beat schedule file; the model comes from the shared dir
     (tmp_path / "models").symlink_to(settings.data_dir / "models")
     logs = {role: (tmp_path / f"{role}.log").open("w") for role in ("gpu", "webhooks")}
     workers = [

@@ -3,14 +3,11 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from datetime import timedelta
 
 import pytest
 import redis
-from celery import Celery
 from flask.testing import FlaskClient
-from sqlalchemy.orm import Session, sessionmaker
 
 from shared.celery_app import WEBHOOK_QUEUE
 from shared.clock import utcnow
@@ -26,19 +23,8 @@ def settings(settings: Settings) -> Settings:
     return settings.model_copy(update={"webhook_allow_hosts": ("127.0.0.1",), "webhook_retry_base_s": 60.0})
 
 
-@pytest.fixture
-def ctx(settings: Settings, sessions: sessionmaker[Session], celery_app: Celery, broker: redis.Redis) -> WorkerContext:
-    return WorkerContext(settings=settings, sessions=sessions, celery=celery_app, redis=broker, name="webhooks-test")
-
-
-@pytest.fixture
-def receiver() -> Iterator[Receiver]:
-    with Receiver() as server:
-        yield server
-
-
 def test_delivery_log_redeliver_and_job_page(
-    client: FlaskClient, ctx: WorkerContext, broker: redis.Redis, receiver: Receiver, png: bytes
+    client: FlaskClient, webhook_context: WorkerContext, broker: redis.Redis, receiver: Receiver, png: bytes
 ) -> None:
     receiver.expect(Answer(500, body=b"database is down"))
     job_id = submit(client, png, task="describe", webhook=receiver.url, webhook_events="completed").get_json()["id"]
@@ -52,7 +38,7 @@ def test_delivery_log_redeliver_and_job_page(
     )
 
     now = utcnow()
-    assert deliver(ctx, delivery["id"], now) == "retrying"
+    assert deliver(webhook_context, delivery["id"], now) == "retrying"
     [delivery] = client.get(f"/v1/jobs/{job_id}/deliveries").get_json()["data"]
     assert delivery["attempts"] == 1 and delivery["last_status_code"] == 500
     assert delivery["next_attempt_at"] is not None
@@ -62,14 +48,14 @@ def test_delivery_log_redeliver_and_job_page(
     assert "Webhook deliveries" in page and delivery["id"] in page and "HTTP 500" in page
 
     retry_at = now + timedelta(seconds=60)
-    assert deliver(ctx, delivery["id"], retry_at) == "delivered"
+    assert deliver(webhook_context, delivery["id"], retry_at) == "delivered"
     broker.delete(WEBHOOK_QUEUE)
     redelivered = client.post(f"/v1/jobs/{job_id}/deliveries/redeliver")
     assert redelivered.status_code == 202
     assert redelivered.get_json()["id"] == delivery["id"]
     assert redelivered.get_json()["status"] == "pending"
     assert json.loads(broker.lindex(WEBHOOK_QUEUE, 0))["headers"]["id"].startswith(delivery["id"] + "-")
-    assert deliver(ctx, delivery["id"], utcnow() + timedelta(seconds=61)) == "delivered"
+    assert deliver(webhook_context, delivery["id"], utcnow() + timedelta(seconds=61)) == "delivered"
     requests = receiver.wait_for(3)
     assert [r.headers["webhook-id"] for r in requests] == [delivery["id"]] * 3
     [delivery] = client.get(f"/v1/jobs/{job_id}/deliveries").get_json()["data"]

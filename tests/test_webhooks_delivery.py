@@ -3,12 +3,10 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from datetime import datetime, timedelta
 
 import pytest
 import redis
-from celery import Celery
 from flask.testing import FlaskClient
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
@@ -46,18 +44,6 @@ def settings(settings: Settings) -> Settings:
     )
 
 
-@pytest.fixture
-def ctx(settings: Settings, sessions: sessionmaker[Session], celery_app: Celery, broker: redis.Redis) -> WorkerContext:
-    """A webhook worker's context: no model."""
-    return WorkerContext(settings=settings, sessions=sessions, celery=celery_app, redis=broker, name="webhooks-test")
-
-
-@pytest.fixture
-def receiver() -> Iterator[Receiver]:
-    with Receiver() as server:
-        yield server
-
-
 def finished_job_delivery(client: FlaskClient, sessions: sessionmaker[Session], png: bytes, url: str, **fields: str):
     """Submit a job reporting to `url`, cancel it, and return its job.completed delivery."""
     job_id = submit(client, png, task="describe", webhook=url, **fields).get_json()["id"]
@@ -78,33 +64,33 @@ def attempts(sessions: sessionmaker[Session], delivery_id: str) -> list[WebhookA
         return list(session.scalars(query))
 
 
-def secret(ctx: WorkerContext) -> str:
-    with ctx.sessions.begin() as session:
-        return current_secret(session, ctx.settings, "default", utcnow())
+def secret(webhook_context: WorkerContext) -> str:
+    with webhook_context.sessions.begin() as session:
+        return current_secret(session, webhook_context.settings, "default", utcnow())
 
 
 def test_retries_follow_the_backoff_schedule_under_one_webhook_id(
-    client: FlaskClient, ctx: WorkerContext, receiver: Receiver, png: bytes
+    client: FlaskClient, webhook_context: WorkerContext, receiver: Receiver, png: bytes
 ) -> None:
     receiver.expect(Answer(500), Answer(502, body=b"bad gateway"), Answer(500))
-    delivery = finished_job_delivery(client, ctx.sessions, png, receiver.url)
+    delivery = finished_job_delivery(client, webhook_context.sessions, png, receiver.url)
     now = delivery.created_at
     schedule: list[datetime] = []
     for attempt in (1, 2, 3):
-        assert deliver(ctx, delivery.id, now - timedelta(seconds=1)) == "not_due"
-        assert deliver(ctx, delivery.id, now) == "retrying"
-        row = load(ctx.sessions, delivery.id)
+        assert deliver(webhook_context, delivery.id, now - timedelta(seconds=1)) == "not_due"
+        assert deliver(webhook_context, delivery.id, now) == "retrying"
+        row = load(webhook_context.sessions, delivery.id)
         ceiling = BASE_S * 2 ** (attempt - 1)
         assert now + timedelta(seconds=ceiling / 2) <= row.next_attempt_at <= now + timedelta(seconds=ceiling)
         schedule.append(row.next_attempt_at)
         now = row.next_attempt_at
-    assert deliver(ctx, delivery.id, now) == "delivered"
+    assert deliver(webhook_context, delivery.id, now) == "delivered"
 
     requests = receiver.wait_for(4)
     assert len(requests) == 4
     assert {r.headers["webhook-id"] for r in requests} == {delivery.id}
     assert len({r.body for r in requests}) == 1, "every retry sends the same bytes"
-    webhook = Webhook(secret(ctx))
+    webhook = Webhook(secret(webhook_context))
     for request in requests:
         payload = webhook.verify(request.body, request.headers)
         assert payload["type"] == "job.completed"
@@ -114,125 +100,135 @@ def test_retries_follow_the_backoff_schedule_under_one_webhook_id(
     assert requests[0].path == "/hooks/vlmq?shop=1"
     assert requests[0].headers["Content-Type"] == "application/json"
 
-    row = load(ctx.sessions, delivery.id)
+    row = load(webhook_context.sessions, delivery.id)
     assert row.status == "delivered" and row.attempts == 4 and row.next_attempt_at is None
-    log = attempts(ctx.sessions, delivery.id)
+    log = attempts(webhook_context.sessions, delivery.id)
     assert [a.status_code for a in log] == [500, 502, 500, 200]
     assert log[1].response_excerpt == "bad gateway"
     assert [a.attempted_at for a in log[1:]] == schedule
 
 
 def test_retry_after_on_429_sets_the_next_attempt(
-    client: FlaskClient, ctx: WorkerContext, receiver: Receiver, png: bytes
+    client: FlaskClient, webhook_context: WorkerContext, receiver: Receiver, png: bytes
 ) -> None:
     receiver.expect(Answer(429, {"Retry-After": "120"}), Answer(503, {"Retry-After": "7"}))
-    delivery = finished_job_delivery(client, ctx.sessions, png, receiver.url)
+    delivery = finished_job_delivery(client, webhook_context.sessions, png, receiver.url)
     now = delivery.created_at
-    assert deliver(ctx, delivery.id, now) == "retrying"
-    assert load(ctx.sessions, delivery.id).next_attempt_at == now + timedelta(seconds=120)
+    assert deliver(webhook_context, delivery.id, now) == "retrying"
+    assert load(webhook_context.sessions, delivery.id).next_attempt_at == now + timedelta(seconds=120)
     now += timedelta(seconds=120)
-    assert deliver(ctx, delivery.id, now) == "retrying"
-    assert load(ctx.sessions, delivery.id).next_attempt_at == now + timedelta(seconds=7)
-    assert [a.status_code for a in attempts(ctx.sessions, delivery.id)] == [429, 503]
+    assert deliver(webhook_context, delivery.id, now) == "retrying"
+    assert load(webhook_context.sessions, delivery.id).next_attempt_at == now + timedelta(seconds=7)
+    assert [a.status_code for a in attempts(webhook_context.sessions, delivery.id)] == [429, 503]
 
 
-def test_410_gone_stops_retrying(client: FlaskClient, ctx: WorkerContext, receiver: Receiver, png: bytes) -> None:
+def test_410_gone_stops_retrying(
+    client: FlaskClient, webhook_context: WorkerContext, receiver: Receiver, png: bytes
+) -> None:
     receiver.expect(Answer(410))
-    delivery = finished_job_delivery(client, ctx.sessions, png, receiver.url)
-    assert deliver(ctx, delivery.id, delivery.created_at) == "failed"
-    row = load(ctx.sessions, delivery.id)
+    delivery = finished_job_delivery(client, webhook_context.sessions, png, receiver.url)
+    assert deliver(webhook_context, delivery.id, delivery.created_at) == "failed"
+    row = load(webhook_context.sessions, delivery.id)
     assert row.status == "failed" and row.next_attempt_at is None
     assert "410" in row.last_error
-    assert deliver(ctx, delivery.id, delivery.created_at + timedelta(hours=1)) == "done"
+    assert deliver(webhook_context, delivery.id, delivery.created_at + timedelta(hours=1)) == "done"
     assert len(receiver.requests) == 1
 
 
 def test_gives_up_when_the_retry_window_ends(
-    client: FlaskClient, ctx: WorkerContext, receiver: Receiver, png: bytes
+    client: FlaskClient, webhook_context: WorkerContext, receiver: Receiver, png: bytes
 ) -> None:
     receiver.default = Answer(500)
-    delivery = finished_job_delivery(client, ctx.sessions, png, receiver.url)
-    window_end = delivery.created_at + timedelta(seconds=ctx.settings.webhook_retry_window_s)
-    assert deliver(ctx, delivery.id, window_end - timedelta(seconds=1)) == "failed"
-    row = load(ctx.sessions, delivery.id)
+    delivery = finished_job_delivery(client, webhook_context.sessions, png, receiver.url)
+    window_end = delivery.created_at + timedelta(seconds=webhook_context.settings.webhook_retry_window_s)
+    assert deliver(webhook_context, delivery.id, window_end - timedelta(seconds=1)) == "failed"
+    row = load(webhook_context.sessions, delivery.id)
     assert "the retry window ended" in row.last_error
     assert row.last_status_code == 500
 
 
 def test_hanging_resetting_and_huge_receivers_do_not_stall_the_sender(
-    client: FlaskClient, ctx: WorkerContext, receiver: Receiver, png: bytes
+    client: FlaskClient, webhook_context: WorkerContext, receiver: Receiver, png: bytes
 ) -> None:
     receiver.expect(HANG, RESET, HUGE)
-    delivery = finished_job_delivery(client, ctx.sessions, png, receiver.url)
+    delivery = finished_job_delivery(client, webhook_context.sessions, png, receiver.url)
     now = delivery.created_at
     for _ in range(2):
-        assert deliver(ctx, delivery.id, now) == "retrying"
-        now = load(ctx.sessions, delivery.id).next_attempt_at
-    assert deliver(ctx, delivery.id, now) == "delivered"
-    hung, reset, huge = attempts(ctx.sessions, delivery.id)
+        assert deliver(webhook_context, delivery.id, now) == "retrying"
+        now = load(webhook_context.sessions, delivery.id).next_attempt_at
+    assert deliver(webhook_context, delivery.id, now) == "delivered"
+    hung, reset, huge = attempts(webhook_context.sessions, delivery.id)
     assert hung.status_code is None and hung.error.startswith("timed out")
     assert reset.status_code is None and "reset" in reset.error.lower()
     assert huge.status_code == 200 and len(huge.response_excerpt) == MAX_EXCERPT_BYTES
     assert receiver.huge_bytes_sent < 64 * 1024 * 1024, "the sender hung up instead of reading the whole body"
 
 
-def test_progress_events_are_sent_once(client: FlaskClient, ctx: WorkerContext, receiver: Receiver, png: bytes) -> None:
+def test_progress_events_are_sent_once(
+    client: FlaskClient, webhook_context: WorkerContext, receiver: Receiver, png: bytes
+) -> None:
     receiver.expect(Answer(500))
     job_id = submit(client, png, task="describe", webhook=receiver.url, webhook_events="started").get_json()["id"]
-    with ctx.sessions.begin() as session:
+    with webhook_context.sessions.begin() as session:
         assert jobs.start(session, job_id, "gpu-1", utcnow())
-    with ctx.sessions() as session:
+    with webhook_context.sessions() as session:
         delivery = session.scalars(select(WebhookDelivery).where(WebhookDelivery.job_id == job_id)).one()
     assert delivery.event_type == "job.started" and not delivery.persistent
-    assert deliver(ctx, delivery.id, delivery.created_at) == "failed"
-    assert "sent once" in load(ctx.sessions, delivery.id).last_error
+    assert deliver(webhook_context, delivery.id, delivery.created_at) == "failed"
+    assert "sent once" in load(webhook_context.sessions, delivery.id).last_error
     assert len(receiver.requests) == 1
     body = json.loads(receiver.requests[0].body)
     assert body["type"] == "job.started" and body["data"]["status"] == "running"
 
 
 def test_send_time_check_blocks_dns_rebinding(
-    client: FlaskClient, ctx: WorkerContext, receiver: Receiver, png: bytes, monkeypatch: pytest.MonkeyPatch
+    client: FlaskClient, webhook_context: WorkerContext, receiver: Receiver, png: bytes, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """The name resolved to a public address at submit time and to loopback at send time."""
     answers = {"hooks.shop.example": ["93.184.216.34"]}
     monkeypatch.setattr(ssrf, "resolve", lambda host, port: answers[host])
-    delivery = finished_job_delivery(client, ctx.sessions, png, f"http://hooks.shop.example:{receiver.port}/hook")
+    delivery = finished_job_delivery(
+        client, webhook_context.sessions, png, f"http://hooks.shop.example:{receiver.port}/hook"
+    )
     answers["hooks.shop.example"] = ["127.0.0.1"]
-    ctx.settings = ctx.settings.model_copy(update={"webhook_allow_hosts": ()})
-    assert deliver(ctx, delivery.id, delivery.created_at) == "retrying"
-    row = load(ctx.sessions, delivery.id)
+    webhook_context.settings = webhook_context.settings.model_copy(update={"webhook_allow_hosts": ()})
+    assert deliver(webhook_context, delivery.id, delivery.created_at) == "retrying"
+    row = load(webhook_context.sessions, delivery.id)
     assert row.last_error.startswith("refused: ") and "loopback" in row.last_error
     assert receiver.requests == []
 
 
 def test_connects_to_the_checked_address_with_the_original_host(
-    client: FlaskClient, ctx: WorkerContext, receiver: Receiver, png: bytes, monkeypatch: pytest.MonkeyPatch
+    client: FlaskClient, webhook_context: WorkerContext, receiver: Receiver, png: bytes, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """No real DNS knows `hooks.shop.example`: the request can only arrive if the sender used the checked IP."""
     monkeypatch.setattr(ssrf, "resolve", lambda host, port: ["127.0.0.1"])
-    delivery = finished_job_delivery(client, ctx.sessions, png, f"http://hooks.shop.example:{receiver.port}/hook")
-    assert deliver(ctx, delivery.id, delivery.created_at) == "delivered"
+    delivery = finished_job_delivery(
+        client, webhook_context.sessions, png, f"http://hooks.shop.example:{receiver.port}/hook"
+    )
+    assert deliver(webhook_context, delivery.id, delivery.created_at) == "delivered"
     assert receiver.requests[0].headers["Host"] == f"hooks.shop.example:{receiver.port}"
 
 
 def test_a_full_endpoint_defers_the_delivery_without_sending(
-    client: FlaskClient, ctx: WorkerContext, receiver: Receiver, png: bytes, broker: redis.Redis
+    client: FlaskClient, webhook_context: WorkerContext, receiver: Receiver, png: bytes, broker: redis.Redis
 ) -> None:
-    delivery = finished_job_delivery(client, ctx.sessions, png, receiver.url)
+    delivery = finished_job_delivery(client, webhook_context.sessions, png, receiver.url)
     key = endpoint_slots.endpoint_key(delivery.url)
     now = delivery.created_at.timestamp()
-    for token in range(ctx.settings.webhook_max_per_endpoint):
-        assert endpoint_slots.acquire(broker, key, f"other-{token}", ctx.settings.webhook_max_per_endpoint, now, 30)
+    for token in range(webhook_context.settings.webhook_max_per_endpoint):
+        assert endpoint_slots.acquire(
+            broker, key, f"other-{token}", webhook_context.settings.webhook_max_per_endpoint, now, 30
+        )
     broker.delete(WEBHOOK_QUEUE)
-    assert deliver(ctx, delivery.id, delivery.created_at) == "busy"
+    assert deliver(webhook_context, delivery.id, delivery.created_at) == "busy"
     assert receiver.requests == []
     message = json.loads(broker.lindex(WEBHOOK_QUEUE, 0))
     assert message["headers"]["id"].startswith(delivery.id + "-")
     assert message["headers"]["eta"] is not None
     # A crashed holder's slot runs out with its lease: 31 s later the endpoint is free again.
     later = delivery.created_at + timedelta(seconds=31)
-    assert deliver(ctx, delivery.id, later) == "delivered"
+    assert deliver(webhook_context, delivery.id, later) == "delivered"
 
 
 def test_endpoint_slots_expire_and_release(broker: redis.Redis) -> None:
