@@ -83,6 +83,16 @@ def test_vlmq_up_serves_a_round_trip_and_stops_cleanly(tmp_path: Path, model_dat
         assert "noise" in job["warnings"][0]
         page = requests.get(job["urls"]["page"], timeout=5)
         assert page.status_code == 200 and job["id"] in page.text
+        cli = subprocess.run(
+            [VLMQ, "submit", str(photo), "--task", "ocr", "--wait", "--url", url],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=90,
+        )
+        assert cli.returncode == 0, cli.stderr
+        printed = json.loads(cli.stdout)
+        assert (printed["task"], printed["status"]) == ("ocr", "succeeded")
     finally:
         process.send_signal(signal.SIGTERM)
         process.wait(60)

@@ -11,12 +11,18 @@ from pathlib import Path
 import pytest
 import redis
 from flask import Flask
+from flask.testing import FlaskClient
+from sqlalchemy.orm import Session, sessionmaker
 from werkzeug.serving import make_server
 
+from shared.auth import create_api_key
 from shared.celery_app import GPU_QUEUE
 from shared.dispatch import job_id_of_task
+from shared.settings import Settings
 from tests.conftest import image_bytes
+from tests.helpers import submit
 from tests.services import missing
+from web.app import create_app
 from worker.context import WorkerContext
 from worker.runner import run_job
 
@@ -95,3 +101,33 @@ def test_upload_form_shows_the_api_error(live_url: str, browser_page, tmp_path: 
     page.wait_for_selector("#upload-error:not([hidden])")
     assert "needs a prompt" in page.inner_text("#upload-error")
     assert page.url == live_url + "/"
+
+
+@pytest.fixture
+def auth_live_url(settings: Settings) -> Iterator[str]:
+    app = create_app(settings.model_copy(update={"auth_enabled": True}))
+    server = make_server("127.0.0.1", 0, app, threaded=True)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    yield f"http://127.0.0.1:{server.server_port}"
+    server.shutdown()
+    app.extensions["vlmq"].engine.dispose()
+
+
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+def test_pages_with_auth_ask_for_a_key_and_hide_other_tenants(
+    auth_live_url: str, browser_page, sessions: sessionmaker[Session], client: FlaskClient, png: bytes
+) -> None:
+    with sessions.begin() as session:
+        key = create_api_key(session, "shop-a")
+    other_tenants_job = submit(client, png, task="describe").get_json()["id"]  # the default tenant's
+    page = browser_page
+    response = page.goto(auth_live_url + "/")
+    assert response.status == 401
+    assert "Bearer" in page.inner_text("#page-error")
+    page.fill("#api-key", key)
+    page.click("#key-form button")
+    page.wait_for_selector("#upload-form")
+    response = page.goto(f"{auth_live_url}/jobs/{other_tenants_job}")
+    assert response.status == 404
+    assert other_tenants_job in page.inner_text("#page-error")
+    assert "<html" in page.content()

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 
-from flask import Flask, Response, jsonify, request
+from flask import Flask, Response, jsonify, render_template, request
 from pydantic import ValidationError
 from werkzeug.exceptions import HTTPException
 
@@ -39,7 +39,9 @@ def describe_validation_error(exc: ValidationError) -> str:
 
 def register_error_handlers(app: Flask) -> None:
     @app.errorhandler(ApiError)
-    def _api_error(exc: ApiError) -> tuple[Response, int]:
+    def _api_error(exc: ApiError) -> tuple[Response, int] | tuple[str, int]:
+        if not _wants_json():
+            return render_template("error.html", error=exc), exc.status
         return error_response(exc.status, exc.code, exc.message)
 
     @app.errorhandler(ValidationError)
@@ -60,4 +62,5 @@ def register_error_handlers(app: Flask) -> None:
 
 
 def _wants_json() -> bool:
-    return not request.path.startswith("/jobs") and request.path != "/"
+    """Pages answer errors in HTML; everything else (the API, health checks) in JSON."""
+    return not request.path.startswith("/jobs/") and request.path != "/"
