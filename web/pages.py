@@ -10,8 +10,8 @@ from shared.models import Job
 from shared.schemas import TASKS
 from shared.states import JobStatus
 from shared.webhooks.delivery_log import job_deliveries
-from web.api.jobs import load_job
 from web.auth import current_tenant
+from web.job_records import load_job
 from web.state import app_state
 from web.urls import base_url
 

@@ -10,9 +10,9 @@ from shared.models import WebhookDelivery
 from shared.webhooks.delivery_log import job_deliveries
 from shared.webhooks.dispatch import enqueue_delivery
 from shared.webhooks.outbox import redeliver
-from web.api.jobs import load_job
 from web.auth import current_tenant
 from web.errors import ApiError
+from web.job_records import load_job
 from web.state import app_state
 
 bp = Blueprint("deliveries_api", __name__)

@@ -7,23 +7,19 @@ from typing import Any
 from flask import Blueprint, Response, jsonify, request
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import Session
 
 from shared.clock import utcnow
 from shared.dispatch import enqueue_job
-from shared.ids import new_id
-from shared.images import ImageRejected, check_image
-from shared.job_view import PLACEHOLDER_MODEL_NAME, job_to_dict
+from shared.job_view import job_to_dict
 from shared.jobs import cancel
 from shared.models import Job
-from shared.schemas import JobCreate
 from shared.states import JobStatus
-from shared.storage import store_image
 from shared.webhooks.dispatch import enqueue_job_deliveries
 from web.api.job_input import read_job_submission
 from web.api.waiting import requested_wait_s, wait_until_finished
 from web.auth import current_tenant
 from web.errors import ApiError
+from web.job_records import insert_job, load_job
 from web.state import app_state
 from web.urls import base_url
 from web.webhook_input import check_job_webhook
@@ -35,14 +31,6 @@ MAX_IDEMPOTENCY_KEY = 255
 
 def _job_response(job: Job, status: int, **headers: str) -> tuple[Response, int, dict[str, str]]:
     return jsonify(job_to_dict(job, base_url())), status, headers
-
-
-def load_job(session: Session, tenant_id: str, job_id: str) -> Job:
-    """The tenant's job, or a 404 that does not reveal other tenants' ids."""
-    job = session.get(Job, job_id)
-    if job is None or job.tenant_id != tenant_id:
-        raise ApiError(404, "job_not_found", f"no job {job_id!r}")
-    return job
 
 
 @bp.post("/v1/jobs")
@@ -60,7 +48,7 @@ def create_job() -> tuple[Response, int, dict[str, str]]:
     check_job_webhook(submission.spec, tenant_id)
     try:
         with state.sessions.begin() as session:
-            job = _insert_job(session, tenant_id, submission.spec, submission.image, idempotency_key)
+            job = insert_job(session, state.settings, tenant_id, submission.spec, submission.image, idempotency_key)
     except IntegrityError:
         # Two requests with one Idempotency-Key raced; the other one won.
         replay = _find_by_idempotency_key(tenant_id, idempotency_key) if idempotency_key else None
@@ -81,59 +69,6 @@ def create_job() -> tuple[Response, int, dict[str, str]]:
 def _find_by_idempotency_key(tenant_id: str, key: str) -> Job | None:
     with app_state().sessions() as session:
         return session.scalar(select(Job).where(Job.tenant_id == tenant_id, Job.idempotency_key == key))
-
-
-def _insert_job(
-    session: Session, tenant_id: str, spec: JobCreate, image: bytes | None, idempotency_key: str | None
-) -> Job:
-    settings = app_state().settings
-    parent_id = spec.params.parent_job_id
-    if parent_id is not None:
-        if image is not None:
-            raise ApiError(
-                400,
-                "invalid_request",
-                "a follow-up question (params.parent_job_id) reuses its parent's image: omit 'image'",
-            )
-        parent = load_job(session, tenant_id, parent_id)
-        if parent.task != "ask" or parent.status != JobStatus.SUCCEEDED:
-            raise ApiError(
-                409,
-                "invalid_parent_job",
-                f"job {parent_id} is not a succeeded 'ask' job (task {parent.task}, status {parent.status})",
-            )
-        image_id = parent.image_id
-    elif image is None:
-        raise ApiError(
-            400, "missing_image", "an image is required: a multipart file field 'image' or a JSON 'image' data URI"
-        )
-    else:
-        try:
-            checked = check_image(image, settings.max_image_bytes, settings.max_image_pixels)
-        except ImageRejected as exc:
-            raise ApiError(exc.status, exc.code, exc.message) from None
-        image_id = store_image(session, tenant_id, checked).id
-    now = utcnow()
-    job = Job(
-        id=new_id("job"),
-        tenant_id=tenant_id,
-        status=JobStatus.QUEUED.value,
-        task=spec.task,
-        prompt=spec.prompt,
-        params=spec.params.as_stored(),
-        model=settings.model or PLACEHOLDER_MODEL_NAME,
-        image_id=image_id,
-        parent_job_id=parent_id,
-        meta=spec.metadata,
-        idempotency_key=idempotency_key,
-        webhook_url=spec.webhook,
-        webhook_events=spec.webhook_events,
-        attempts=0,
-        created_at=now,
-    )
-    session.add(job)
-    session.flush()
-    return job
 
 
 @bp.get("/v1/jobs/<job_id>")
