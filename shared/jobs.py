@@ -6,8 +6,9 @@ a finish, or two sweepers at once can never run or report a job twice. Callers o
 the transaction: they commit after a transition (and whatever else belongs with it).
 
 A transition that moved the job also writes its webhook outbox row (`job.started`,
-`job.completed`) in that same transaction; callers send the delivery messages after
-commit (`shared.webhooks.dispatch.enqueue_job_deliveries`).
+`job.completed`) in that same transaction, and a terminal one completes the job's batch
+when it was the batch's last job (`shared.batches`); callers send the delivery messages
+after commit (`shared.webhooks.dispatch.enqueue_job_deliveries`).
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from typing import Any
 from sqlalchemy import CursorResult, update
 from sqlalchemy.orm import Session
 
+from shared.batches import complete_batch_of_job
 from shared.models import Job
 from shared.states import JobStatus
 from shared.webhooks.outbox import JOB_COMPLETED, JOB_STARTED, record_job_event
@@ -35,9 +37,11 @@ def _move(session: Session, job_id: str, from_statuses: set[JobStatus], *where: 
 
 
 def _reported(session: Session, moved: bool, job_id: str, event_type: str, now: datetime) -> bool:
-    """Write the webhook outbox row of a transition that moved the job."""
+    """Write the webhook outbox row of a transition that moved the job; an ending may complete its batch."""
     if moved:
         record_job_event(session, job_id, event_type, now)
+        if event_type == JOB_COMPLETED:
+            complete_batch_of_job(session, job_id, now)
     return moved
 
 

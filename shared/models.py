@@ -101,6 +101,8 @@ class Job(Base):
         UniqueConstraint("tenant_id", "idempotency_key", name="uq_jobs_tenant_idempotency_key"),
         Index("ix_jobs_tenant_id_id", "tenant_id", "id"),
         Index("ix_jobs_status_enqueued_at", "status", "enqueued_at"),
+        Index("ix_jobs_batch_id_batch_index", "batch_id", "batch_index"),
+        Index("ix_jobs_batch_id_status", "batch_id", "status"),
     )
 
     id: Mapped[str] = mapped_column(String(40), primary_key=True)
@@ -113,6 +115,8 @@ class Job(Base):
     image_id: Mapped[str] = mapped_column(ForeignKey("images.id"))
     parent_job_id: Mapped[str | None] = mapped_column(ForeignKey("jobs.id"))
     batch_id: Mapped[str | None] = mapped_column(String(40), index=True)
+    # The job's position in its batch's submission, so results come back in that order.
+    batch_index: Mapped[int | None] = mapped_column(Integer)
     meta: Mapped[dict[str, Any]] = mapped_column("metadata", JSON)
     idempotency_key: Mapped[str | None] = mapped_column(String(255))
     webhook_url: Mapped[str | None] = mapped_column(String(2048))
@@ -160,6 +164,7 @@ class WebhookDelivery(Base):
     id: Mapped[str] = mapped_column(String(40), primary_key=True)
     tenant_id: Mapped[str] = mapped_column(ForeignKey("tenants.id"))
     job_id: Mapped[str | None] = mapped_column(ForeignKey("jobs.id"), index=True)
+    batch_id: Mapped[str | None] = mapped_column(ForeignKey("batches.id"), index=True)
     event_type: Mapped[str] = mapped_column(String(40))
     url: Mapped[str] = mapped_column(String(2048))
     payload: Mapped[dict[str, Any]]
@@ -190,3 +195,24 @@ class WebhookAttempt(Base):
     status_code: Mapped[int | None] = mapped_column(Integer)
     error: Mapped[str | None] = mapped_column(Text)
     response_excerpt: Mapped[str | None] = mapped_column(Text)
+
+
+class Batch(Base):
+    """Many jobs submitted in one request; `completed_at` is set once, by the last job's terminal transition."""
+
+    __tablename__ = "batches"
+    __table_args__ = (
+        UniqueConstraint("tenant_id", "idempotency_key", name="uq_batches_tenant_idempotency_key"),
+        Index("ix_batches_tenant_id_id", "tenant_id", "id"),
+    )
+
+    id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    tenant_id: Mapped[str] = mapped_column(ForeignKey("tenants.id"))
+    task: Mapped[str] = mapped_column(String(32))
+    total: Mapped[int] = mapped_column(Integer)
+    meta: Mapped[dict[str, Any]] = mapped_column("metadata", JSON)
+    idempotency_key: Mapped[str | None] = mapped_column(String(255))
+    # Where `batch.completed` goes; None means the tenant's default endpoint.
+    webhook_url: Mapped[str | None] = mapped_column(String(2048))
+    created_at: Mapped[datetime]
+    completed_at: Mapped[datetime | None]

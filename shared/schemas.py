@@ -23,6 +23,16 @@ MAX_PROMPT_CHARS = 4000
 MAX_METADATA_BYTES = 16 * 1024
 MAX_SCHEMA_BYTES = 16 * 1024
 MAX_NEW_TOKENS_LIMIT = 2048
+MAX_HISTORY_TURNS = 40
+
+
+class HistoryTurn(BaseModel):
+    """An earlier message of an `ask` conversation, given explicitly (chat completions use this)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    role: Literal["user", "assistant"]
+    text: str = Field(max_length=MAX_PROMPT_CHARS)
 
 
 class JobParams(BaseModel):
@@ -38,6 +48,7 @@ class JobParams(BaseModel):
     campaign: str | None = Field(None, max_length=1000)
     schema_: dict[str, Any] | None = Field(None, alias="schema")
     parent_job_id: str | None = Field(None, max_length=40)
+    history: list[HistoryTurn] | None = Field(None, max_length=MAX_HISTORY_TURNS)
 
     @field_validator("schema_")
     @classmethod
@@ -52,6 +63,19 @@ class JobParams(BaseModel):
             raise ValueError(f"schema is not a valid JSON Schema: {exc.message}") from None
         if value.get("type") != "object":
             raise ValueError('schema must describe a JSON object ("type": "object")')
+        return value
+
+    @field_validator("history")
+    @classmethod
+    def _alternating(cls, value: list[HistoryTurn] | None) -> list[HistoryTurn] | None:
+        if value is None:
+            return None
+        for index, turn in enumerate(value):
+            expected = "user" if index % 2 == 0 else "assistant"
+            if turn.role != expected:
+                raise ValueError(f"history[{index}] must be a {expected} turn: turns alternate, starting with user")
+        if len(value) % 2:
+            raise ValueError("history must end with an assistant turn (the question goes in prompt)")
         return value
 
     def as_stored(self) -> dict[str, Any]:
@@ -101,4 +125,8 @@ class JobCreate(BaseModel):
             raise ValueError("params.schema applies only to task 'attributes'")
         if params.parent_job_id is not None and self.task != "ask":
             raise ValueError("params.parent_job_id applies only to task 'ask'")
+        if params.history is not None and self.task != "ask":
+            raise ValueError("params.history applies only to task 'ask'")
+        if params.history is not None and params.parent_job_id is not None:
+            raise ValueError("give params.history or params.parent_job_id, not both")
         return self

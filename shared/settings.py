@@ -46,6 +46,9 @@ class Settings(BaseSettings):
     max_image_pixels: int = Field(40_000_000, gt=0)
     max_wait_s: float = Field(60.0, ge=0)
     default_page_size: int = Field(50, ge=1, le=500)
+    max_batch_items: int = Field(500, ge=1, le=10_000)
+    # The whole `POST /v1/batches` body (other routes are sized for one image).
+    max_batch_bytes: int = Field(100 * 1024 * 1024, gt=0)
 
     # Job execution.
     max_attempts: int = Field(3, ge=1, le=20)

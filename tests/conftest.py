@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import io
+import json
 import secrets
+import threading
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -15,9 +18,11 @@ from flask import Flask
 from flask.testing import FlaskClient
 from PIL import Image
 from sqlalchemy.orm import Session, sessionmaker
+from werkzeug.serving import make_server
 
-from shared.celery_app import make_celery
+from shared.celery_app import GPU_QUEUE, make_celery
 from shared.db import make_engine, make_session_factory
+from shared.dispatch import job_id_of_task
 from shared.migrate import upgrade_to_head
 from shared.settings import Settings
 from tests.services import postgres_cluster, redis_server
@@ -25,6 +30,7 @@ from tests.webhook_receiver import Receiver
 from web.app import create_app
 from worker.context import WorkerContext, worker_name
 from worker.inference.types import Engine
+from worker.runner import run_job
 
 
 @pytest.fixture(scope="session")
@@ -148,3 +154,38 @@ def receiver() -> Iterator[Receiver]:
     """A scriptable webhook endpoint on loopback."""
     with Receiver() as server:
         yield server
+
+
+@contextmanager
+def serving(app: Flask) -> Iterator[str]:
+    """Serve `app` over real HTTP on loopback; yields its base URL."""
+    server = make_server("127.0.0.1", 0, app, threaded=True)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        yield f"http://127.0.0.1:{server.server_port}"
+    finally:
+        server.shutdown()
+
+
+@pytest.fixture
+def live_url(app: Flask) -> Iterator[str]:
+    with serving(app) as url:
+        yield url
+
+
+@pytest.fixture
+def gpu_thread(broker: redis.Redis, worker_context: WorkerContext) -> Iterator[None]:
+    """A GPU worker in a thread: runs every job message that arrives, on the real tiny model."""
+    stop = threading.Event()
+
+    def consume() -> None:
+        while not stop.is_set():
+            item = broker.blpop([GPU_QUEUE], timeout=0.2)
+            if item is not None:
+                run_job(worker_context, job_id_of_task(json.loads(item[1])["headers"]["id"]))
+
+    thread = threading.Thread(target=consume, daemon=True)
+    thread.start()
+    yield
+    stop.set()
+    thread.join()

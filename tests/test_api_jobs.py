@@ -3,21 +3,18 @@
 from __future__ import annotations
 
 import json
-import threading
 
+import pytest
 import redis
 from flask.testing import FlaskClient
 from sqlalchemy.orm import Session, sessionmaker
 
 from shared.auth import create_api_key
 from shared.celery_app import GPU_QUEUE
-from shared.dispatch import job_id_of_task
 from shared.job_view import PLACEHOLDER_MODEL_NAME
 from shared.settings import Settings
 from tests.helpers import data_uri, job_count, queued_messages, submit
 from web.app import create_app
-from worker.context import WorkerContext
-from worker.runner import run_job
 
 
 def test_multipart_upload_is_accepted_and_enqueued(client: FlaskClient, broker: redis.Redis, png: bytes) -> None:
@@ -100,17 +97,9 @@ def test_idempotency_key_returns_the_first_job(
     assert queued_messages(broker) == 1
 
 
-def test_prefer_wait_returns_the_finished_job(
-    client: FlaskClient, worker_context: WorkerContext, broker: redis.Redis, png: bytes
-) -> None:
-    def consume_one() -> None:
-        _, raw = broker.blpop([GPU_QUEUE], timeout=30)
-        run_job(worker_context, job_id_of_task(json.loads(raw)["headers"]["id"]))
-
-    worker = threading.Thread(target=consume_one)
-    worker.start()
+@pytest.mark.usefixtures("gpu_thread")
+def test_prefer_wait_returns_the_finished_job(client: FlaskClient, png: bytes) -> None:
     response = submit(client, png, task="describe", headers={"Prefer": "wait=30"})
-    worker.join()
     assert response.status_code == 200, response.get_json()
     assert response.headers["Preference-Applied"] == "wait=30"
     body = response.get_json()

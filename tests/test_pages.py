@@ -4,22 +4,19 @@ from __future__ import annotations
 
 import json
 import shutil
-import threading
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 import redis
-from flask import Flask
 from flask.testing import FlaskClient
 from sqlalchemy.orm import Session, sessionmaker
-from werkzeug.serving import make_server
 
 from shared.auth import create_api_key
 from shared.celery_app import GPU_QUEUE
 from shared.dispatch import job_id_of_task
 from shared.settings import Settings
-from tests.conftest import image_bytes
+from tests.conftest import image_bytes, serving
 from tests.helpers import submit
 from tests.services import missing
 from web.app import create_app
@@ -37,15 +34,6 @@ CHROMIUM_ARGS = [
     "--disable-component-update",
     "--disable-sync",
 ]
-
-
-@pytest.fixture
-def live_url(app: Flask) -> Iterator[str]:
-    server = make_server("127.0.0.1", 0, app, threaded=True)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{server.server_port}"
-    server.shutdown()
 
 
 @pytest.fixture
@@ -106,10 +94,8 @@ def test_upload_form_shows_the_api_error(live_url: str, browser_page, tmp_path: 
 @pytest.fixture
 def auth_live_url(settings: Settings) -> Iterator[str]:
     app = create_app(settings.model_copy(update={"auth_enabled": True}))
-    server = make_server("127.0.0.1", 0, app, threaded=True)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    yield f"http://127.0.0.1:{server.server_port}"
-    server.shutdown()
+    with serving(app) as url:
+        yield url
     app.extensions["vlmq"].engine.dispose()
 
 

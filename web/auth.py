@@ -1,7 +1,8 @@
 """Which tenant a request acts for.
 
-With auth on, a bearer key is required. With auth off (the embedded default) a
-request without a key acts for the default tenant; a key, when sent, is still checked.
+With auth on, a bearer key is required. With auth off (the embedded default) every
+request acts for the default tenant and any key sent is ignored, so clients that
+always send one (the OpenAI SDKs) work unchanged.
 """
 
 from __future__ import annotations
@@ -17,14 +18,14 @@ KEY_COOKIE = "vlmq_api_key"
 
 def current_tenant() -> str:
     """The tenant id for this request, or a 401 `ApiError`."""
-    key = _presented_key()
     state = app_state()
-    if key is None:
-        if state.settings.auth_enabled:
-            raise ApiError(
-                401, "unauthorized", "send 'Authorization: Bearer <api key>'; create keys with `vlmq keys create`"
-            )
+    if not state.settings.auth_enabled:
         return DEFAULT_TENANT_ID
+    key = _presented_key()
+    if key is None:
+        raise ApiError(
+            401, "unauthorized", "send 'Authorization: Bearer <api key>'; create keys with `vlmq keys create`"
+        )
     with state.sessions() as session:
         tenant_id = tenant_for_key(session, key)
     if tenant_id is None:

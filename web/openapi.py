@@ -13,6 +13,7 @@ from flask import Blueprint, Response, jsonify
 
 from shared.schemas import JobCreate
 from shared.states import JobStatus
+from web.api.chat_input import ChatRequest
 
 bp = Blueprint("openapi", __name__)
 
@@ -152,7 +153,8 @@ def _create_job_operation() -> dict[str, Any]:
 
 def openapi_document() -> dict[str, Any]:
     job_create = JobCreate.model_json_schema(by_alias=True, ref_template="#/components/schemas/{model}")
-    definitions = job_create.pop("$defs", {})
+    chat_request = ChatRequest.model_json_schema(ref_template="#/components/schemas/{model}")
+    definitions = job_create.pop("$defs", {}) | chat_request.pop("$defs", {})
     list_params = [
         {"name": "status", "in": "query", "schema": {"type": "string", "enum": [s.value for s in JobStatus]}},
         {"name": "batch_id", "in": "query", "schema": {"type": "string"}},
@@ -208,6 +210,25 @@ def openapi_document() -> dict[str, Any]:
                     "responses": {"202": _DELIVERY, "400": _ERROR, "404": _ERROR, "409": _ERROR},
                 }
             },
+            "/v1/chat/completions": {
+                "post": {
+                    "summary": "OpenAI-compatible chat about one image (an `ask` job, held until it ends)",
+                    "requestBody": {
+                        "required": True,
+                        "content": {"application/json": {"schema": {"$ref": "#/components/schemas/ChatRequest"}}},
+                    },
+                    "responses": {
+                        "200": {
+                            "description": "A chat.completion object, or server-sent chat.completion.chunk events",
+                            "content": {"application/json": {"schema": {"type": "object"}}, "text/event-stream": {}},
+                        },
+                        "400": _ERROR,
+                        "401": _ERROR,
+                        "500": _ERROR,
+                        "504": _ERROR,
+                    },
+                }
+            },
             "/v1/jobs/{job_id}/cancel": {
                 "post": {
                     "summary": "Cancel a queued or running job",
@@ -220,6 +241,7 @@ def openapi_document() -> dict[str, Any]:
             "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}},
             "schemas": {
                 "JobCreate": job_create,
+                "ChatRequest": chat_request,
                 "Job": _job_schema(),
                 "Delivery": _delivery_schema(),
                 **definitions,

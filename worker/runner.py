@@ -111,7 +111,10 @@ def build_request(session: Session, settings: Settings, job: Job) -> InferenceRe
 
 
 def conversation_before(session: Session, job: Job) -> tuple[Turn, ...]:
-    """Earlier question/answer turns of a follow-up `ask` job, oldest first."""
+    """Earlier turns of an `ask` job, oldest first: given in `params.history`, or
+    read from its chain of parent jobs."""
+    if history := job.params.get("history"):
+        return tuple(Turn(turn["role"], turn["text"]) for turn in history)
     turns: list[Turn] = []
     parent_id = job.parent_job_id
     while parent_id is not None:

@@ -3,6 +3,8 @@
 - `running` jobs whose worker stopped heartbeating go back to `queued` (and are
   sent again) while attempts remain, else they fail with `worker_lost`.
 - `queued` jobs with no message in the broker are sent again.
+- batches whose jobs all ended but that no transition completed are completed
+  (`shared.batches.complete_finished_batches`), so `batch.completed` is late, never lost.
 Runs every `sweep_interval_s` from Celery beat on the light worker.
 """
 
@@ -18,12 +20,14 @@ from sqlalchemy import or_, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from shared import jobs
+from shared.batches import complete_finished_batches
 from shared.broker_inspect import live_job_ids
 from shared.celery_app import GPU_QUEUE
 from shared.dispatch import enqueue_job
 from shared.models import Job
 from shared.settings import Settings
 from shared.states import JobStatus
+from shared.webhooks.dispatch import enqueue_batch_deliveries
 
 log = logging.getLogger(__name__)
 
@@ -35,6 +39,7 @@ class SweepReport:
     requeued_lost: int
     failed_lost: int
     resent: int
+    completed_batches: int
 
 
 def sweep(
@@ -57,9 +62,19 @@ def sweep(
     for job_id in requeued:
         enqueue_job(celery, sessions, job_id)
     resent = _resend_orphans(settings, sessions, celery, broker, now)
-    if requeued or failed or resent:
-        log.warning("sweep: %d lost jobs requeued, %d failed, %d resent", len(requeued), failed, resent)
-    return SweepReport(requeued_lost=len(requeued), failed_lost=failed, resent=resent)
+    with sessions.begin() as session:
+        completed = complete_finished_batches(session, now)
+    for batch_id in completed:
+        enqueue_batch_deliveries(celery, sessions, batch_id)
+    if requeued or failed or resent or completed:
+        log.warning(
+            "sweep: %d lost jobs requeued, %d failed, %d resent, %d batches completed late",
+            len(requeued),
+            failed,
+            resent,
+            len(completed),
+        )
+    return SweepReport(requeued_lost=len(requeued), failed_lost=failed, resent=resent, completed_batches=len(completed))
 
 
 def _resend_orphans(

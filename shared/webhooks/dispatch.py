@@ -15,13 +15,13 @@ from datetime import datetime, timedelta
 import redis
 from celery import Celery
 from kombu.exceptions import OperationalError
-from sqlalchemy import or_, select, update
+from sqlalchemy import ColumnElement, or_, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from shared.broker_inspect import live_job_ids
 from shared.celery_app import DELIVER_WEBHOOK_TASK, WEBHOOK_QUEUE
 from shared.clock import utcnow
-from shared.models import WebhookDelivery
+from shared.models import Job, WebhookDelivery
 from shared.settings import Settings
 from shared.webhooks.outbox import DeliveryStatus
 
@@ -49,11 +49,21 @@ def enqueue_delivery(celery: Celery, sessions: sessionmaker[Session], delivery_i
 
 
 def enqueue_job_deliveries(celery: Celery, sessions: sessionmaker[Session], job_id: str) -> int:
-    """After a job transition commits: send the messages of its new outbox rows."""
+    """After a job transition commits: send the messages of its new outbox rows (its batch's too, if it ended it)."""
+    batch_id = select(Job.batch_id).where(Job.id == job_id).scalar_subquery()
+    return _enqueue_new(celery, sessions, or_(WebhookDelivery.job_id == job_id, WebhookDelivery.batch_id == batch_id))
+
+
+def enqueue_batch_deliveries(celery: Celery, sessions: sessionmaker[Session], batch_id: str) -> int:
+    """After a batch completion commits: send the message of its `batch.completed` row."""
+    return _enqueue_new(celery, sessions, WebhookDelivery.batch_id == batch_id)
+
+
+def _enqueue_new(celery: Celery, sessions: sessionmaker[Session], which: ColumnElement[bool]) -> int:
     with sessions() as session:
         ids = session.scalars(
             select(WebhookDelivery.id).where(
-                WebhookDelivery.job_id == job_id,
+                which,
                 WebhookDelivery.status == DeliveryStatus.PENDING.value,
                 WebhookDelivery.dispatched_at.is_(None),
             )

@@ -2,7 +2,8 @@
 
 A job transition that moved the job calls `record_job_event` before its caller
 commits, so the event exists exactly when the status change does: a crash can lose
-neither one without the other. Sending happens later, from the webhook worker.
+neither one without the other. The same holds for `record_batch_event` and the
+batch's completion. Sending happens later, from the webhook worker.
 """
 
 from __future__ import annotations
@@ -15,18 +16,20 @@ from typing import Any, Literal, get_args
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
+from shared.batch_view import render_batch
 from shared.ids import new_id
 from shared.job_view import iso_utc, job_to_dict
-from shared.models import Job, Tenant, WebhookDelivery
+from shared.models import Batch, Job, Tenant, WebhookDelivery
 from shared.settings import Settings
 
 JOB_STARTED = "job.started"
 JOB_COMPLETED = "job.completed"
+BATCH_COMPLETED = "batch.completed"
 # What a client may put in `webhook_events`: the event names without `job.`.
 WebhookEventFilter = Literal["started", "completed"]
 JOB_EVENT_FILTERS: tuple[str, ...] = get_args(WebhookEventFilter)
 # Terminal events are retried for the whole window; progress events get one attempt.
-PERSISTENT_EVENTS = frozenset({JOB_COMPLETED})
+PERSISTENT_EVENTS = frozenset({JOB_COMPLETED, BATCH_COMPLETED})
 DEFAULT_PUBLIC_URL = "http://127.0.0.1:8000"
 
 
@@ -42,14 +45,43 @@ def record_job_event(session: Session, job_id: str, event_type: str, now: dateti
     url = job.webhook_url or session.scalar(select(Tenant.webhook_url).where(Tenant.id == job.tenant_id))
     if url is None or event_type.removeprefix("job.") not in (job.webhook_events or JOB_EVENT_FILTERS):
         return None
+    # Links stay relative here (transitions know no settings); the sender makes them absolute.
+    return _add_delivery(session, job.tenant_id, url, event_type, job_to_dict(job, ""), now, job_id=job.id)
+
+
+def record_batch_completed(session: Session, batch_id: str, now: datetime) -> WebhookDelivery | None:
+    """Add the `batch.completed` outbox row of a batch that just completed; None when it has no endpoint.
+
+    `webhook_events` filters job events only: a batch with an endpoint always reports its completion.
+    """
+    batch = session.execute(
+        select(Batch).where(Batch.id == batch_id).execution_options(populate_existing=True)
+    ).scalar_one()
+    url = batch.webhook_url or session.scalar(select(Tenant.webhook_url).where(Tenant.id == batch.tenant_id))
+    if url is None:
+        return None
+    data = render_batch(session, batch, "")
+    return _add_delivery(session, batch.tenant_id, url, BATCH_COMPLETED, data, now, batch_id=batch.id)
+
+
+def _add_delivery(
+    session: Session,
+    tenant_id: str,
+    url: str,
+    event_type: str,
+    data: dict[str, Any],
+    now: datetime,
+    job_id: str | None = None,
+    batch_id: str | None = None,
+) -> WebhookDelivery:
     delivery = WebhookDelivery(
         id=new_id("msg"),
-        tenant_id=job.tenant_id,
-        job_id=job.id,
+        tenant_id=tenant_id,
+        job_id=job_id,
+        batch_id=batch_id,
         event_type=event_type,
         url=url,
-        # Links stay relative here (transitions know no settings); the sender makes them absolute.
-        payload={"type": event_type, "timestamp": iso_utc(now), "data": job_to_dict(job, "")},
+        payload={"type": event_type, "timestamp": iso_utc(now), "data": data},
         persistent=event_type in PERSISTENT_EVENTS,
         status=DeliveryStatus.PENDING.value,
         attempts=0,

@@ -1,0 +1,130 @@
+"""OpenAI chat-completion requests, read into an `ask` job.
+
+The conversation must carry exactly one image (an `image_url` part holding a data
+URI); the last message is the question, earlier user/assistant messages become
+`params.history`, and system messages are put in front of the question.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from shared.schemas import MAX_NEW_TOKENS_LIMIT, JobCreate
+from web.api.job_input import decode_data_uri
+from web.errors import ApiError
+
+MAX_MESSAGES = 81
+
+
+class ImageUrl(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    url: str
+    detail: Literal["auto", "low", "high"] | None = None
+
+
+class ContentPart(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    type: Literal["text", "image_url"]
+    text: str | None = None
+    image_url: ImageUrl | None = None
+
+
+class ChatMessage(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    role: Literal["system", "developer", "user", "assistant"]
+    content: str | list[ContentPart]
+    name: str | None = None
+
+
+class ChatRequest(BaseModel):
+    """The subset of OpenAI's request vlmq serves; anything else is refused by name."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    model: str
+    messages: list[ChatMessage] = Field(min_length=1, max_length=MAX_MESSAGES)
+    max_tokens: int | None = Field(None, ge=1, le=MAX_NEW_TOKENS_LIMIT)
+    max_completion_tokens: int | None = Field(None, ge=1, le=MAX_NEW_TOKENS_LIMIT)
+    temperature: float | None = Field(None, ge=0.0, le=2.0)
+    top_p: float | None = Field(None, gt=0.0, le=1.0)
+    n: Literal[1] = 1
+    stream: bool = False
+    stream_options: dict[str, Any] | None = None
+    metadata: dict[str, str] | None = None
+    user: str | None = None
+    seed: int | None = None
+    store: bool | None = None
+
+    @model_validator(mode="after")
+    def _one_token_limit(self) -> ChatRequest:
+        if self.max_tokens is not None and self.max_completion_tokens is not None:
+            raise ValueError("give max_completion_tokens or max_tokens, not both")
+        return self
+
+
+@dataclass(frozen=True)
+class ChatJob:
+    spec: JobCreate
+    image: bytes
+    stream: bool
+
+
+def chat_to_job(chat: ChatRequest) -> ChatJob:
+    """Map the conversation onto one `ask` job, or raise `ApiError` saying what does not fit."""
+    system: list[str] = []
+    turns: list[dict[str, str]] = []
+    images: list[str] = []
+    for index, message in enumerate(chat.messages):
+        text, message_images = _split(message, index)
+        images += message_images
+        if message.role in ("system", "developer"):
+            system.append(text)
+        else:
+            turns.append({"role": message.role, "text": text})
+    if len(images) != 1:
+        raise ApiError(
+            400,
+            "invalid_request",
+            f"the conversation must hold exactly one image (an image_url part with a data URI); it holds {len(images)}",
+        )
+    if not turns or turns[-1]["role"] != "user" or not turns[-1]["text"].strip():
+        raise ApiError(400, "invalid_request", "the last message must be a user message with a text question")
+    question = "\n\n".join([*system, turns[-1]["text"]])
+    params: dict[str, Any] = {
+        "max_new_tokens": chat.max_completion_tokens or chat.max_tokens,
+        "temperature": chat.temperature,
+        "top_p": chat.top_p,
+        "history": turns[:-1] or None,
+    }
+    spec = JobCreate.model_validate(
+        {
+            "task": "ask",
+            "prompt": question,
+            "params": {k: v for k, v in params.items() if v is not None},
+            "metadata": chat.metadata or {},
+        }
+    )
+    return ChatJob(spec=spec, image=decode_data_uri(images[0]), stream=chat.stream)
+
+
+def _split(message: ChatMessage, index: int) -> tuple[str, list[str]]:
+    """The text and image URLs of one message."""
+    if isinstance(message.content, str):
+        return message.content, []
+    texts = [part.text or "" for part in message.content if part.type == "text"]
+    images = [part.image_url.url for part in message.content if part.type == "image_url" and part.image_url]
+    if images and message.role != "user":
+        raise ApiError(400, "invalid_request", f"messages[{index}]: only user messages may carry images")
+    if any(not url.startswith("data:") for url in images):
+        raise ApiError(
+            400,
+            "invalid_image",
+            f"messages[{index}]: image_url must be a data URI (data:image/...;base64,...); remote URLs are not fetched",
+        )
+    return "\n".join(texts), images
