@@ -12,12 +12,11 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 from standardwebhooks import Webhook
 
-from shared import jobs
+from shared import jobs, ssrf
 from shared.celery_app import WEBHOOK_QUEUE
 from shared.clock import utcnow
 from shared.models import WebhookAttempt, WebhookDelivery
 from shared.settings import Settings
-from shared.webhooks import ssrf
 from shared.webhooks.tenant_secrets import current_secret
 from tests.helpers import submit
 from tests.webhook_receiver import HANG, HUGE, RESET, Answer, Receiver

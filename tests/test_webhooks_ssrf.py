@@ -11,11 +11,11 @@ from flask.testing import FlaskClient
 from pydantic import ValidationError
 from sqlalchemy.orm import Session, sessionmaker
 
+from shared import ssrf
 from shared.celery_app import WEBHOOK_QUEUE
 from shared.models import Job
 from shared.settings import Settings
-from shared.webhooks import ssrf
-from shared.webhooks.ssrf import AllowList, UnsafeWebhookUrl, blocked_reason, check_webhook_url
+from shared.ssrf import AllowList, UnsafeUrl, blocked_reason, check_webhook_url
 from tests.helpers import data_uri, job_count, queued_messages, submit
 
 FAKE_DNS = {
@@ -96,7 +96,7 @@ def test_check_returns_the_address_to_connect_to() -> None:
     ],
 )
 def test_unsafe_urls_name_the_rule(url: str, message: str) -> None:
-    with pytest.raises(UnsafeWebhookUrl) as raised:
+    with pytest.raises(UnsafeUrl) as raised:
         check_webhook_url(url, AllowList())
     assert message in str(raised.value)
 
@@ -105,7 +105,7 @@ def test_allowlist_by_host_and_by_network() -> None:
     allow = AllowList.parse(["hooks.internal", "127.0.0.0/8", "fd00::/8"])
     assert check_webhook_url("http://hooks.internal/h", allow).address == "10.1.2.3"
     assert check_webhook_url("http://127.0.0.1:9000/h", allow).address == "127.0.0.1"
-    with pytest.raises(UnsafeWebhookUrl, match="private"):
+    with pytest.raises(UnsafeUrl, match="private"):
         check_webhook_url("http://internal.example/", allow)
 
 

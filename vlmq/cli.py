@@ -129,7 +129,7 @@ def _run_with_settings(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _webhooks(args: argparse.Namespace, settings: Settings) -> int:
-    from shared.webhooks.ssrf import UnsafeWebhookUrl
+    from shared.ssrf import UnsafeUrl
     from vlmq.webhooks_admin import set_endpoint, tenant_secret
 
     try:
@@ -141,7 +141,7 @@ def _webhooks(args: argparse.Namespace, settings: Settings) -> int:
             print(tenant_secret(settings, args.tenant, rotate_it=args.rotate))
             return 0
         set_endpoint(settings, args.tenant, None if args.clear else args.url)
-    except (LookupError, UnsafeWebhookUrl, ValueError) as exc:
+    except (LookupError, UnsafeUrl, ValueError) as exc:
         print(f"vlmq: {exc}", file=sys.stderr)
         return 2
     return 0

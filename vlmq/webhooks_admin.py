@@ -9,7 +9,7 @@ from shared.clock import utcnow
 from shared.db import make_engine, make_session_factory
 from shared.models import Tenant
 from shared.settings import Settings
-from shared.webhooks.ssrf import AllowList, check_webhook_url
+from shared.ssrf import AllowList, check_webhook_url
 from shared.webhooks.tenant_secrets import current_secret, rotate
 
 

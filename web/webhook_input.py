@@ -10,7 +10,7 @@ from sqlalchemy import select
 
 from shared.models import Tenant
 from shared.schemas import JobCreate
-from shared.webhooks.ssrf import AllowList, UnsafeWebhookUrl, check_webhook_url
+from shared.ssrf import AllowList, UnsafeUrl, check_webhook_url
 from web.errors import ApiError
 from web.state import app_state
 
@@ -19,7 +19,7 @@ def check_webhook(url: str) -> None:
     """Raise a 400 `invalid_webhook` unless `url` may receive deliveries."""
     try:
         check_webhook_url(url, AllowList.parse(app_state().settings.webhook_allow_hosts))
-    except UnsafeWebhookUrl as exc:
+    except UnsafeUrl as exc:
         raise ApiError(400, "invalid_webhook", f"webhook: {exc}") from None
 
 

@@ -21,11 +21,11 @@ from sqlalchemy.orm import Session
 from shared.ids import new_id
 from shared.models import WebhookAttempt, WebhookDelivery
 from shared.settings import Settings
+from shared.ssrf import AllowList, UnsafeUrl, check_webhook_url
 from shared.webhooks.dispatch import enqueue_delivery
 from shared.webhooks.outbox import DeliveryStatus, public_base_url, render_body
 from shared.webhooks.schedule import RETRY_AFTER_STATUSES, backoff_s, retry_after_s
 from shared.webhooks.signing import signed_headers
-from shared.webhooks.ssrf import AllowList, UnsafeWebhookUrl, check_webhook_url
 from shared.webhooks.tenant_secrets import signing_secrets
 from worker import endpoint_slots, webhook_http
 from worker.context import WorkerContext
@@ -125,7 +125,7 @@ def _give_up_abandoned_progress_event(session: Session, delivery_id: str, now: d
 def _attempt(claimed: _Claimed, settings: Settings, delivery_id: str, now: datetime) -> webhook_http.HttpOutcome:
     try:
         target = check_webhook_url(claimed.url, AllowList.parse(settings.webhook_allow_hosts))
-    except UnsafeWebhookUrl as exc:
+    except UnsafeUrl as exc:
         return webhook_http.HttpOutcome(None, f"refused: {exc}", None, None, 0)
     headers = signed_headers(claimed.secrets, delivery_id, int(now.timestamp()), claimed.body)
     return webhook_http.post(

@@ -11,11 +11,10 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass
 
-import certifi
 import urllib3
 from urllib3.exceptions import HTTPError
 
-from shared.webhooks.ssrf import WebhookTarget
+from shared.ssrf import CheckedTarget, pinned_pool
 
 MAX_EXCERPT_BYTES = 1024
 USER_AGENT = "vlmq-webhooks/1"
@@ -34,10 +33,10 @@ class HttpOutcome:
         return self.status_code is not None and 200 <= self.status_code < 300
 
 
-def post(target: WebhookTarget, headers: dict[str, str], body: bytes, connect_s: float, read_s: float) -> HttpOutcome:
+def post(target: CheckedTarget, headers: dict[str, str], body: bytes, connect_s: float, read_s: float) -> HttpOutcome:
     """POST `body` to `target`; network failures come back as an outcome, never as an exception."""
     started = time.monotonic()
-    pool = _pool(target, urllib3.Timeout(connect=connect_s, read=read_s))
+    pool = pinned_pool(target, urllib3.Timeout(connect=connect_s, read=read_s))
     request_headers = {
         **headers,
         "Host": target.host_header,
@@ -70,22 +69,6 @@ def post(target: WebhookTarget, headers: dict[str, str], body: bytes, connect_s:
         return HttpOutcome(None, _describe(exc), None, None, _ms_since(started))
     finally:
         pool.close()
-
-
-def _pool(target: WebhookTarget, timeout: urllib3.Timeout) -> urllib3.HTTPConnectionPool:
-    if target.scheme == "https":
-        return urllib3.HTTPSConnectionPool(
-            target.address,
-            target.port,
-            timeout=timeout,
-            retries=False,
-            maxsize=1,
-            server_hostname=target.host,
-            assert_hostname=target.host,
-            cert_reqs="CERT_REQUIRED",
-            ca_certs=certifi.where(),
-        )
-    return urllib3.HTTPConnectionPool(target.address, target.port, timeout=timeout, retries=False, maxsize=1)
 
 
 def _read_excerpt(response: urllib3.BaseHTTPResponse, deadline: float) -> str:

@@ -1,11 +1,11 @@
-"""Keeps webhook requests away from the service's own network (SSRF).
+"""Keeps outbound requests (webhooks, image downloads) away from the service's own network (SSRF).
 
-A webhook URL must be http(s) and every address its host resolves to must be a
-public one: loopback, private, link-local (cloud metadata lives there), CGNAT,
-multicast and reserved ranges are refused unless `VLMQ_WEBHOOK_ALLOW_HOSTS` names
-the host or a network holding the address. The check runs at submit time and again
-at send time; the sender then connects to the very address that was checked (not
-to the name, which could resolve elsewhere a second time: DNS rebinding).
+A URL must be http(s) and every address its host resolves to must be a public one:
+loopback, private, link-local (cloud metadata lives there), CGNAT, multicast and
+reserved ranges are refused unless an allowlist (`VLMQ_WEBHOOK_ALLOW_HOSTS`,
+`VLMQ_IMAGE_URL_ALLOW_HOSTS`) names the host or a network holding the address.
+Callers then connect to the very address that was checked (`pinned_pool`), not to
+the name, which could resolve elsewhere a second time (DNS rebinding).
 """
 
 from __future__ import annotations
@@ -16,14 +16,17 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from urllib.parse import SplitResult, urlsplit
 
+import certifi
+import urllib3
+
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 
 MAX_URL_LENGTH = 2048
 
 
-class UnsafeWebhookUrl(ValueError):
-    """A webhook URL vlmq will not call; the message names the rule."""
+class UnsafeUrl(ValueError):
+    """A URL vlmq will not call; the message names the rule."""
 
 
 @dataclass(frozen=True)
@@ -50,7 +53,7 @@ class AllowList:
 
 
 @dataclass(frozen=True)
-class WebhookTarget:
+class CheckedTarget:
     """A checked URL and the address to connect to."""
 
     scheme: str
@@ -72,50 +75,58 @@ def resolve(host: str, port: int) -> list[str]:
     return list(dict.fromkeys(str(info[4][0]) for info in infos))
 
 
-def _split_url(url: str) -> SplitResult:
-    """The URL's parts, or `UnsafeWebhookUrl` for a malformed or non-http(s) URL."""
+def _split_url(url: str, purpose: str) -> SplitResult:
+    """The URL's parts, or `UnsafeUrl` for a malformed or non-http(s) URL."""
     if len(url) > MAX_URL_LENGTH:
-        raise UnsafeWebhookUrl(f"the webhook URL is longer than {MAX_URL_LENGTH} characters")
+        raise UnsafeUrl(f"the {purpose} URL is longer than {MAX_URL_LENGTH} characters")
     try:
         parts = urlsplit(url)
         port = parts.port
     except ValueError as exc:
-        raise UnsafeWebhookUrl(f"the webhook URL is malformed: {exc}") from None
+        raise UnsafeUrl(f"the {purpose} URL is malformed: {exc}") from None
     if port == 0:
-        raise UnsafeWebhookUrl("the webhook URL's port must be 1 to 65535")
+        raise UnsafeUrl(f"the {purpose} URL's port must be 1 to 65535")
     if parts.scheme not in ("http", "https"):
-        raise UnsafeWebhookUrl(f"webhook URLs must use http or https, not {parts.scheme or 'no scheme'!r}")
+        raise UnsafeUrl(f"{purpose} URLs must use http or https, not {parts.scheme or 'no scheme'!r}")
     if not parts.hostname:
-        raise UnsafeWebhookUrl("the webhook URL has no host")
+        raise UnsafeUrl(f"the {purpose} URL has no host")
     if parts.username is not None or parts.password is not None:
-        raise UnsafeWebhookUrl("the webhook URL must not hold credentials; deliveries are signed instead")
+        raise UnsafeUrl(f"the {purpose} URL must not hold credentials")
     if parts.fragment:
-        raise UnsafeWebhookUrl("the webhook URL must not have a #fragment")
+        raise UnsafeUrl(f"the {purpose} URL must not have a #fragment")
     return parts
 
 
-def check_webhook_url(url: str, allow: AllowList) -> WebhookTarget:
-    """Resolve `url` once and check every address; raises `UnsafeWebhookUrl` naming the rule."""
-    parts = _split_url(url)
+def check_webhook_url(url: str, allow: AllowList) -> CheckedTarget:
+    """`check_url` for a webhook endpoint."""
+    return check_url(url, allow, "webhook", "VLMQ_WEBHOOK_ALLOW_HOSTS")
+
+
+def check_url(url: str, allow: AllowList, purpose: str, allow_setting: str) -> CheckedTarget:
+    """Resolve `url` once and check every address; raises `UnsafeUrl` naming the rule.
+
+    `purpose` ("webhook", "image") and `allow_setting` only shape the messages.
+    """
+    parts = _split_url(url, purpose)
     host = (parts.hostname or "").rstrip(".")
     port = parts.port or (443 if parts.scheme == "https" else 80)
     try:
         addresses = _addresses(host, port)
     except (OSError, UnicodeError) as exc:
-        raise UnsafeWebhookUrl(f"the webhook host {host!r} does not resolve: {exc}") from None
+        raise UnsafeUrl(f"the {purpose} host {host!r} does not resolve: {exc}") from None
     if not addresses:
-        raise UnsafeWebhookUrl(f"the webhook host {host!r} does not resolve")
+        raise UnsafeUrl(f"the {purpose} host {host!r} does not resolve")
     if host.lower() not in allow.hosts:
         for text in addresses:
             if (reason := blocked_reason(ipaddress.ip_address(text.split("%", 1)[0]), allow)) is not None:
-                raise UnsafeWebhookUrl(
-                    f"the webhook host {host!r} resolves to {text}, a {reason} address; webhooks must reach "
-                    "a public address (operators can allow in-house endpoints with VLMQ_WEBHOOK_ALLOW_HOSTS)"
+                raise UnsafeUrl(
+                    f"the {purpose} host {host!r} resolves to {text}, a {reason} address; {purpose} URLs must "
+                    f"reach a public address (operators can allow in-house hosts with {allow_setting})"
                 )
     path = parts.path or "/"
     if parts.query:
         path += "?" + parts.query
-    return WebhookTarget(scheme=parts.scheme, host=host, port=port, address=addresses[0], path=path)
+    return CheckedTarget(scheme=parts.scheme, host=host, port=port, address=addresses[0], path=path)
 
 
 def _addresses(host: str, port: int) -> list[str]:
@@ -144,3 +155,20 @@ def blocked_reason(address: IPAddress, allow: AllowList) -> str | None:
         if test:
             return reason
     return None
+
+
+def pinned_pool(target: CheckedTarget, timeout: urllib3.Timeout) -> urllib3.HTTPConnectionPool:
+    """A one-connection pool to the checked address, with the URL's host for SNI and certificates."""
+    if target.scheme == "https":
+        return urllib3.HTTPSConnectionPool(
+            target.address,
+            target.port,
+            timeout=timeout,
+            retries=False,
+            maxsize=1,
+            server_hostname=target.host,
+            assert_hostname=target.host,
+            cert_reqs="CERT_REQUIRED",
+            ca_certs=certifi.where(),
+        )
+    return urllib3.HTTPConnectionPool(target.address, target.port, timeout=timeout, retries=False, maxsize=1)
