@@ -73,6 +73,10 @@ class Settings(BaseSettings):
     redact_pii: bool = True
     prompts: dict[str, str] = Field(default_factory=dict)
 
+    # Images given by URL (`image_url`) are downloaded by the web server at submit time.
+    image_url_allow_hosts: Annotated[tuple[str, ...], NoDecode] = ()
+    image_fetch_timeout_s: float = Field(10.0, gt=0, le=120)
+
     # Webhooks.
     webhook_secret: str | None = Field(None, pattern=r"^whsec_[A-Za-z0-9+/]{16,}={0,2}$")
     webhook_allow_hosts: Annotated[tuple[str, ...], NoDecode] = ()
@@ -86,7 +90,7 @@ class Settings(BaseSettings):
     webhook_poll_interval_s: float = Field(5.0, gt=0)
     webhook_secret_rotation_s: float = Field(24 * 3600, ge=0)
 
-    @field_validator("webhook_allow_hosts", mode="before")
+    @field_validator("webhook_allow_hosts", "image_url_allow_hosts", mode="before")
     @classmethod
     def _split_allow_hosts(cls, value: Any) -> Any:
         """`VLMQ_WEBHOOK_ALLOW_HOSTS=hooks.internal,10.0.0.0/8` is a comma-separated list."""

@@ -99,13 +99,19 @@ def test_streaming_delivers_chunks_then_done(
 
 BAD_REQUESTS = {
     "no image": ({"messages": [{"role": "user", "content": "hello"}]}, "exactly one image"),
-    "remote image": (
+    "image at a private address": (
         {
             "messages": [
-                {"role": "user", "content": [{"type": "image_url", "image_url": {"url": "https://x.test/a.png"}}]}
+                {
+                    "role": "user",
+                    "content": [
+                        {"type": "text", "text": "What is it?"},
+                        {"type": "image_url", "image_url": {"url": "http://10.0.0.1/a.png"}},
+                    ],
+                }
             ]
         },
-        "remote URLs are not fetched",
+        "a private address",
     ),
     "n above one": ({"n": 2}, "n"),
     "tools": ({"tools": [{"type": "function", "function": {"name": "f"}}]}, "tools: unknown field"),

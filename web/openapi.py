@@ -14,6 +14,7 @@ from flask import Blueprint, Response, jsonify
 from shared.schemas import JobCreate
 from shared.states import JobStatus
 from web.api.chat_input import ChatRequest
+from web.openapi_batches import batch_paths, batch_schemas
 
 bp = Blueprint("openapi", __name__)
 
@@ -127,7 +128,13 @@ def _create_job_operation() -> dict[str, Any]:
     json_body = {
         "allOf": [
             {"$ref": "#/components/schemas/JobCreate"},
-            {"type": "object", "properties": {"image": {"type": "string", "description": "data:image/...;base64,"}}},
+            {
+                "type": "object",
+                "properties": {
+                    "image": {"type": "string", "description": "data:image/...;base64,"},
+                    "image_url": {"type": "string", "format": "uri", "description": "downloaded at submit time"},
+                },
+            },
         ]
     }
     return {
@@ -236,6 +243,7 @@ def openapi_document() -> dict[str, Any]:
                     "responses": {"200": _JOB, "404": _ERROR, "409": _ERROR},
                 }
             },
+            **batch_paths(),
         },
         "components": {
             "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}},
@@ -245,6 +253,7 @@ def openapi_document() -> dict[str, Any]:
                 "Job": _job_schema(),
                 "Delivery": _delivery_schema(),
                 **definitions,
+                **batch_schemas(),
             },
             "responses": {
                 "Error": {

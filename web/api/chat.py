@@ -42,7 +42,7 @@ def chat_completions() -> Response | tuple[Response, int]:
     body = request.get_json(silent=True)
     if not isinstance(body, dict):
         raise ApiError(400, "invalid_json", "the body must be a JSON object in OpenAI's chat completion format")
-    chat = chat_to_job(ChatRequest.model_validate(body))
+    chat = chat_to_job(ChatRequest.model_validate(body), state.settings)
     with state.sessions.begin() as session:
         job_id = insert_job(session, state.settings, tenant_id, chat.spec, chat.image).id
     enqueue_job(state.celery, state.sessions, job_id)

@@ -1,8 +1,9 @@
 """OpenAI chat-completion requests, read into an `ask` job.
 
 The conversation must carry exactly one image (an `image_url` part holding a data
-URI); the last message is the question, earlier user/assistant messages become
-`params.history`, and system messages are put in front of the question.
+URI, or an http(s) URL downloaded under the SSRF guard); the last message is the
+question, earlier user/assistant messages become `params.history`, and system
+messages are put in front of the question.
 """
 
 from __future__ import annotations
@@ -13,7 +14,8 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from shared.schemas import MAX_NEW_TOKENS_LIMIT, JobCreate
-from web.api.job_input import decode_data_uri
+from shared.settings import Settings
+from web.api.job_input import image_from_reference
 from web.errors import ApiError
 
 MAX_MESSAGES = 81
@@ -75,7 +77,7 @@ class ChatJob:
     stream: bool
 
 
-def chat_to_job(chat: ChatRequest) -> ChatJob:
+def chat_to_job(chat: ChatRequest, settings: Settings) -> ChatJob:
     """Map the conversation onto one `ask` job, or raise `ApiError` saying what does not fit."""
     system: list[str] = []
     turns: list[dict[str, str]] = []
@@ -91,7 +93,7 @@ def chat_to_job(chat: ChatRequest) -> ChatJob:
         raise ApiError(
             400,
             "invalid_request",
-            f"the conversation must hold exactly one image (an image_url part with a data URI); it holds {len(images)}",
+            f"the conversation must hold exactly one image (an image_url part); it holds {len(images)}",
         )
     if not turns or turns[-1]["role"] != "user" or not turns[-1]["text"].strip():
         raise ApiError(400, "invalid_request", "the last message must be a user message with a text question")
@@ -110,7 +112,7 @@ def chat_to_job(chat: ChatRequest) -> ChatJob:
             "metadata": chat.metadata or {},
         }
     )
-    return ChatJob(spec=spec, image=decode_data_uri(images[0]), stream=chat.stream)
+    return ChatJob(spec=spec, image=image_from_reference(images[0], settings), stream=chat.stream)
 
 
 def _split(message: ChatMessage, index: int) -> tuple[str, list[str]]:
@@ -121,10 +123,4 @@ def _split(message: ChatMessage, index: int) -> tuple[str, list[str]]:
     images = [part.image_url.url for part in message.content if part.type == "image_url" and part.image_url]
     if images and message.role != "user":
         raise ApiError(400, "invalid_request", f"messages[{index}]: only user messages may carry images")
-    if any(not url.startswith("data:") for url in images):
-        raise ApiError(
-            400,
-            "invalid_image",
-            f"messages[{index}]: image_url must be a data URI (data:image/...;base64,...); remote URLs are not fetched",
-        )
     return "\n".join(texts), images

@@ -16,7 +16,9 @@ from typing import Any
 from flask import Request
 
 from shared.schemas import JobCreate
+from shared.settings import Settings
 from web.errors import ApiError
+from web.remote_images import fetch_image
 
 _DATA_URI = re.compile(
     r"^data:(?P<type>[\w.+-]+/[\w.+-]+)?(?P<params>(;[\w-]+=[\w.-]+)*);base64,(?P<data>.*)$", re.DOTALL
@@ -29,12 +31,12 @@ class JobSubmission:
     image: bytes | None
 
 
-def read_job_submission(request: Request) -> JobSubmission:
+def read_job_submission(request: Request, settings: Settings) -> JobSubmission:
     """Parse the request or raise `ApiError`/`ValidationError` naming the problem."""
     if request.mimetype == "multipart/form-data":
         return _from_multipart(request)
     if request.mimetype == "application/json":
-        return _from_json(request)
+        return _from_json(request, settings)
     raise ApiError(
         415,
         "unsupported_media_type",
@@ -59,13 +61,19 @@ def _from_multipart(request: Request) -> JobSubmission:
     return JobSubmission(spec=JobCreate.model_validate(fields), image=image)
 
 
-def _from_json(request: Request) -> JobSubmission:
+def _from_json(request: Request, settings: Settings) -> JobSubmission:
     body = request.get_json(silent=True)
     if not isinstance(body, dict):
         raise ApiError(400, "invalid_json", "the body is not a JSON object")
-    image_field = body.pop("image", None)
-    image = decode_data_uri(image_field) if image_field is not None else None
-    return JobSubmission(spec=JobCreate.model_validate(body), image=image)
+    image_field, url_field = body.pop("image", None), body.pop("image_url", None)
+    if image_field is not None and url_field is not None:
+        raise ApiError(400, "invalid_request", "give 'image' (a data URI) or 'image_url', not both")
+    spec = JobCreate.model_validate(body)  # before any download: a bad request costs no fetch
+    if image_field is not None:
+        return JobSubmission(spec=spec, image=decode_data_uri(image_field))
+    if url_field is not None:
+        return JobSubmission(spec=spec, image=image_from_reference(url_field, settings))
+    return JobSubmission(spec=spec, image=None)
 
 
 def _json_field(name: str, raw: str) -> Any:
@@ -75,6 +83,13 @@ def _json_field(name: str, raw: str) -> Any:
         raise ApiError(
             400, "invalid_json", f"form field '{name}' must be JSON: {exc.msg} at position {exc.pos}"
         ) from None
+
+
+def image_from_reference(value: Any, settings: Settings) -> bytes:
+    """Bytes of an image given as a data URI or a URL (downloaded now; only http(s) passes the guard)."""
+    if isinstance(value, str) and "://" in value.split(",", 1)[0]:
+        return fetch_image(value, settings)
+    return decode_data_uri(value)
 
 
 def decode_data_uri(value: Any) -> bytes:

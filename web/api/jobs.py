@@ -44,7 +44,7 @@ def create_job() -> tuple[Response, int, dict[str, str]]:
         return _job_response(replay, 200, **{"Idempotent-Replayed": "true"})
 
     wait_s = requested_wait_s(request.headers.get("Prefer"), state.settings.max_wait_s)
-    submission = read_job_submission(request)
+    submission = read_job_submission(request, state.settings)
     check_job_webhook(submission.spec, tenant_id)
     try:
         with state.sessions.begin() as session:

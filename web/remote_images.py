@@ -1,0 +1,65 @@
+"""Downloads an image given by URL, at submit time, under the SSRF guard.
+
+The web server fetches it (not the GPU worker), so a bad URL is a 4xx on the
+request that named it and the job stores the bytes like any upload. The download
+goes to the address the guard approved, follows no redirects, has a deadline, and
+stops reading one byte past the size limit.
+"""
+
+from __future__ import annotations
+
+import time
+
+import urllib3
+from urllib3.exceptions import HTTPError
+
+from shared.settings import Settings
+from shared.ssrf import AllowList, UnsafeUrl, check_url, pinned_pool
+from web.errors import ApiError
+
+CHUNK = 64 * 1024
+
+
+def fetch_image(url: str, settings: Settings) -> bytes:
+    """The bytes at `url`, or an `ApiError` saying why they could not be had."""
+    try:
+        target = check_url(url, AllowList.parse(settings.image_url_allow_hosts), "image", "VLMQ_IMAGE_URL_ALLOW_HOSTS")
+    except UnsafeUrl as exc:
+        raise ApiError(400, "invalid_image_url", str(exc)) from None
+    timeout = settings.image_fetch_timeout_s
+    pool = pinned_pool(target, urllib3.Timeout(connect=timeout, read=timeout))
+    deadline = time.monotonic() + timeout
+    try:
+        response = pool.urlopen(
+            "GET",
+            target.path,
+            headers={"Host": target.host_header, "User-Agent": "vlmq-image-fetch/1", "Accept": "image/*"},
+            redirect=False,
+            preload_content=False,
+        )
+        try:
+            if response.status != 200:
+                raise ApiError(
+                    400, "image_fetch_failed", f"fetching image_url answered HTTP {response.status}; it must answer 200"
+                )
+            return _read_limited(response, settings.max_image_bytes, deadline)
+        finally:
+            response.release_conn()
+    except HTTPError as exc:
+        raise ApiError(400, "image_fetch_failed", f"image_url could not be fetched: {type(exc).__name__}") from None
+    finally:
+        pool.close()
+
+
+def _read_limited(response: urllib3.BaseHTTPResponse, max_bytes: int, deadline: float) -> bytes:
+    declared = response.headers.get("Content-Length")
+    if declared and declared.isdigit() and int(declared) > max_bytes:
+        raise ApiError(413, "image_too_large", f"image_url holds {declared} bytes; the limit is {max_bytes} bytes")
+    body = bytearray()
+    for chunk in response.stream(CHUNK):
+        body += chunk
+        if len(body) > max_bytes:
+            raise ApiError(413, "image_too_large", f"image_url holds more than {max_bytes} bytes, the limit")
+        if time.monotonic() > deadline:
+            raise ApiError(400, "image_fetch_failed", "image_url was too slow to download")
+    return bytes(body)
