@@ -19,7 +19,9 @@ def batch_counts(session: Session, batch_ids: Iterable[str]) -> dict[str, dict[s
     counts = {batch_id: {status.value: 0 for status in JobStatus} for batch_id in ids}
     if ids:
         rows = session.execute(
-            select(Job.batch_id, Job.status, func.count()).where(Job.batch_id.in_(ids)).group_by(Job.batch_id, Job.status)
+            select(Job.batch_id, Job.status, func.count())
+            .where(Job.batch_id.in_(ids))
+            .group_by(Job.batch_id, Job.status)
         )
         for batch_id, status, count in rows:
             counts[batch_id][status] = count

@@ -9,11 +9,12 @@ from shared.celery_app import make_celery
 from shared.db import make_engine, make_session_factory
 from shared.settings import Settings
 from web import health, metrics, openapi, pages
-from web.api import chat, deliveries, jobs
+from web.api import batches, chat, deliveries, jobs
 from web.errors import register_error_handlers
 from web.state import AppState
 
 # Base64 in a JSON body is 4/3 the image size; leave room for the other fields.
+# `POST /v1/batches` raises its own limit to VLMQ_MAX_BATCH_BYTES (web/api/batch_input.py).
 _BODY_OVERHEAD = 64 * 1024
 
 
@@ -37,6 +38,7 @@ def create_app(settings: Settings | None = None) -> Flask:
     app.register_blueprint(openapi.bp)
     app.register_blueprint(jobs.bp)
     app.register_blueprint(deliveries.bp)
+    app.register_blueprint(batches.bp)
     app.register_blueprint(chat.bp)
     app.register_blueprint(pages.bp)
     return app

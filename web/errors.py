@@ -63,4 +63,4 @@ def register_error_handlers(app: Flask) -> None:
 
 def _wants_json() -> bool:
     """Pages answer errors in HTML; everything else (the API, health checks) in JSON."""
-    return not request.path.startswith("/jobs/") and request.path != "/"
+    return not request.path.startswith(("/jobs/", "/batches/")) and request.path != "/"

@@ -1,16 +1,18 @@
-"""HTML pages: an upload form with recent jobs, and a self-refreshing job page."""
+"""HTML pages: an upload form with recent jobs, and self-refreshing job and batch pages."""
 
 from __future__ import annotations
 
 from flask import Blueprint, render_template
 from sqlalchemy import select
 
+from shared.batch_view import render_batch
 from shared.job_view import PLACEHOLDER_WARNING, job_to_dict
 from shared.models import Job
 from shared.schemas import TASKS
 from shared.states import JobStatus
 from shared.webhooks.delivery_log import job_deliveries
 from web.auth import current_tenant
+from web.batch_records import load_batch
 from web.job_records import load_job
 from web.state import app_state
 from web.urls import base_url
@@ -18,6 +20,7 @@ from web.urls import base_url
 bp = Blueprint("pages", __name__)
 
 RECENT_JOBS = 20
+BATCH_PAGE_JOBS = 1000
 REFRESH_S = 2
 
 
@@ -45,3 +48,16 @@ def job_page(job_id: str) -> str:
         deliveries = job_deliveries(session, job_id)
     finished = JobStatus(view["status"]).is_terminal()
     return render_template("job.html", job=view, deliveries=deliveries, refresh_s=None if finished else REFRESH_S)
+
+
+@bp.get("/batches/<batch_id>")
+def batch_page(batch_id: str) -> str:
+    tenant_id = current_tenant()
+    with app_state().sessions() as session:
+        batch = render_batch(session, load_batch(session, tenant_id, batch_id), base_url())
+        jobs = session.scalars(
+            select(Job).where(Job.batch_id == batch_id).order_by(Job.batch_index).limit(BATCH_PAGE_JOBS)
+        )
+        rows = [job_to_dict(job, base_url()) | {"index": job.batch_index} for job in jobs]
+    refresh_s = None if batch["completed_at"] else REFRESH_S
+    return render_template("batch.html", batch=batch, jobs=rows, shown_limit=BATCH_PAGE_JOBS, refresh_s=refresh_s)

@@ -1,0 +1,90 @@
+"""Request schemas of `POST /v1/batches`: fields shared by every item, and the items.
+
+An item's own `prompt` replaces the shared one; its `params` and `metadata` are merged
+key by key over the shared ones (the item's keys win). Each merged item is then checked
+as a `JobCreate`, exactly like a single job.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from shared.schemas import MAX_METADATA_BYTES, MAX_PROMPT_CHARS, JobCreate, JobParams, Task
+from shared.webhooks.outbox import WebhookEventFilter
+
+
+def _small_metadata(value: dict[str, Any] | None) -> dict[str, Any] | None:
+    if value is not None and len(json.dumps(value)) > MAX_METADATA_BYTES:
+        raise ValueError(f"metadata must be at most {MAX_METADATA_BYTES} bytes of JSON")
+    return value
+
+
+class BatchItem(BaseModel):
+    """One image of a JSON batch, with optional overrides of the shared fields."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    image: str | None = Field(None, description="data:image/...;base64,")
+    image_url: str | None = Field(None, description="http(s) URL, downloaded at submit time")
+    prompt: str | None = Field(None, max_length=MAX_PROMPT_CHARS)
+    params: JobParams | None = None
+    metadata: dict[str, Any] | None = None
+
+    _check_metadata = field_validator("metadata")(_small_metadata)
+
+    @model_validator(mode="after")
+    def _one_image(self) -> BatchItem:
+        if (self.image is None) == (self.image_url is None):
+            raise ValueError("each item needs exactly one of 'image' (a data URI) or 'image_url'")
+        return self
+
+
+class BatchCreate(BaseModel):
+    """The fields of `POST /v1/batches` that apply to every item (`items` only in JSON bodies)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    task: Task
+    prompt: str | None = Field(None, max_length=MAX_PROMPT_CHARS)
+    params: JobParams = Field(default_factory=JobParams)
+    metadata: dict[str, Any] = Field(default_factory=dict)
+    webhook: str | None = None
+    webhook_events: list[WebhookEventFilter] | None = Field(None, min_length=1)
+    items: list[BatchItem] = Field(default_factory=list)
+
+    _check_metadata = field_validator("metadata")(_small_metadata)
+
+    @field_validator("webhook_events", mode="before")
+    @classmethod
+    def _events_from_form(cls, value: Any) -> Any:
+        """A form field arrives as text: `started,completed` or a JSON list."""
+        if isinstance(value, str):
+            text = value.strip()
+            return json.loads(text) if text.startswith("[") else [part.strip() for part in text.split(",")]
+        return value
+
+    def job_spec(self, item: BatchItem | None) -> JobCreate:
+        """One item as a job request (None: a multipart image, which has no overrides).
+
+        Raises `ValidationError` when the merged fields break a job rule (say, `ask` without a prompt).
+        """
+        params = self.params.model_dump(by_alias=True, exclude_unset=True)
+        metadata = dict(self.metadata)
+        prompt = self.prompt
+        if item is not None:
+            params |= item.params.model_dump(by_alias=True, exclude_unset=True) if item.params else {}
+            metadata |= item.metadata or {}
+            prompt = item.prompt if item.prompt is not None else prompt
+        return JobCreate.model_validate(
+            {
+                "task": self.task,
+                "prompt": prompt,
+                "params": params,
+                "metadata": metadata,
+                "webhook": self.webhook,
+                "webhook_events": self.webhook_events,
+            }
+        )

@@ -1,0 +1,142 @@
+"""Reads a batch submission from multipart form data or a JSON body, and checks every item.
+
+Multipart: repeated `image` file fields plus the shared fields. JSON: the shared fields
+plus `items`, each with its own `image` data URI (or `image_url`) and optional overrides.
+Every problem is an `ApiError` (or a `ValidationError`) naming the item by its index,
+`items.<k>`, raised before anything is stored: all fields are checked before any image
+is decoded or downloaded, and image contents are checked as the jobs are inserted, in
+one transaction that a bad image rolls back.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Any
+
+from flask import Request
+from pydantic import ValidationError
+
+from shared.batch_schemas import BatchCreate, BatchItem
+from shared.schemas import JobCreate
+from shared.settings import Settings
+from web.api.job_input import JobSubmission, decode_data_uri, image_from_reference
+from web.errors import ApiError, describe_validation_error
+
+# Form parts besides the images: the shared fields, with room to spare so a few extra
+# images still get the clear `too_many_items` error rather than werkzeug's 413.
+_SPARE_FORM_PARTS = 32
+
+
+@dataclass(frozen=True)
+class BatchSubmission:
+    shared: BatchCreate
+    items: list[JobSubmission]
+
+
+def read_batch_submission(request: Request, settings: Settings) -> BatchSubmission:
+    """Parse and check the request against the batch limits; raises naming the rule (and the item)."""
+    limit = settings.max_batch_bytes
+    if request.content_length is not None and request.content_length > limit:
+        raise ApiError(
+            413,
+            "batch_too_large",
+            f"the request body is {request.content_length} bytes; a batch may be at most {limit} bytes: "
+            "split it into several batches",
+        )
+    # The app-wide limit is sized for one image; a batch has its own.
+    request.max_content_length = limit
+    request.max_form_parts = 2 * settings.max_batch_items + _SPARE_FORM_PARTS
+    entries: list[tuple[BatchItem | None, bytes | None]]
+    if request.mimetype == "multipart/form-data":
+        shared, images = _from_multipart(request)
+        entries = [(None, image) for image in images]
+    elif request.mimetype == "application/json":
+        shared = _from_json(request)
+        entries = [(item, None) for item in shared.items]
+    else:
+        raise ApiError(
+            415,
+            "unsupported_media_type",
+            "send multipart/form-data (repeated 'image' files plus shared fields) or application/json "
+            "(shared fields plus 'items', each with an 'image' data URI or an 'image_url')",
+        )
+    count = len(entries)
+    if count == 0:
+        raise ApiError(400, "empty_batch", "a batch needs at least one image: 'image' files or JSON 'items'")
+    if count > settings.max_batch_items:
+        raise ApiError(
+            400,
+            "too_many_items",
+            f"the batch has {count} items; the limit is {settings.max_batch_items} (VLMQ_MAX_BATCH_ITEMS)",
+        )
+    specs = [_item_spec(shared, index, item) for index, (item, _) in enumerate(entries)]
+    images = [_item_image(index, item, image, settings) for index, (item, image) in enumerate(entries)]
+    return BatchSubmission(
+        shared=shared, items=[JobSubmission(spec, image) for spec, image in zip(specs, images, strict=True)]
+    )
+
+
+def _item_spec(shared: BatchCreate, index: int, item: BatchItem | None) -> JobCreate:
+    try:
+        spec = shared.job_spec(item)
+    except ValidationError as exc:
+        # Field errors were caught with their paths already; what is left are rules across fields.
+        message = describe_validation_error(exc).removeprefix("body: ")
+        raise ApiError(400, "invalid_request", f"items.{index}: {message}") from None
+    if spec.params.parent_job_id is not None:
+        raise ApiError(
+            400,
+            "invalid_request",
+            f"items.{index}: params.parent_job_id is not available in batches: "
+            "each item brings its own image; ask follow-up questions with POST /v1/jobs",
+        )
+    return spec
+
+
+def _item_image(index: int, item: BatchItem | None, image: bytes | None, settings: Settings) -> bytes | None:
+    """A multipart item's bytes as uploaded; a JSON item's decoded or downloaded now."""
+    if item is None:
+        return image
+    try:
+        if item.image_url is not None:
+            return image_from_reference(item.image_url, settings)
+        return decode_data_uri(item.image)
+    except ApiError as exc:
+        raise item_error(index, exc) from None
+
+
+def item_error(index: int, exc: ApiError) -> ApiError:
+    """The same error, its message prefixed with the item it is about."""
+    return ApiError(exc.status, exc.code, f"items.{index}: {exc.message}")
+
+
+def _from_multipart(request: Request) -> tuple[BatchCreate, list[bytes]]:
+    extra_files = set(request.files) - {"image"}
+    if extra_files:
+        raise ApiError(
+            400, "invalid_request", f"unexpected file fields {sorted(extra_files)}; send each image as 'image'"
+        )
+    fields: dict[str, Any] = {}
+    for name in request.form:
+        fields[name] = _json_field(name, request.form[name]) if name in ("params", "metadata") else request.form[name]
+    if "items" in fields:
+        raise ApiError(400, "invalid_request", "items: only JSON bodies have 'items'; send each image as 'image'")
+    shared = BatchCreate.model_validate(fields)
+    return shared, [upload.read() for upload in request.files.getlist("image")]
+
+
+def _from_json(request: Request) -> BatchCreate:
+    body = request.get_json(silent=True)
+    if not isinstance(body, dict):
+        raise ApiError(400, "invalid_json", "the body is not a JSON object")
+    return BatchCreate.model_validate(body)
+
+
+def _json_field(name: str, raw: str) -> Any:
+    try:
+        return json.loads(raw)
+    except json.JSONDecodeError as exc:
+        raise ApiError(
+            400, "invalid_json", f"form field '{name}' must be JSON: {exc.msg} at position {exc.pos}"
+        ) from None

@@ -1,0 +1,142 @@
+"""`/v1/batches`: submit many images at once, follow the batch, read its results, cancel it."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask import Blueprint, Response, jsonify, request, stream_with_context
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
+
+from shared.batch_view import batch_counts, batch_to_dict, render_batch
+from shared.batches import UNFINISHED
+from shared.clock import utcnow
+from shared.dispatch import enqueue_job
+from shared.jobs import cancel
+from shared.models import Batch, Job
+from shared.webhooks.dispatch import enqueue_job_deliveries
+from web.api.batch_input import read_batch_submission
+from web.api.batch_results import FORMATS, batch_jobs, csv_lines, jsonl_lines
+from web.api.jobs import MAX_IDEMPOTENCY_KEY, _int_arg
+from web.auth import current_tenant
+from web.batch_records import insert_batch, load_batch
+from web.errors import ApiError
+from web.state import app_state
+from web.urls import base_url
+from web.webhook_input import check_job_webhook
+
+bp = Blueprint("batches_api", __name__)
+
+REPLAYED = {"Idempotent-Replayed": "true"}
+
+
+def _batch_response(batch_id: str, status: int, **headers: str) -> tuple[Response, int, dict[str, str]]:
+    """The batch as it is now, counts included."""
+    with app_state().sessions() as session:
+        return jsonify(render_batch(session, session.get_one(Batch, batch_id), base_url())), status, headers
+
+
+@bp.post("/v1/batches")
+def create_batch() -> tuple[Response, int, dict[str, str]]:
+    """Check every item, insert the batch and its jobs in one transaction, commit, then enqueue each job."""
+    state = app_state()
+    tenant_id = current_tenant()
+    idempotency_key = request.headers.get("Idempotency-Key")
+    if idempotency_key is not None and not 0 < len(idempotency_key) <= MAX_IDEMPOTENCY_KEY:
+        raise ApiError(400, "invalid_idempotency_key", f"Idempotency-Key must be 1 to {MAX_IDEMPOTENCY_KEY} characters")
+    if idempotency_key and (replay := _find_by_idempotency_key(tenant_id, idempotency_key)) is not None:
+        return _batch_response(replay.id, 200, **REPLAYED)
+
+    submission = read_batch_submission(request, state.settings)
+    check_job_webhook(submission.items[0].spec, tenant_id)  # webhook fields are shared by every item
+    try:
+        with state.sessions.begin() as session:
+            batch, job_ids = insert_batch(session, state.settings, tenant_id, submission, idempotency_key)
+    except IntegrityError:
+        # Two requests with one Idempotency-Key raced; the other one won.
+        replay = _find_by_idempotency_key(tenant_id, idempotency_key) if idempotency_key else None
+        if replay is None:
+            raise
+        return _batch_response(replay.id, 200, **REPLAYED)
+
+    for job_id in job_ids:
+        enqueue_job(state.celery, state.sessions, job_id)
+    return _batch_response(batch.id, 202, Location=f"{base_url()}/v1/batches/{batch.id}")
+
+
+def _find_by_idempotency_key(tenant_id: str, key: str) -> Batch | None:
+    with app_state().sessions() as session:
+        return session.scalar(select(Batch).where(Batch.tenant_id == tenant_id, Batch.idempotency_key == key))
+
+
+@bp.get("/v1/batches/<batch_id>")
+def get_batch(batch_id: str) -> tuple[Response, int, dict[str, str]]:
+    tenant_id = current_tenant()
+    with app_state().sessions() as session:
+        load_batch(session, tenant_id, batch_id)
+    return _batch_response(batch_id, 200)
+
+
+@bp.get("/v1/batches")
+def list_batches() -> Response:
+    state = app_state()
+    tenant_id = current_tenant()
+    limit = _int_arg("limit", state.settings.default_page_size, 1, 500)
+    query = select(Batch).where(Batch.tenant_id == tenant_id).order_by(Batch.id.desc()).limit(limit + 1)
+    if (cursor := request.args.get("cursor")) is not None:
+        query = query.where(Batch.id < cursor)
+    with state.sessions() as session:
+        batches = list(session.scalars(query))
+        page, has_more = batches[:limit], len(batches) > limit
+        counts = batch_counts(session, [batch.id for batch in page])
+    body: dict[str, Any] = {
+        "data": [batch_to_dict(batch, counts[batch.id], base_url()) for batch in page],
+        "has_more": has_more,
+        "next_cursor": page[-1].id if has_more else None,
+    }
+    return jsonify(body)
+
+
+@bp.get("/v1/batches/<batch_id>/results")
+def batch_results(batch_id: str) -> Response:
+    """One line per job in submission order; streamed, so any batch size fits in memory."""
+    state = app_state()
+    tenant_id = current_tenant()
+    result_format = request.args.get("format", "jsonl")
+    if result_format not in FORMATS:
+        raise ApiError(400, "invalid_format", f"format must be one of {', '.join(FORMATS)}")
+    with state.sessions() as session:
+        load_batch(session, tenant_id, batch_id)
+    lines = jsonl_lines if result_format == "jsonl" else csv_lines
+    return Response(
+        stream_with_context(lines(batch_jobs(state.sessions, batch_id))),
+        content_type=FORMATS[result_format],
+        headers={"Content-Disposition": f'attachment; filename="{batch_id}.{result_format}"'},
+    )
+
+
+@bp.post("/v1/batches/<batch_id>/cancel")
+def cancel_batch(batch_id: str) -> tuple[Response, int, dict[str, str]]:
+    """Cancel every queued or running job of the batch, each through the job state machine.
+
+    One transaction per job: a transaction that ends a batch job locks the batch row after
+    the job row (`shared.batches`), so holding several job rows at once could deadlock with
+    a worker finishing one of them.
+    """
+    state = app_state()
+    tenant_id = current_tenant()
+    with state.sessions() as session:
+        load_batch(session, tenant_id, batch_id)
+        job_ids = session.scalars(
+            select(Job.id).where(Job.batch_id == batch_id, Job.status.in_(UNFINISHED)).order_by(Job.batch_index)
+        ).all()
+    canceled = 0
+    for job_id in job_ids:
+        with state.sessions.begin() as session:
+            moved = cancel(session, job_id, utcnow())
+        if moved:
+            canceled += 1
+            enqueue_job_deliveries(state.celery, state.sessions, job_id)
+    if not canceled:
+        raise ApiError(409, "batch_already_finished", f"every job of batch {batch_id} already ended; nothing to cancel")
+    return _batch_response(batch_id, 200)

@@ -1,0 +1,53 @@
+"""Creating and finding batch rows for the API and the pages."""
+
+from __future__ import annotations
+
+from sqlalchemy.orm import Session
+
+from shared.clock import utcnow
+from shared.ids import new_id
+from shared.models import Batch
+from shared.settings import Settings
+from web.api.batch_input import BatchSubmission, item_error
+from web.errors import ApiError
+from web.job_records import insert_job
+
+
+def load_batch(session: Session, tenant_id: str, batch_id: str) -> Batch:
+    """The tenant's batch, or a 404 that does not reveal other tenants' ids."""
+    batch = session.get(Batch, batch_id)
+    if batch is None or batch.tenant_id != tenant_id:
+        raise ApiError(404, "batch_not_found", f"no batch {batch_id!r}")
+    return batch
+
+
+def insert_batch(
+    session: Session, settings: Settings, tenant_id: str, submission: BatchSubmission, idempotency_key: str | None
+) -> tuple[Batch, list[str]]:
+    """Add the batch row and one queued job per item; returns the batch and its job ids in item order.
+
+    An item whose image is refused raises an `ApiError` naming it; the caller's transaction
+    then rolls back, so a refused batch leaves no batch, no job and no image behind.
+    """
+    shared = submission.shared
+    batch = Batch(
+        id=new_id("bat"),
+        tenant_id=tenant_id,
+        task=shared.task,
+        total=len(submission.items),
+        meta=shared.metadata,
+        idempotency_key=idempotency_key,
+        webhook_url=shared.webhook,
+        created_at=utcnow(),
+    )
+    session.add(batch)
+    session.flush()  # a reused Idempotency-Key fails here, before any image is checked
+    job_ids = []
+    for index, item in enumerate(submission.items):
+        try:
+            job = insert_job(session, settings, tenant_id, item.spec, item.image, batch_id=batch.id)
+        except ApiError as exc:
+            raise item_error(index, exc) from None
+        job.batch_index = index
+        job_ids.append(job.id)
+    return batch, job_ids
