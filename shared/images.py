@@ -66,6 +66,8 @@ def check_image(data: bytes, max_bytes: int, max_pixels: int) -> CheckedImage:
         raise ImageRejected(
             "image_too_many_pixels", f"the image has too many pixels; the limit is {max_pixels}"
         ) from None
+    except (OSError, SyntaxError, ValueError) as exc:
+        raise ImageRejected("invalid_image", f"the image header is corrupt or truncated: {exc}") from None
     if image_format not in ACCEPTED_FORMATS:
         raise ImageRejected(
             "unsupported_image_type", f"{image_format} images are not accepted; accepted formats: {accepted}"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from shared.clock import utcnow
@@ -12,11 +13,12 @@ from shared.models import StoredImage
 
 
 def store_image(session: Session, tenant_id: str, image: CheckedImage) -> StoredImage:
-    """Store the image once per tenant; identical uploads share one row."""
-    existing = session.scalar(
-        select(StoredImage).where(StoredImage.tenant_id == tenant_id, StoredImage.sha256 == image.sha256)
-    )
-    if existing is not None:
+    """Store the image once per tenant; identical uploads share one row.
+
+    Two requests storing the same new image at once both miss the lookup; the loser's
+    insert fails on the unique key inside a savepoint and it uses the winner's row.
+    """
+    if (existing := _find(session, tenant_id, image.sha256)) is not None:
         return existing
     row = StoredImage(
         id=new_id("img"),
@@ -29,9 +31,19 @@ def store_image(session: Session, tenant_id: str, image: CheckedImage) -> Stored
         data=image.data,
         created_at=utcnow(),
     )
-    session.add(row)
-    session.flush()
+    try:
+        with session.begin_nested():
+            session.add(row)
+    except IntegrityError:
+        winner = _find(session, tenant_id, image.sha256)
+        if winner is None:
+            raise
+        return winner
     return row
+
+
+def _find(session: Session, tenant_id: str, sha256: str) -> StoredImage | None:
+    return session.scalar(select(StoredImage).where(StoredImage.tenant_id == tenant_id, StoredImage.sha256 == sha256))
 
 
 def load_image_bytes(session: Session, image_id: str) -> bytes:

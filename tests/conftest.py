@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import json
 import secrets
+import shutil
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -25,7 +26,7 @@ from shared.db import make_engine, make_session_factory
 from shared.dispatch import job_id_of_task
 from shared.migrate import upgrade_to_head
 from shared.settings import Settings
-from tests.services import postgres_cluster, redis_server
+from tests.services import missing, postgres_cluster, redis_server
 from tests.webhook_receiver import Receiver
 from web.app import create_app
 from worker.context import WorkerContext, worker_name
@@ -189,3 +190,29 @@ def gpu_thread(broker: redis.Redis, worker_context: WorkerContext) -> Iterator[N
     yield
     stop.set()
     thread.join()
+
+
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+
+
+@pytest.fixture
+def browser_page() -> Iterator[object]:
+    """A page in headless Chromium (Debian's build, driven by Playwright)."""
+    if CHROMIUM is None:
+        missing("chromium")
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        yield browser.new_page()
+        browser.close()

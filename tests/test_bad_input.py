@@ -42,6 +42,7 @@ Send = Callable[[FlaskClient], Any]
 CASES: dict[str, tuple[Send, int, str]] = {
     "not an image": (lambda c: submit(c, b"hello, I am text", task="describe"), 400, "invalid_image"),
     "truncated image": (lambda c: submit(c, _truncated(), task="describe"), 400, "invalid_image"),
+    "truncated header": (lambda c: submit(c, b"\x89PNG\r\n\x1a\ntruncated", task="describe"), 400, "invalid_image"),
     "empty file": (lambda c: submit(c, b"", task="describe"), 400, "empty_image"),
     "unsupported format": (lambda c: submit(c, _tiff(), task="describe"), 400, "unsupported_image_type"),
     "decompression bomb": (lambda c: submit(c, _bomb(), task="describe"), 400, "image_too_many_pixels"),

@@ -9,7 +9,6 @@ from flask.testing import FlaskClient
 
 from tests.conftest import image_bytes
 from tests.helpers import data_uri
-from tests.test_pages import browser_page  # noqa: F401 (the fixture)
 from worker.context import WorkerContext
 from worker.runner import run_job
 
@@ -17,7 +16,7 @@ from worker.runner import run_job
 @pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
 def test_batch_page_follows_the_batch_and_links_its_jobs(
     live_url: str,
-    browser_page,  # noqa: F811
+    browser_page,
     client: FlaskClient,
     worker_context: WorkerContext,
 ) -> None:

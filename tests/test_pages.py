@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import shutil
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -18,34 +17,9 @@ from shared.dispatch import job_id_of_task
 from shared.settings import Settings
 from tests.conftest import image_bytes, serving
 from tests.helpers import submit
-from tests.services import missing
 from web.app import create_app
 from worker.context import WorkerContext
 from worker.runner import run_job
-
-CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
-CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
-
-
-@pytest.fixture
-def browser_page() -> Iterator[object]:
-    if CHROMIUM is None:
-        missing("chromium")
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        yield browser.new_page()
-        browser.close()
 
 
 def _run_next_job(broker: redis.Redis, context: WorkerContext) -> None:

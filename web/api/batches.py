@@ -17,7 +17,8 @@ from shared.models import Batch, Job
 from shared.webhooks.dispatch import enqueue_job_deliveries
 from web.api.batch_input import read_batch_submission
 from web.api.batch_results import FORMATS, batch_jobs, csv_lines, jsonl_lines
-from web.api.jobs import MAX_IDEMPOTENCY_KEY, _int_arg
+from web.api.jobs import MAX_IDEMPOTENCY_KEY
+from web.api.query_args import int_query_arg
 from web.auth import current_tenant
 from web.batch_records import insert_batch, load_batch
 from web.errors import ApiError
@@ -81,7 +82,7 @@ def get_batch(batch_id: str) -> tuple[Response, int, dict[str, str]]:
 def list_batches() -> Response:
     state = app_state()
     tenant_id = current_tenant()
-    limit = _int_arg("limit", state.settings.default_page_size, 1, 500)
+    limit = int_query_arg("limit", state.settings.default_page_size, 1, 500)
     query = select(Batch).where(Batch.tenant_id == tenant_id).order_by(Batch.id.desc()).limit(limit + 1)
     if (cursor := request.args.get("cursor")) is not None:
         query = query.where(Batch.id < cursor)

@@ -16,6 +16,7 @@ from shared.models import Job
 from shared.states import JobStatus
 from shared.webhooks.dispatch import enqueue_job_deliveries
 from web.api.job_input import read_job_submission
+from web.api.query_args import int_query_arg
 from web.api.waiting import requested_wait_s, wait_until_finished
 from web.auth import current_tenant
 from web.errors import ApiError
@@ -82,7 +83,7 @@ def get_job(job_id: str) -> tuple[Response, int, dict[str, str]]:
 def list_jobs() -> Response:
     state = app_state()
     tenant_id = current_tenant()
-    limit = _int_arg("limit", state.settings.default_page_size, 1, 500)
+    limit = int_query_arg("limit", state.settings.default_page_size, 1, 500)
     query = select(Job).where(Job.tenant_id == tenant_id).order_by(Job.id.desc()).limit(limit + 1)
     if (status := request.args.get("status")) is not None:
         if status not in JobStatus._value2member_map_:
@@ -101,19 +102,6 @@ def list_jobs() -> Response:
         "next_cursor": page[-1].id if has_more else None,
     }
     return jsonify(body)
-
-
-def _int_arg(name: str, default: int, low: int, high: int) -> int:
-    raw = request.args.get(name)
-    if raw is None:
-        return default
-    try:
-        value = int(raw)
-    except ValueError:
-        raise ApiError(400, f"invalid_{name}", f"{name} must be an integer from {low} to {high}") from None
-    if not low <= value <= high:
-        raise ApiError(400, f"invalid_{name}", f"{name} must be an integer from {low} to {high}")
-    return value
 
 
 @bp.post("/v1/jobs/<job_id>/cancel")
