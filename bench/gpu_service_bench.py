@@ -32,6 +32,7 @@ import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
+from importlib.metadata import version
 from pathlib import Path
 from typing import Any
 
@@ -163,6 +164,13 @@ class Service:
         for name in ("web", "worker", "redis"):
             if name in self.children:
                 stop(self.children[name])
+
+
+def gpu_name() -> str:
+    """The GPU's name by nvidia-smi (this process never initialises CUDA), or "cpu"."""
+    if shutil.which("nvidia-smi") is None:
+        return "cpu"
+    return GpuMonitor._query("--query-gpu=name")[0][0]
 
 
 def build_model(root: Path, tiny: bool) -> float:
@@ -368,6 +376,7 @@ def main() -> int:
     parser.add_argument("--image", default="1024x768")
     parser.add_argument("--job-timeout", type=float, default=300.0)
     parser.add_argument("--ready-timeout", type=float, default=420.0)
+    parser.add_argument("--gpu-poll", type=float, default=0.5, help="seconds between nvidia-smi samples")
     parser.add_argument("--root", default=os.path.join(tempfile.gettempdir(), "vlmq-service-bench"))
     args = parser.parse_args()
     root = Path(args.root)
@@ -376,12 +385,15 @@ def main() -> int:
     rec = Recorder(None)
     rec.path = out / "gpu_service_bench.json"
     quantization = "fp32" if args.tiny else args.quantization
-    settings = {"quantization": quantization, "full_size": not args.tiny, "image": args.image}
-    rec.put("env", settings | {"new_tokens": args.new_tokens, "json_budget": args.json_budget, "burst": args.burst})
+    rec.put("env", {
+        "device": gpu_name(), "torch": version("torch"), "transformers": version("transformers"),
+        "quantization": quantization, "full_size": not args.tiny, "image": args.image, "new_tokens": args.new_tokens,
+        "json_budget": args.json_budget, "burst": args.burst, "gpu_poll_s": args.gpu_poll,
+    })  # fmt: skip
 
     model = root / ("tiny-glm4v" if args.tiny else "glm46v-flash-random")
     rec.put("build_save_s", build_model(model, args.tiny))
-    gpu = GpuMonitor()
+    gpu = GpuMonitor(args.gpu_poll)
     gpu.start()
     service = Service(root / f"run-{os.getpid()}", out, model, quantization, args.tiny)
     failures: list[str] = []
