@@ -128,6 +128,7 @@ def test_gpu_worker_loads_the_model_once_per_process(
     log = log_path.read_text()
     loads = re.findall(r"model \S+ loaded in worker process \S+:(\d+)", log)
     assert len(loads) == 1, log
+    assert log.count("model warmed up in") == 1
     child_pid = int(loads[0])
     assert child_pid != worker.pid  # loaded in the forked child, never in the Celery parent
     with sessions() as session:

@@ -13,8 +13,9 @@ from sqlalchemy.orm import Session, sessionmaker
 from shared.models import Job
 from tests.helpers import submit
 from worker.context import WorkerContext
-from worker.inference.types import InferenceRequest, InferenceResult, ProgressCallback
+from worker.inference.types import Engine, InferenceRequest, InferenceResult, ProgressCallback
 from worker.runner import conversation_before, run_job
+from worker.warmup import warm_up
 
 
 def _job(sessions: sessionmaker[Session], job_id: str) -> Job:
@@ -108,3 +109,7 @@ def test_cancel_stops_a_running_job(client: FlaskClient, worker_context: WorkerC
     body = client.get(f"/v1/jobs/{job_id}").get_json()
     assert body["status"] == "canceled"
     assert body["result"] is None
+
+
+def test_warm_up_runs_the_real_engine(engine: Engine) -> None:
+    assert warm_up(engine) > 0

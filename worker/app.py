@@ -25,6 +25,7 @@ from shared.settings import Settings
 from worker.context import build_context, get_context, set_context
 from worker.presence_loop import start_presence
 from worker.tasks import register_tasks
+from worker.warmup import warm_up
 
 log = logging.getLogger(__name__)
 
@@ -76,6 +77,7 @@ def _connect_gpu_process_signals(settings: Settings, celery: Celery, load_failed
 
         try:
             context.engine = load_engine(settings)
+            log.info("model warmed up in %.2f s", warm_up(context.engine))
         except Exception:
             log.exception("the model could not be loaded; stopping the GPU worker")
             load_failed.value = 1
