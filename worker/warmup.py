@@ -1,10 +1,12 @@
-"""One throwaway generation right after the model loads.
+"""One short generation right after the model loads, before the worker announces itself.
 
-The first request a fresh process serves pays for CUDA and cuBLAS handles,
-bitsandbytes kernels and allocator growth: 15-20 s instead of ~7.6 s for a
-describe job on an H100 (bench/results/gpu_service_bench_h100_nf4.json). Paying
-it before the worker announces itself keeps it off a customer's job, and
-`/readyz` turns ready only once the worker can really answer.
+A model that loads but cannot generate (a broken checkpoint, a dtype or kernel
+mismatch on this GPU) then stops the worker at start-up with the error in its log,
+instead of failing every job it would have taken; `/readyz` turns ready only once
+a worker has really answered. It does not remove the slower first real job seen on
+an H100 (15-18 s against 6-10 s for later describe jobs, with or without a
+full-size warm-up: bench/results/gpu_service_bench_h100_nf4*.json), so it is kept
+small.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from PIL import Image
 from worker.inference.types import Engine, GenerationParams, InferenceRequest
 
 WARM_UP_IMAGE_SIZE = (448, 336)
+WARM_UP_TOKENS = 4
 
 
 def warm_up(engine: Engine) -> float:
@@ -23,7 +26,7 @@ def warm_up(engine: Engine) -> float:
     request = InferenceRequest(
         task="describe",
         image=Image.new("RGB", WARM_UP_IMAGE_SIZE, "gray"),
-        generation=GenerationParams(max_new_tokens=4, temperature=0.0, top_p=1.0, repetition_penalty=1.0),
+        generation=GenerationParams(max_new_tokens=WARM_UP_TOKENS, temperature=0.0, top_p=1.0, repetition_penalty=1.0),
     )
     started = time.perf_counter()
     engine.run(request)
