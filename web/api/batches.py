@@ -17,7 +17,7 @@ from shared.models import Batch, Job
 from shared.webhooks.dispatch import enqueue_job_deliveries
 from web.api.batch_input import read_batch_submission
 from web.api.batch_results import FORMATS, batch_jobs, csv_lines, jsonl_lines
-from web.api.jobs import MAX_IDEMPOTENCY_KEY
+from web.api.idempotency import REPLAYED, idempotency_key
 from web.api.query_args import int_query_arg
 from web.auth import current_tenant
 from web.batch_records import insert_batch, load_batch
@@ -27,8 +27,6 @@ from web.urls import base_url
 from web.webhook_input import check_job_webhook
 
 bp = Blueprint("batches_api", __name__)
-
-REPLAYED = {"Idempotent-Replayed": "true"}
 
 
 def _batch_response(batch_id: str, status: int, **headers: str) -> tuple[Response, int, dict[str, str]]:
@@ -42,20 +40,18 @@ def create_batch() -> tuple[Response, int, dict[str, str]]:
     """Check every item, insert the batch and its jobs in one transaction, commit, then enqueue each job."""
     state = app_state()
     tenant_id = current_tenant()
-    idempotency_key = request.headers.get("Idempotency-Key")
-    if idempotency_key is not None and not 0 < len(idempotency_key) <= MAX_IDEMPOTENCY_KEY:
-        raise ApiError(400, "invalid_idempotency_key", f"Idempotency-Key must be 1 to {MAX_IDEMPOTENCY_KEY} characters")
-    if idempotency_key and (replay := _find_by_idempotency_key(tenant_id, idempotency_key)) is not None:
+    key = idempotency_key()
+    if key and (replay := _find_by_idempotency_key(tenant_id, key)) is not None:
         return _batch_response(replay.id, 200, **REPLAYED)
 
     submission = read_batch_submission(request, state.settings)
     check_job_webhook(submission.items[0].spec, tenant_id)  # webhook fields are shared by every item
     try:
         with state.sessions.begin() as session:
-            batch, job_ids = insert_batch(session, state.settings, tenant_id, submission, idempotency_key)
+            batch, job_ids = insert_batch(session, state.settings, tenant_id, submission, key)
     except IntegrityError:
         # Two requests with one Idempotency-Key raced; the other one won.
-        replay = _find_by_idempotency_key(tenant_id, idempotency_key) if idempotency_key else None
+        replay = _find_by_idempotency_key(tenant_id, key) if key else None
         if replay is None:
             raise
         return _batch_response(replay.id, 200, **REPLAYED)

@@ -15,6 +15,7 @@ from shared.jobs import cancel
 from shared.models import Job
 from shared.states import JobStatus
 from shared.webhooks.dispatch import enqueue_job_deliveries
+from web.api.idempotency import REPLAYED, idempotency_key
 from web.api.job_input import read_job_submission
 from web.api.query_args import int_query_arg
 from web.api.waiting import requested_wait_s, wait_until_finished
@@ -27,8 +28,6 @@ from web.webhook_input import check_job_webhook
 
 bp = Blueprint("jobs_api", __name__)
 
-MAX_IDEMPOTENCY_KEY = 255
-
 
 def _job_response(job: Job, status: int, **headers: str) -> tuple[Response, int, dict[str, str]]:
     return jsonify(job_to_dict(job, base_url())), status, headers
@@ -38,24 +37,22 @@ def _job_response(job: Job, status: int, **headers: str) -> tuple[Response, int,
 def create_job() -> tuple[Response, int, dict[str, str]]:
     state = app_state()
     tenant_id = current_tenant()
-    idempotency_key = request.headers.get("Idempotency-Key")
-    if idempotency_key is not None and not 0 < len(idempotency_key) <= MAX_IDEMPOTENCY_KEY:
-        raise ApiError(400, "invalid_idempotency_key", f"Idempotency-Key must be 1 to {MAX_IDEMPOTENCY_KEY} characters")
-    if idempotency_key and (replay := _find_by_idempotency_key(tenant_id, idempotency_key)) is not None:
-        return _job_response(replay, 200, **{"Idempotent-Replayed": "true"})
+    key = idempotency_key()
+    if key and (replay := _find_by_idempotency_key(tenant_id, key)) is not None:
+        return _job_response(replay, 200, **REPLAYED)
 
     wait_s = requested_wait_s(request.headers.get("Prefer"), state.settings.max_wait_s)
     submission = read_job_submission(request, state.settings)
     check_job_webhook(submission.spec, tenant_id)
     try:
         with state.sessions.begin() as session:
-            job = insert_job(session, state.settings, tenant_id, submission.spec, submission.image, idempotency_key)
+            job = insert_job(session, state.settings, tenant_id, submission.spec, submission.image, key)
     except IntegrityError:
         # Two requests with one Idempotency-Key raced; the other one won.
-        replay = _find_by_idempotency_key(tenant_id, idempotency_key) if idempotency_key else None
+        replay = _find_by_idempotency_key(tenant_id, key) if key else None
         if replay is None:
             raise
-        return _job_response(replay, 200, **{"Idempotent-Replayed": "true"})
+        return _job_response(replay, 200, **REPLAYED)
 
     enqueue_job(state.celery, state.sessions, job.id)
     headers = {"Location": f"{base_url()}/v1/jobs/{job.id}"}
