@@ -10,7 +10,6 @@ one transaction that a bad image rolls back.
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from typing import Any
 
@@ -20,7 +19,7 @@ from pydantic import ValidationError
 from shared.batch_schemas import BatchCreate, BatchItem
 from shared.schemas import JobCreate
 from shared.settings import Settings
-from web.api.job_input import JobSubmission, decode_data_uri, image_from_reference
+from web.api.job_input import JobSubmission, decode_data_uri, image_from_reference, json_form_field
 from web.errors import ApiError, describe_validation_error
 
 # Form parts besides the images: the shared fields, with room to spare so a few extra
@@ -119,7 +118,9 @@ def _from_multipart(request: Request) -> tuple[BatchCreate, list[bytes]]:
         )
     fields: dict[str, Any] = {}
     for name in request.form:
-        fields[name] = _json_field(name, request.form[name]) if name in ("params", "metadata") else request.form[name]
+        fields[name] = (
+            json_form_field(name, request.form[name]) if name in ("params", "metadata") else request.form[name]
+        )
     if "items" in fields:
         raise ApiError(400, "invalid_request", "items: only JSON bodies have 'items'; send each image as 'image'")
     shared = BatchCreate.model_validate(fields)
@@ -131,12 +132,3 @@ def _from_json(request: Request) -> BatchCreate:
     if not isinstance(body, dict):
         raise ApiError(400, "invalid_json", "the body is not a JSON object")
     return BatchCreate.model_validate(body)
-
-
-def _json_field(name: str, raw: str) -> Any:
-    try:
-        return json.loads(raw)
-    except json.JSONDecodeError as exc:
-        raise ApiError(
-            400, "invalid_json", f"form field '{name}' must be JSON: {exc.msg} at position {exc.pos}"
-        ) from None

@@ -48,7 +48,7 @@ def _from_multipart(request: Request) -> JobSubmission:
     fields: dict[str, Any] = {}
     for name in request.form:
         if name in ("params", "metadata"):
-            fields[name] = _json_field(name, request.form[name])
+            fields[name] = json_form_field(name, request.form[name])
         else:
             fields[name] = request.form[name]
     upload = request.files.get("image")
@@ -76,7 +76,8 @@ def _from_json(request: Request, settings: Settings) -> JobSubmission:
     return JobSubmission(spec=spec, image=None)
 
 
-def _json_field(name: str, raw: str) -> Any:
+def json_form_field(name: str, raw: str) -> Any:
+    """A form field that carries JSON (`params`, `metadata`), or a 400 saying where it breaks."""
     try:
         return json.loads(raw)
     except json.JSONDecodeError as exc:
