@@ -7,19 +7,11 @@ as a `JobCreate`, exactly like a single job.
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from shared.schemas import MAX_METADATA_BYTES, MAX_PROMPT_CHARS, JobCreate, JobParams, Task
-from shared.webhooks.outbox import WebhookEventFilter
-
-
-def _small_metadata(value: dict[str, Any] | None) -> dict[str, Any] | None:
-    if value is not None and len(json.dumps(value)) > MAX_METADATA_BYTES:
-        raise ValueError(f"metadata must be at most {MAX_METADATA_BYTES} bytes of JSON")
-    return value
+from shared.schemas import MAX_PROMPT_CHARS, JobCreate, JobParams, SubmissionFields, check_metadata_size
 
 
 class BatchItem(BaseModel):
@@ -33,7 +25,7 @@ class BatchItem(BaseModel):
     params: JobParams | None = None
     metadata: dict[str, Any] | None = None
 
-    _check_metadata = field_validator("metadata")(_small_metadata)
+    _check_metadata = field_validator("metadata")(check_metadata_size)
 
     @model_validator(mode="after")
     def _one_image(self) -> BatchItem:
@@ -42,29 +34,10 @@ class BatchItem(BaseModel):
         return self
 
 
-class BatchCreate(BaseModel):
+class BatchCreate(SubmissionFields):
     """The fields of `POST /v1/batches` that apply to every item (`items` only in JSON bodies)."""
 
-    model_config = ConfigDict(extra="forbid")
-
-    task: Task
-    prompt: str | None = Field(None, max_length=MAX_PROMPT_CHARS)
-    params: JobParams = Field(default_factory=JobParams)
-    metadata: dict[str, Any] = Field(default_factory=dict)
-    webhook: str | None = None
-    webhook_events: list[WebhookEventFilter] | None = Field(None, min_length=1)
     items: list[BatchItem] = Field(default_factory=list)
-
-    _check_metadata = field_validator("metadata")(_small_metadata)
-
-    @field_validator("webhook_events", mode="before")
-    @classmethod
-    def _events_from_form(cls, value: Any) -> Any:
-        """A form field arrives as text: `started,completed` or a JSON list."""
-        if isinstance(value, str):
-            text = value.strip()
-            return json.loads(text) if text.startswith("[") else [part.strip() for part in text.split(",")]
-        return value
 
     def job_spec(self, item: BatchItem | None) -> JobCreate:
         """One item as a job request (None: a multipart image, which has no overrides).

@@ -83,8 +83,15 @@ class JobParams(BaseModel):
         return self.model_dump(by_alias=True, exclude_none=True)
 
 
-class JobCreate(BaseModel):
-    """The fields of `POST /v1/jobs` besides the image itself."""
+def check_metadata_size(value: dict[str, Any] | None) -> dict[str, Any] | None:
+    """Metadata is echoed in every job object and webhook, so it stays small."""
+    if value is not None and len(json.dumps(value)) > MAX_METADATA_BYTES:
+        raise ValueError(f"metadata must be at most {MAX_METADATA_BYTES} bytes of JSON")
+    return value
+
+
+class SubmissionFields(BaseModel):
+    """What a job submission and a batch submission share."""
 
     model_config = ConfigDict(extra="forbid")
 
@@ -96,6 +103,8 @@ class JobCreate(BaseModel):
     webhook: str | None = None
     webhook_events: list[WebhookEventFilter] | None = Field(None, min_length=1)
 
+    _check_metadata = field_validator("metadata")(check_metadata_size)
+
     @field_validator("webhook_events", mode="before")
     @classmethod
     def _events_from_form(cls, value: Any) -> Any:
@@ -105,12 +114,9 @@ class JobCreate(BaseModel):
             return json.loads(text) if text.startswith("[") else [part.strip() for part in text.split(",")]
         return value
 
-    @field_validator("metadata")
-    @classmethod
-    def _small_metadata(cls, value: dict[str, Any]) -> dict[str, Any]:
-        if len(json.dumps(value)) > MAX_METADATA_BYTES:
-            raise ValueError(f"metadata must be at most {MAX_METADATA_BYTES} bytes of JSON")
-        return value
+
+class JobCreate(SubmissionFields):
+    """The fields of `POST /v1/jobs` besides the image itself."""
 
     @model_validator(mode="after")
     def _options_fit_task(self) -> JobCreate:
