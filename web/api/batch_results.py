@@ -21,6 +21,7 @@ from shared.models import Job
 PAGE_SIZE = 500
 CSV_COLUMNS = ("index", "job_id", "status", "text", "data", "error_code", "error_message", "metadata")
 FORMATS = {"jsonl": "application/x-ndjson", "csv": "text/csv; charset=utf-8"}
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
 
 
 def batch_jobs(sessions: sessionmaker[Session], batch_id: str) -> Iterator[Job]:
@@ -58,7 +59,7 @@ def jsonl_lines(jobs: Iterator[Job]) -> Iterator[str]:
 
 
 def csv_lines(jobs: Iterator[Job]) -> Iterator[str]:
-    """CSV with a header; `data` and `metadata` hold JSON text."""
+    """CSV with a header; `data` and `metadata` hold JSON text; formula-like cells are defused."""
     yield _csv_line(CSV_COLUMNS)
     for job in jobs:
         row = result_row(job)
@@ -80,5 +81,13 @@ def csv_lines(jobs: Iterator[Job]) -> Iterator[str]:
 
 def _csv_line(values: tuple[Any, ...]) -> str:
     buffer = io.StringIO()
-    csv.writer(buffer).writerow(values)
+    csv.writer(buffer).writerow([_inert(value) for value in values])
     return buffer.getvalue()
+
+
+def _inert(value: Any) -> Any:
+    """Model text opens in a shop's spreadsheet: a cell starting like a formula gets a `'` in front,
+    so `=HYPERLINK(...)` written by a model (or echoed from a photo) is shown, never run."""
+    if isinstance(value, str) and value[:1] in FORMULA_STARTS:
+        return "'" + value
+    return value
