@@ -24,7 +24,6 @@ import io
 import json
 import os
 import re
-import shutil
 import subprocess
 import sys
 import tempfile
@@ -39,6 +38,7 @@ from typing import Any
 import psutil
 import requests
 from gpu_engine_bench import Recorder, product_photo  # sibling script in bench/
+from gpu_observe import GpuMonitor, cuda_handles, gpu_name, mib_to_gib
 
 from shared.migrate import upgrade_to_head
 from vlmq.processes import stop
@@ -57,41 +57,6 @@ TASKS: dict[str, dict[str, Any]] = {
     "copy": {"task": "copy", "params": {"channel": "social_post", "campaign": "Spring sale, 20% off"}},
     "ask": {"task": "ask", "prompt": "What is the product made of?"},
 }
-
-
-class GpuMonitor(threading.Thread):
-    """Polls nvidia-smi: peak memory of each compute process, of the whole GPU, and every pid seen."""
-
-    def __init__(self, interval_s: float = 0.5) -> None:
-        super().__init__(daemon=True)
-        self.interval_s = interval_s
-        self.available = shutil.which("nvidia-smi") is not None
-        self.peak_mib_by_pid: dict[int, int] = {}
-        self.peak_gpu_mib = 0
-        self.baseline_gpu_mib = self._gpu_used() if self.available else None
-        self.samples = 0
-        self._stopped = threading.Event()
-
-    @staticmethod
-    def _query(*args: str) -> list[list[str]]:
-        out = subprocess.run(["nvidia-smi", *args, "--format=csv,noheader,nounits"], capture_output=True, text=True)
-        return [[cell.strip() for cell in line.split(",")] for line in out.stdout.splitlines() if line.strip()]
-
-    def _gpu_used(self) -> int:
-        return int(self._query("--query-gpu=memory.used")[0][0])
-
-    def run(self) -> None:
-        while self.available and not self._stopped.is_set():
-            for pid, used in self._query("--query-compute-apps=pid,used_memory"):
-                if pid.isdigit() and used.isdigit():
-                    self.peak_mib_by_pid[int(pid)] = max(self.peak_mib_by_pid.get(int(pid), 0), int(used))
-            self.peak_gpu_mib = max(self.peak_gpu_mib, self._gpu_used())
-            self.samples += 1
-            self._stopped.wait(self.interval_s)
-
-    def stop(self) -> None:
-        self._stopped.set()
-        self.join()
 
 
 class Service:
@@ -166,13 +131,6 @@ class Service:
                 stop(self.children[name])
 
 
-def gpu_name() -> str:
-    """The GPU's name by nvidia-smi (this process never initialises CUDA), or "cpu"."""
-    if shutil.which("nvidia-smi") is None:
-        return "cpu"
-    return GpuMonitor._query("--query-gpu=name")[0][0]
-
-
 def build_model(root: Path, tiny: bool) -> float:
     """Build the checkpoint in a child process (CUDA for the full size) and return the seconds it took."""
     code = (
@@ -185,20 +143,6 @@ def build_model(root: Path, tiny: bool) -> float:
     return round(time.perf_counter() - started, 1)
 
 
-def cuda_handles(pid: int) -> dict[str, Any]:
-    """What /proc says about a process's use of the GPU: open /dev/nvidia* files and a mapped libcuda."""
-    fds = []
-    for fd in Path(f"/proc/{pid}/fd").iterdir():
-        try:
-            target = os.readlink(fd)
-        except OSError:
-            continue
-        if target.startswith("/dev/nvidia"):
-            fds.append(target)
-    maps = Path(f"/proc/{pid}/maps").read_text()
-    return {"nvidia_device_files": sorted(set(fds)), "libcuda_mapped": "libcuda.so" in maps}
-
-
 def model_load(worker_log: Path, child_pid: int) -> dict[str, Any]:
     """Seconds from the child's fork to its "model ... loaded" log line (torch imports and weights included)."""
     for line in worker_log.read_text(errors="replace").splitlines():
@@ -206,10 +150,6 @@ def model_load(worker_log: Path, child_pid: int) -> dict[str, Any]:
             loaded = datetime.strptime(match.group(1), "%Y-%m-%d %H:%M:%S,%f").timestamp()
             return {"fork_to_loaded_s": round(loaded - psutil.Process(child_pid).create_time(), 2), "line": line}
     return {"fork_to_loaded_s": None, "line": None}
-
-
-def mib_to_gib(mib: int) -> float:
-    return round(mib / 1024, 2)
 
 
 def jpeg(size: tuple[int, int]) -> bytes:
