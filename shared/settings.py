@@ -73,6 +73,13 @@ class Settings(BaseSettings):
     redact_pii: bool = True
     prompts: dict[str, str] = Field(default_factory=dict)
 
+    # GPU batching (GLM-4.1V/4.6V): jobs running at once on one worker and what each may use.
+    gpu_engine: Literal["auto", "batched", "sequential"] = "auto"
+    gpu_max_batch: int = Field(64, ge=1, le=1024)
+    gpu_max_seq_tokens: int = Field(3072, ge=256, le=131072)
+    gpu_prefill_tokens: int = Field(8192, ge=256, le=131072)
+    gpu_memory_gib: float | None = Field(None, gt=0)
+
     # Images given by URL (`image_url`) are downloaded by the web server at submit time.
     image_url_allow_hosts: Annotated[tuple[str, ...], NoDecode] = ()
     image_fetch_timeout_s: float = Field(10.0, gt=0, le=120)

@@ -17,11 +17,12 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from shared import jobs
 from shared.clock import utcnow
+from worker.inference.types import StopGeneration
 
 log = logging.getLogger(__name__)
 
 
-class JobCanceled(Exception):
+class JobCanceled(StopGeneration):
     """The job left `running` while the model was working on it."""
 
 

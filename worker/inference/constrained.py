@@ -15,7 +15,7 @@ from typing import Any
 import jsonschema
 from transformers import LogitsProcessor
 
-from worker.inference.types import InferenceError
+from worker.inference.types import InferenceError, InferenceRequest
 
 DEFAULT_PRODUCT_SCHEMA: dict[str, Any] = {
     "type": "object",
@@ -61,19 +61,18 @@ def unpack_bitmask(bitmask: Any, vocab_size: int) -> Any:
     return bits.reshape(bitmask.shape[0], -1)[:, :vocab_size].bool()
 
 
-class SchemaMask(LogitsProcessor):
-    """Masks logits to the tokens one llguidance matcher allows; one instance per request."""
+def constrains(request: InferenceRequest) -> bool:
+    """Whether a request's output must match a schema: `attributes`, or any task given one."""
+    return request.task == "attributes" or "schema" in request.options
 
-    def __init__(self, ll_tokenizer: Any, schema: dict[str, Any], vocab_size: int) -> None:
-        import llguidance
+
+class SchemaMask(LogitsProcessor):
+    """Masks logits to the tokens one request's llguidance matcher allows (batch size 1)."""
+
+    def __init__(self, matcher: Any, vocab_size: int) -> None:
         import llguidance.torch as llt
 
-        grammar = llguidance.LLMatcher.grammar_from_json_schema(
-            json.dumps(schema), defaults={"whitespace_flexible": False}
-        )
-        self.matcher = llguidance.LLMatcher(ll_tokenizer, grammar)
-        if self.matcher.is_error():
-            raise InferenceError("invalid_schema", f"schema not supported: {self.matcher.get_error()}")
+        self.matcher = matcher
         self.bitmask = llt.allocate_token_bitmask(1, vocab_size)
         self._fill = llt.fill_next_token_bitmask
         self._consumed: int | None = None  # sequence length the matcher has seen
@@ -96,11 +95,6 @@ class SchemaMask(LogitsProcessor):
         allowed = unpack_bitmask(self.bitmask.to(scores.device, non_blocking=True), scores.shape[-1])
         return scores.masked_fill(~allowed, float("-inf"))
 
-    def is_complete(self, sequence: Any) -> bool:
-        """Whether the full output (prompt + generated ids) ends in a complete object."""
-        self._consume_up_to(sequence)
-        return self.matcher.is_accepting()
-
 
 class ConstraintFactory:
     """Holds the llguidance view of the tokenizer (slow to build: once per engine)."""
@@ -113,6 +107,14 @@ class ConstraintFactory:
         self.vocab_size = vocab_size
         self.ll_tokenizer = llguidance.hf.from_tokenizer(tokenizer, n_vocab=vocab_size, eos_token=end_ids)
 
-    def mask(self, schema: dict[str, Any]) -> SchemaMask:
-        """A fresh matcher for one request."""
-        return SchemaMask(self.ll_tokenizer, schema, self.vocab_size)
+    def matcher(self, schema: dict[str, Any]) -> Any:
+        """A fresh llguidance matcher for one request's schema."""
+        import llguidance
+
+        grammar = llguidance.LLMatcher.grammar_from_json_schema(
+            json.dumps(schema), defaults={"whitespace_flexible": False}
+        )
+        matcher = llguidance.LLMatcher(self.ll_tokenizer, grammar)
+        if matcher.is_error():
+            raise InferenceError("invalid_schema", f"schema not supported: {matcher.get_error()}")
+        return matcher

@@ -1,21 +1,25 @@
-"""The engine a GPU worker holds: one loaded model answering one request at a time.
+"""The engine a GPU worker holds: a loaded model and everything around generation.
 
-`run()` is the whole path of a job: normalise the image, render the instruction,
-build the prompt (image before text), generate (schema-constrained for
-`attributes`), clean and redact the answer.
+`prepare()` normalises the image, renders the instruction and builds the prompt
+(image before text) and, for schema-constrained requests, a fresh matcher;
+`finish()` cleans, validates and redacts the answer and says why it ended. `run()`
+joins them with one `generate()` call for model families without a batching loop;
+GLM-4.1V/4.6V run them around the shared loop (`worker.inference.batched`).
 """
 
 from __future__ import annotations
 
 import json
+import threading
 from collections import Counter
+from dataclasses import dataclass
 from typing import Any, Protocol
 
 import jsonschema
 from PIL import Image
 
 from worker.inference import redaction
-from worker.inference.constrained import ConstraintFactory, SchemaMask, request_schema
+from worker.inference.constrained import ConstraintFactory, SchemaMask, constrains, request_schema
 from worker.inference.conversation import conversation
 from worker.inference.generation import generate
 from worker.inference.images import prepare_image
@@ -23,6 +27,7 @@ from worker.inference.modules import vision_dtype
 from worker.inference.output_text import clean_output, strip_tokens
 from worker.inference.prompts import PromptBook
 from worker.inference.types import (
+    GenerationParams,
     InferenceError,
     InferenceRequest,
     InferenceResult,
@@ -38,6 +43,15 @@ class InputBuilder(Protocol):
     pixel_key: str
 
     def build(self, image: Image.Image, turns: list[Turn]) -> dict[str, Any]: ...
+
+
+@dataclass
+class Prepared:
+    """A request ready for generation: processor outputs (CPU tensors) and its constraint."""
+
+    inputs: dict[str, Any]
+    schema: dict[str, Any] | None
+    matcher: Any | None
 
 
 class HFEngine:
@@ -68,15 +82,18 @@ class HFEngine:
             *(t.content for t in tokenizer.added_tokens_decoder.values()),
         }
         self._constraints: ConstraintFactory | None = None
+        self._constraints_lock = threading.Lock()
+        self._tokenizer_lock = threading.Lock()
+        end_ids = model.generation_config.eos_token_id
+        self.end_ids: list[int] = [end_ids] if isinstance(end_ids, int) else list(end_ids or [])
 
     def constraints(self) -> ConstraintFactory:
         """llguidance's tokenizer view, built on the first `attributes` job (~1-2 s)."""
-        if self._constraints is None:
-            end_ids = self.model.generation_config.eos_token_id
-            end_ids = [end_ids] if isinstance(end_ids, int) else list(end_ids or [])
-            vocab = self.model.get_output_embeddings().weight.shape[0]
-            self._constraints = ConstraintFactory(self.inputs.tokenizer, vocab, end_ids)
-        return self._constraints
+        with self._constraints_lock:
+            if self._constraints is None:
+                vocab = self.model.get_output_embeddings().weight.shape[0]
+                self._constraints = ConstraintFactory(self.inputs.tokenizer, vocab, self.end_ids)
+            return self._constraints
 
     def _place(self, batch: dict[str, Any]) -> dict[str, Any]:
         """Tensors to the model's device; pixels to the vision tower's real dtype."""
@@ -95,41 +112,66 @@ class HFEngine:
         turns = conversation(request.history, self.prompts.instruction(request, schema))
         return [Turn(turn.role, strip_tokens(turn.text, self.hidden_tokens)) for turn in turns]
 
-    def run(self, request: InferenceRequest, progress: ProgressCallback | None = None) -> InferenceResult:
-        """Answer one request; job-caused failures raise `InferenceError`."""
+    def prepare(self, request: InferenceRequest) -> Prepared:
+        """Everything before generation, on the caller's thread: image, prompt, constraint.
+
+        Tokenizer calls are serialised: a fast tokenizer shared by threads can fail
+        with "Already borrowed" when two threads use it at once.
+        """
         image = prepare_image(request.image, self.image_max_side)
-        schema = request_schema(request.options) if request.task == "attributes" else None
-        turns = self.turns(request, schema)
-        batch = self._place(self.inputs.build(image, turns))
-        mask = self.constraints().mask(schema) if schema is not None else None
-        sequence = generate(self.model, batch, request.generation, [mask] if mask else [], progress)
-        prompt_tokens = batch["input_ids"].shape[1]
-        new_ids = sequence[0, prompt_tokens:].tolist()
+        schema = request_schema(request.options) if constrains(request) else None
+        with self._tokenizer_lock:
+            turns = self.turns(request, schema)
+            inputs = self.inputs.build(image, turns)
+        matcher = self.constraints().matcher(schema) if schema is not None else None
+        return Prepared(inputs, schema, matcher)
+
+    def finish(self, prepared: Prepared, new_ids: list[int], finish_reason: str, prompt_tokens: int) -> InferenceResult:
+        """Everything after generation: decode, clean, validate, redact."""
         usage = {"prompt_tokens": prompt_tokens, "completion_tokens": len(new_ids)}
-        if mask is not None and schema is not None:
-            text, data, counts = self._structured(sequence, new_ids, mask, schema)
+        if prepared.schema is not None:
+            text, data, counts = self._structured(prepared, new_ids)
         else:
             text, data = self._free_text(new_ids), None
             counts = Counter()
             if self.redact_pii:
                 text, counts = redaction.redact_text(text)
-        return InferenceResult(text=text, data=data, usage=usage, redactions=redaction.report(counts))
+        return InferenceResult(
+            text=text, data=data, usage=usage, redactions=redaction.report(counts), finish_reason=finish_reason
+        )
+
+    def run(self, request: InferenceRequest, progress: ProgressCallback | None = None) -> InferenceResult:
+        """Answer one request with one `generate()` call (families without a batching loop)."""
+        prepared = self.prepare(request)
+        batch = self._place(prepared.inputs)
+        processors = [SchemaMask(prepared.matcher, self.constraints().vocab_size)] if prepared.matcher else []
+        sequence = generate(self.model, batch, request.generation, processors, progress)
+        prompt_tokens = batch["input_ids"].shape[1]
+        new_ids = sequence[0, prompt_tokens:].tolist()
+        return self.finish(prepared, new_ids, self.finish_reason(new_ids, request.generation), prompt_tokens)
+
+    def finish_reason(self, new_ids: list[int], params: GenerationParams) -> str:
+        """`stop` when the model ended its answer, `length` when the budget ran out first."""
+        ended = bool(new_ids) and new_ids[-1] in self.end_ids
+        return "stop" if ended or len(new_ids) < params.max_new_tokens else "length"
 
     def _free_text(self, new_ids: list[int]) -> str:
-        raw = self.inputs.tokenizer.decode(new_ids, skip_special_tokens=False)
+        with self._tokenizer_lock:
+            raw = self.inputs.tokenizer.decode(new_ids, skip_special_tokens=False)
         return clean_output(raw, self.hidden_tokens)
 
-    def _structured(
-        self, sequence: Any, new_ids: list[int], mask: SchemaMask, schema: dict[str, Any]
-    ) -> tuple[str, dict[str, Any], Counter[str]]:
+    def _structured(self, prepared: Prepared, new_ids: list[int]) -> tuple[str, dict[str, Any], Counter[str]]:
         """Parse, validate and redact a constrained answer; a cut-off object is an error."""
-        if not mask.is_complete(sequence):
+        schema = prepared.schema
+        assert schema is not None and prepared.matcher is not None
+        if not prepared.matcher.is_accepting():
             raise InferenceError(
                 "output_truncated",
                 f"the JSON object was not finished within max_new_tokens={len(new_ids)}; "
                 "retry with a larger max_new_tokens",
             )
-        raw = self.inputs.tokenizer.decode(new_ids, skip_special_tokens=True)
+        with self._tokenizer_lock:
+            raw = self.inputs.tokenizer.decode(new_ids, skip_special_tokens=True)
         try:
             data = json.loads(raw)
             jsonschema.validate(data, schema)

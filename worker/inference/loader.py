@@ -6,13 +6,12 @@ module and only the forked child calls `load_engine`.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable
+from typing import Any
 
 from shared.settings import Settings
 from worker.inference.prompts import PromptBook
-
-if TYPE_CHECKING:
-    from worker.inference.engine import HFEngine
+from worker.inference.types import Engine
 
 PLACEHOLDER_NAME = "tiny-glm4v-random"
 GLM4V_TYPES = frozenset({"glm4v", "glm46v"})
@@ -39,8 +38,12 @@ def _empty_model(model_cls: Any, config: Any, trust_remote_code: bool) -> Any:
         return model_cls.from_config(config, trust_remote_code=trust_remote_code)
 
 
-def load_engine(settings: Settings) -> HFEngine:
-    """Load `settings.model` (or the offline tiny checkpoint) with the configured precision."""
+def load_engine(settings: Settings, on_fatal: Callable[[BaseException], None] | None = None) -> Engine:
+    """Load `settings.model` (or the offline tiny checkpoint) with the configured precision.
+
+    GLM-4.1V/4.6V come back wrapped in the batching loop (`on_fatal` is told if that
+    loop dies); other families answer one request at a time.
+    """
     from transformers import (
         AutoConfig,
         AutoModelForCausalLM,
@@ -79,7 +82,7 @@ def load_engine(settings: Settings) -> HFEngine:
         inputs = ProcessorInputs(
             AutoProcessor.from_pretrained(source, trust_remote_code=trust), settings.image_max_side
         )
-    return HFEngine(
+    engine = HFEngine(
         model,
         inputs,
         prompts,
@@ -88,3 +91,15 @@ def load_engine(settings: Settings) -> HFEngine:
         image_max_side=settings.image_max_side,
         redact_pii=settings.redact_pii,
     )
+    if not batches(family, settings):
+        return engine
+    from worker.inference.batched import build_batched_engine
+
+    return build_batched_engine(engine, settings, on_fatal)
+
+
+def batches(family: str, settings: Settings) -> bool:
+    """Whether this family runs in the batching loop (only GLM-4.1V/4.6V's decode step is written)."""
+    if settings.gpu_engine == "batched" and family != "glm4v":
+        raise ValueError(f"gpu_engine 'batched' needs a GLM-4.1V/4.6V model, not the {family!r} family")
+    return family == "glm4v" and settings.gpu_engine != "sequential"

@@ -15,7 +15,7 @@ from PIL import Image
 
 TaskName = Literal["describe", "ocr", "attributes", "copy", "ask"]
 ProgressCallback = Callable[[int, int], None]
-"""Called with (tokens generated so far, token budget) while generating."""
+"""Called with (tokens generated so far, token budget) while generating; may raise `StopGeneration`."""
 
 
 @dataclass(frozen=True)
@@ -46,6 +46,8 @@ class InferenceRequest:
     prompt: str | None = None
     options: dict[str, Any] = field(default_factory=dict)
     history: tuple[Turn, ...] = ()
+    interactive: bool = False
+    """A caller is waiting (chat, `Prefer: wait`): served before bulk work."""
 
 
 @dataclass
@@ -56,6 +58,12 @@ class InferenceResult:
     data: dict[str, Any] | None = None
     usage: dict[str, int] = field(default_factory=dict)
     redactions: list[dict[str, Any]] = field(default_factory=list)
+    finish_reason: str = "stop"
+    """`stop` (the model ended its answer) or `length` (max_new_tokens ran out)."""
+
+
+class StopGeneration(Exception):
+    """Raised by a progress callback to end its request early (canceled, out of time)."""
 
 
 class InferenceError(Exception):

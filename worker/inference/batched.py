@@ -1,0 +1,145 @@
+"""GLM-4.1V/4.6V behind the `Engine` protocol, generating in the shared batching loop.
+
+`run()` is called by many worker threads at once: each prepares its own request
+(image, prompt, constraint) on its own thread, hands it to the loop, waits, and
+decodes and checks its own answer; only generation happens on the loop's thread.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from typing import Any
+
+from shared.settings import Settings
+from worker.inference.batching.scheduler import Scheduler, Ticket
+from worker.inference.engine import HFEngine
+from worker.inference.types import InferenceRequest, InferenceResult, ProgressCallback
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class BatchPlan:
+    """How many sequences run at once and how long each may get, sized for this device."""
+
+    slots: int
+    capacity: int
+    prefill_tokens: int
+
+
+class BatchedEngine:
+    """Prompts and answers from `HFEngine`; generation from a `Scheduler` shared by all callers."""
+
+    def __init__(self, base: HFEngine, scheduler: Scheduler, plan: BatchPlan) -> None:
+        self.base = base
+        self.scheduler = scheduler
+        self.plan = plan
+
+    @property
+    def model_name(self) -> str:
+        return self.base.model_name
+
+    @property
+    def is_placeholder(self) -> bool:
+        return self.base.is_placeholder
+
+    @property
+    def max_batch(self) -> int:
+        return self.plan.slots
+
+    def run(self, request: InferenceRequest, progress: ProgressCallback | None = None) -> InferenceResult:
+        prepared = self.base.prepare(request)
+        ticket = Ticket(prepared.inputs, request.generation, prepared.matcher, progress, request.interactive)
+        generated = self.scheduler.submit(ticket).wait()
+        return self.base.finish(prepared, generated.token_ids, generated.finish_reason, generated.prompt_tokens)
+
+
+def plan_batch(settings: Settings, model: Any) -> BatchPlan:
+    """Slots from the memory left after loading, capped by `gpu_max_batch`.
+
+    Each slot costs its KV cache (`gpu_max_seq_tokens` positions over every layer)
+    plus its sampling state; a fixed reserve covers prefill activations and graphs.
+    """
+    import torch
+
+    from worker.inference.batching.kv_slots import KVSlots
+
+    config = model.config.text_config
+    head_dim = config.hidden_size // config.num_attention_heads
+    dtype_bytes = torch.finfo(cache_dtype(model)).bits // 8
+    per_token = KVSlots.bytes_per_token(config.num_hidden_layers, config.num_key_value_heads, head_dim, dtype_bytes)
+    vocab = model.get_output_embeddings().weight.shape[0]
+    per_slot = settings.gpu_max_seq_tokens * per_token + vocab * SAMPLING_BYTES_PER_VOCAB_ENTRY
+    slots = settings.gpu_max_batch
+    if model.device.type == "cuda":
+        free, total = torch.cuda.mem_get_info(model.device)
+        limit = settings.gpu_memory_gib * 2**30 if settings.gpu_memory_gib else total * DEFAULT_MEMORY_SHARE
+        in_use = total - free
+        reserve = PREFILL_RESERVE_BYTES + settings.gpu_prefill_tokens * PREFILL_BYTES_PER_TOKEN
+        room = min(free, limit - in_use) - reserve
+        slots = min(slots, int(room // per_slot))
+        if slots < 1:
+            raise ValueError(
+                f"no room for even one {settings.gpu_max_seq_tokens}-token sequence: {in_use / 2**30:.1f} GiB in use "
+                f"of a {limit / 2**30:.1f} GiB limit; raise VLMQ_GPU_MEMORY_GIB or lower VLMQ_GPU_MAX_SEQ_TOKENS"
+            )
+    return BatchPlan(slots=slots, capacity=settings.gpu_max_seq_tokens, prefill_tokens=settings.gpu_prefill_tokens)
+
+
+# Measured on an H100 with GLM-4.6V-Flash (bench/results/gpu_batch_*): what one prefill
+# token and one vocabulary entry of sampling state cost beyond the KV cache.
+PREFILL_RESERVE_BYTES = 1 << 30
+PREFILL_BYTES_PER_TOKEN = 160 * 1024
+SAMPLING_BYTES_PER_VOCAB_ENTRY = 24
+DEFAULT_MEMORY_SHARE = 0.9
+
+
+def cache_dtype(model: Any) -> Any:
+    """The dtype K/V come out in: the embeddings' (quantized weights report uint8)."""
+    return model.get_input_embeddings().weight.dtype
+
+
+def build_batched_engine(base: HFEngine, settings: Settings, on_fatal: Any = None) -> BatchedEngine:
+    """Size the batch, allocate the cache, capture the decode graphs (CUDA) and start the loop."""
+    from worker.inference.batching.decode_step import GlmDecodeStep
+    from worker.inference.batching.kv_slots import KVSlots
+    from worker.inference.batching.masks import BatchMasks
+    from worker.inference.batching.prefill import GlmPrefill
+    from worker.inference.batching.sampling import Sampler
+    from worker.inference.batching.step_runner import CapturedSteps, EagerSteps
+
+    model = base.model
+    plan = plan_batch(settings, model)
+    config = model.config.text_config
+    head_dim = config.hidden_size // config.num_attention_heads
+    slots = KVSlots(
+        config.num_hidden_layers,
+        plan.slots,
+        config.num_key_value_heads,
+        head_dim,
+        plan.capacity,
+        cache_dtype(model),
+        model.device,
+    )
+    step = GlmDecodeStep(model, slots)
+    cuda = model.device.type == "cuda"
+    steps = CapturedSteps(step) if cuda else EagerSteps(step)
+    if isinstance(steps, CapturedSteps):
+        steps.capture()
+    vocab = model.get_output_embeddings().weight.shape[0]
+    tokenizer = base.inputs.tokenizer
+    pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else base.end_ids[0]
+    scheduler = Scheduler(
+        prefill=GlmPrefill(model, base.pixel_dtype, pad_id),
+        steps=steps,
+        slots=slots,
+        sampler=Sampler(plan.slots, vocab, model.device),
+        masks=BatchMasks(plan.slots, vocab, model.device),
+        end_ids=base.end_ids,
+        prefill_tokens=plan.prefill_tokens,
+        on_fatal=on_fatal,
+    )
+    scheduler.start()
+    log.info("batching %d sequences of up to %d tokens", plan.slots, plan.capacity)
+    return BatchedEngine(base, scheduler, plan)
