@@ -18,12 +18,13 @@ _PRIORITY_SEP = "\x06\x16"
 UNACKED_HASH = "unacked"
 
 
-def live_job_ids(client: redis.Redis, queue: str) -> set[str]:
-    """Job ids with a waiting or in-flight message for `queue`."""
+def live_job_ids(client: redis.Redis, *queues: str) -> set[str]:
+    """Job ids with a waiting or in-flight message for any of `queues`."""
     ids: set[str] = set()
-    for key in [queue.encode(), *client.scan_iter(match=f"{queue}{_PRIORITY_SEP}*".encode())]:
-        for raw in client.lrange(key, 0, -1):
-            ids.add(_job_id(json.loads(raw)))
+    for queue in queues:
+        for key in [queue.encode(), *client.scan_iter(match=f"{queue}{_PRIORITY_SEP}*".encode())]:
+            for raw in client.lrange(key, 0, -1):
+                ids.add(_job_id(json.loads(raw)))
     for raw in client.hvals(UNACKED_HASH):
         ids.add(_job_id(json.loads(raw)[0]))
     return ids

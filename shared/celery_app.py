@@ -1,9 +1,10 @@
 """The Celery app factory shared by the web (which only sends) and the workers.
 
-Settings that matter for long GPU jobs: one message prefetched per process, acks
-after the task ends, messages of a crashed worker rejected back to the queue, and
-a Redis visibility timeout longer than the hard time limit so Redis never hands a
-still-running job to a second worker.
+Settings that matter for long GPU jobs: one message prefetched per worker thread
+(so a worker never holds a job it has no batch slot for), acks after the task ends,
+messages of a crashed worker rejected back to the queue, a Redis visibility timeout
+longer than the hard time limit so Redis never hands a still-running job to a second
+worker, and the GPU queues polled in priority order (interactive first).
 """
 
 from __future__ import annotations
@@ -13,6 +14,9 @@ from celery import Celery
 from shared.settings import Settings
 
 GPU_QUEUE = "gpu"
+INTERACTIVE_QUEUE = "gpu-interactive"
+GPU_QUEUES = (INTERACTIVE_QUEUE, GPU_QUEUE)
+"""The GPU queues in the order workers drain them: a waiting caller before bulk work."""
 WEBHOOK_QUEUE = "webhooks"
 RUN_JOB_TASK = "vlmq.run_job"
 SWEEP_TASK = "vlmq.sweep"
@@ -37,6 +41,8 @@ def make_celery(settings: Settings) -> Celery:
             "visibility_timeout": settings.broker_visibility_timeout_s,
             "socket_connect_timeout": 3,
             "socket_timeout": 10,
+            # Poll the queues in the order the worker lists them (GPU_QUEUES), not round-robin.
+            "queue_order_strategy": "priority",
         },
         # A web request must not hang on a dead broker: fail fast, the sweeper resends.
         task_publish_retry_policy={"max_retries": 2, "interval_start": 0, "interval_step": 0.2, "interval_max": 0.5},
@@ -53,7 +59,5 @@ def make_celery(settings: Settings) -> Celery:
             "dispatch-webhooks": {"task": DISPATCH_WEBHOOKS_TASK, "schedule": settings.webhook_poll_interval_s},
         },
         worker_hijack_root_logger=False,
-        # Loading a model in the child can take minutes; Celery's default is 4 s.
-        worker_proc_alive_timeout=900,
     )
     return app

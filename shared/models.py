@@ -22,6 +22,7 @@ from sqlalchemy import (
     Text,
     TypeDecorator,
     UniqueConstraint,
+    false,
 )
 from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
@@ -117,6 +118,8 @@ class Job(Base):
     batch_id: Mapped[str | None] = mapped_column(String(40), index=True)
     # The job's position in its batch's submission, so results come back in that order.
     batch_index: Mapped[int | None] = mapped_column(Integer)
+    # A caller is waiting (chat, `Prefer: wait`): sent to the queue GPU workers drain first.
+    interactive: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
     meta: Mapped[dict[str, Any]] = mapped_column("metadata", JSON)
     idempotency_key: Mapped[str | None] = mapped_column(String(255))
     webhook_url: Mapped[str | None] = mapped_column(String(2048))

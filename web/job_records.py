@@ -32,12 +32,13 @@ def insert_job(
     image: bytes | None,
     idempotency_key: str | None = None,
     batch_id: str | None = None,
+    interactive: bool = False,
 ) -> Job:
     """Check the image (or the follow-up's parent), store it and add a queued job row.
 
     Raises `ApiError` for anything the client got wrong; the caller's transaction then
     rolls back, so a refused request leaves nothing behind. The caller commits, then
-    enqueues.
+    enqueues (`interactive` jobs, whose caller waits, on the lane GPU workers drain first).
     """
     parent_id = spec.params.parent_job_id
     if parent_id is not None:
@@ -77,6 +78,7 @@ def insert_job(
         image_id=image_id,
         parent_job_id=parent_id,
         batch_id=batch_id,
+        interactive=interactive,
         meta=spec.metadata,
         idempotency_key=idempotency_key,
         webhook_url=spec.webhook,

@@ -11,7 +11,7 @@ from prometheus_client import CollectorRegistry, Gauge, generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 from sqlalchemy import func, select
 
-from shared.celery_app import GPU_QUEUE, WEBHOOK_QUEUE
+from shared.celery_app import GPU_QUEUE, GPU_QUEUES, WEBHOOK_QUEUE
 from shared.models import Job
 from shared.presence import live_workers
 from shared.states import JobStatus
@@ -34,7 +34,7 @@ def metrics() -> Response:
         jobs.labels(status.value).set(counts.get(status.value, 0))
     Gauge("vlmq_inference_seconds_total", "Model time spent on succeeded jobs", registry=registry).set(inference_s)
     depth = Gauge("vlmq_broker_queue_length", "Messages waiting in a broker queue", ["queue"], registry=registry)
-    for queue in (GPU_QUEUE, WEBHOOK_QUEUE):
+    for queue in (*GPU_QUEUES, WEBHOOK_QUEUE):
         depth.labels(queue).set(state.redis.llen(queue))
     workers = Gauge("vlmq_live_workers", "Workers whose presence key is fresh", ["queue"], registry=registry)
     alive = live_workers(state.redis)

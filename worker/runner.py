@@ -12,7 +12,6 @@ import logging
 import time
 from dataclasses import asdict
 
-from celery.exceptions import SoftTimeLimitExceeded
 from PIL import Image
 from sqlalchemy.orm import Session
 
@@ -25,7 +24,7 @@ from shared.states import JobStatus
 from shared.storage import load_image_bytes
 from shared.webhooks.dispatch import enqueue_job_deliveries
 from worker.context import WorkerContext
-from worker.heartbeat import Heartbeat, JobCanceled
+from worker.heartbeat import Heartbeat, JobCanceled, JobTimedOut
 from worker.inference.types import GenerationParams, InferenceError, InferenceRequest, Turn
 
 log = logging.getLogger(__name__)
@@ -50,7 +49,15 @@ def run_job(ctx: WorkerContext, job_id: str) -> str:
 
 def _execute(ctx: WorkerContext, job_id: str) -> str:
     started = time.perf_counter()
-    heartbeat = Heartbeat(ctx.sessions, job_id, ctx.name, ctx.settings.heartbeat_interval_s)
+    settings = ctx.settings
+    heartbeat = Heartbeat(
+        ctx.sessions,
+        job_id,
+        ctx.name,
+        settings.heartbeat_interval_s,
+        settings.task_soft_time_limit_s,
+        settings.task_hard_time_limit_s,
+    )
     outcome: tuple[str, str] | None = None
     result = None
     try:
@@ -63,8 +70,8 @@ def _execute(ctx: WorkerContext, job_id: str) -> str:
         return "canceled"
     except InferenceError as exc:
         outcome = (exc.code, exc.message)
-    except SoftTimeLimitExceeded:
-        outcome = ("timeout", f"inference took longer than {ctx.settings.task_soft_time_limit_s} s and was stopped")
+    except JobTimedOut:
+        outcome = ("timeout", f"inference took longer than {settings.task_soft_time_limit_s} s and was stopped")
     except Exception as exc:
         log.exception("job %s crashed the engine", job_id)
         outcome = ("internal_error", f"inference crashed: {type(exc).__name__}: {exc}")
@@ -107,6 +114,7 @@ def build_request(session: Session, settings: Settings, job: Job) -> InferenceRe
         prompt=job.prompt,
         options=options,
         history=conversation_before(session, job),
+        interactive=job.interactive,
     )
 
 

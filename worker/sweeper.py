@@ -22,7 +22,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from shared import jobs
 from shared.batches import complete_finished_batches
 from shared.broker_inspect import live_job_ids
-from shared.celery_app import GPU_QUEUE
+from shared.celery_app import GPU_QUEUES
 from shared.dispatch import enqueue_job
 from shared.models import Job
 from shared.settings import Settings
@@ -47,20 +47,22 @@ def sweep(
 ) -> SweepReport:
     """One pass over stuck jobs; safe to run concurrently with itself."""
     cutoff = jobs.stale_cutoff(now, settings.heartbeat_timeout_s)
-    requeued: list[str] = []
+    requeued: list[tuple[str, bool]] = []
     failed = 0
     with sessions.begin() as session:
-        stale = session.scalars(
-            select(Job.id).where(Job.status == JobStatus.RUNNING.value, Job.heartbeat_at < cutoff).limit(BATCH)
+        stale = session.execute(
+            select(Job.id, Job.interactive)
+            .where(Job.status == JobStatus.RUNNING.value, Job.heartbeat_at < cutoff)
+            .limit(BATCH)
         ).all()
-        for job_id in stale:
+        for job_id, interactive in stale:
             if jobs.requeue_lost(session, job_id, cutoff, settings.max_attempts):
-                requeued.append(job_id)
+                requeued.append((job_id, interactive))
             elif jobs.fail_lost(session, job_id, cutoff, settings.max_attempts, now):
                 failed += 1
     # The dead worker's message may sit unacked until the visibility timeout: send anew now.
-    for job_id in requeued:
-        enqueue_job(celery, sessions, job_id)
+    for job_id, interactive in requeued:
+        enqueue_job(celery, sessions, job_id, interactive)
     resent = _resend_orphans(settings, sessions, celery, broker, now)
     with sessions.begin() as session:
         completed = complete_finished_batches(session, now)
@@ -82,8 +84,8 @@ def _resend_orphans(
 ) -> int:
     settled_before = now - timedelta(seconds=settings.requeue_after_s)
     with sessions() as session:
-        candidates = session.scalars(
-            select(Job.id)
+        candidates = session.execute(
+            select(Job.id, Job.interactive)
             .where(
                 Job.status == JobStatus.QUEUED.value,
                 or_(Job.enqueued_at.is_(None), Job.enqueued_at < settled_before),
@@ -94,6 +96,6 @@ def _resend_orphans(
         ).all()
     if not candidates:
         return 0
-    live = live_job_ids(broker, GPU_QUEUE)
-    orphans = [job_id for job_id in candidates if job_id not in live]
-    return sum(enqueue_job(celery, sessions, job_id) for job_id in orphans)
+    live = live_job_ids(broker, *GPU_QUEUES)
+    orphans = [(job_id, interactive) for job_id, interactive in candidates if job_id not in live]
+    return sum(enqueue_job(celery, sessions, job_id, interactive) for job_id, interactive in orphans)

@@ -13,6 +13,7 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 from shared.settings import Settings
 from worker.inference import build_tiny_checkpoint, load_engine
+from worker.inference.batched import BatchedEngine
 from worker.inference.engine import HFEngine
 from worker.inference.types import GenerationParams, InferenceRequest
 
@@ -40,12 +41,20 @@ def qwen_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture(scope="session")
-def glm_fp32(data_dir: Path, glm_dir: Path) -> HFEngine:
+def glm_sequential(data_dir: Path, glm_dir: Path) -> HFEngine:
+    """The same checkpoint answering one request at a time with `generate()`: the reference."""
+    engine = load_engine(Settings(data_dir=data_dir, quantization="fp32", device="cpu", gpu_engine="sequential"))
+    assert isinstance(engine, HFEngine)
+    return engine
+
+
+@pytest.fixture(scope="session")
+def glm_fp32(data_dir: Path, glm_dir: Path) -> BatchedEngine:
     return load_engine(Settings(data_dir=data_dir, quantization="fp32", device="cpu"))
 
 
 @pytest.fixture(scope="session")
-def glm_nf4(data_dir: Path, glm_dir: Path) -> HFEngine:
+def glm_nf4(data_dir: Path, glm_dir: Path) -> BatchedEngine:
     return load_engine(Settings(model=str(glm_dir), data_dir=data_dir, quantization="nf4", device="cpu"))
 
 
@@ -55,7 +64,7 @@ def qwen_fp32(data_dir: Path, qwen_dir: Path) -> HFEngine:
 
 
 @pytest.fixture(params=["fp32", "nf4"])
-def glm_engine(request: pytest.FixtureRequest) -> HFEngine:
+def glm_engine(request: pytest.FixtureRequest) -> BatchedEngine:
     """The GLM engine in both precisions the CPU can run."""
     return request.getfixturevalue(f"glm_{request.param}")
 

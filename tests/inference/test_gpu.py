@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import jsonschema
@@ -21,7 +22,18 @@ pytestmark = [
 @pytest.mark.parametrize("quantization", ["nf4", "int8", "bf16"])
 def test_tiny_model_on_cuda(glm_dir: Path, data_dir: Path, make_request, quantization: str) -> None:
     engine = load_engine(Settings(model=str(glm_dir), data_dir=data_dir, quantization=quantization, device="auto"))
-    assert engine.model.device.type == "cuda"
-    assert engine.pixel_dtype == torch.bfloat16
+    assert engine.base.model.device.type == "cuda"
+    assert engine.base.pixel_dtype == torch.bfloat16
     assert engine.run(make_request("describe")).usage["completion_tokens"] > 0
     jsonschema.validate(engine.run(make_request("attributes", "json")).data, DEFAULT_PRODUCT_SCHEMA)
+
+
+def test_captured_decode_graphs_answer_like_generate(glm_dir: Path, data_dir: Path, make_request) -> None:
+    """The batching loop's CUDA graphs against transformers' own `generate()`, greedy, fp32."""
+    settings = Settings(model=str(glm_dir), data_dir=data_dir, quantization="fp32", device="cuda", gpu_max_batch=4)
+    batched = load_engine(settings)
+    sequential = load_engine(settings.model_copy(update={"gpu_engine": "sequential"}))
+    requests = [make_request("describe"), make_request("ocr"), make_request("ask", prompt="What is it?")]
+    with ThreadPoolExecutor(len(requests)) as pool:
+        together = list(pool.map(batched.run, requests))
+    assert [r.text for r in together] == [sequential.run(r).text for r in requests]

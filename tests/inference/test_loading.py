@@ -10,24 +10,25 @@ import torch
 
 from shared.settings import Settings
 from worker.inference import load_engine
+from worker.inference.batched import BatchedEngine
 from worker.inference.engine import HFEngine
 from worker.inference.loader import detect_family
 from worker.inference.quantization import load_kwargs
 
 
-def test_placeholder_engine_builds_and_flags_tiny_model(glm_fp32: HFEngine) -> None:
+def test_placeholder_engine_builds_and_flags_tiny_model(glm_fp32: BatchedEngine) -> None:
     assert glm_fp32.is_placeholder
     assert glm_fp32.model_name == "tiny-glm4v-random"
-    assert type(glm_fp32.model).__name__ == "Glm4vForConditionalGeneration"
+    assert type(glm_fp32.base.model).__name__ == "Glm4vForConditionalGeneration"
 
 
-def test_real_model_path_is_not_placeholder(glm_nf4: HFEngine, qwen_fp32: HFEngine) -> None:
+def test_real_model_path_is_not_placeholder(glm_nf4: BatchedEngine, qwen_fp32: HFEngine) -> None:
     assert not glm_nf4.is_placeholder
     assert type(qwen_fp32.model).__name__ == "Qwen2VLForConditionalGeneration"
 
 
-def test_nf4_quantizes_text_stack_but_not_vision_or_head(glm_nf4: HFEngine) -> None:
-    model = glm_nf4.model
+def test_nf4_quantizes_text_stack_but_not_vision_or_head(glm_nf4: BatchedEngine) -> None:
+    model = glm_nf4.base.model
     four_bit = {name for name, module in model.named_modules() if isinstance(module, bnb.nn.Linear4bit)}
     assert four_bit, "no layer was quantized"
     assert all(name.startswith("model.language_model.") for name in four_bit)
@@ -36,12 +37,12 @@ def test_nf4_quantizes_text_stack_but_not_vision_or_head(glm_nf4: HFEngine) -> N
     assert type(model.lm_head) is torch.nn.Linear and model.lm_head.weight.dtype == torch.bfloat16
     visual_linears = [m for m in model.model.visual.modules() if isinstance(m, torch.nn.Linear)]
     assert visual_linears and not any(isinstance(m, bnb.nn.Linear4bit) for m in visual_linears)
-    assert glm_nf4.pixel_dtype == torch.bfloat16
+    assert glm_nf4.base.pixel_dtype == torch.bfloat16
 
 
-def test_fp32_keeps_everything_fp32(glm_fp32: HFEngine) -> None:
-    assert {p.dtype for p in glm_fp32.model.parameters()} == {torch.float32}
-    assert glm_fp32.pixel_dtype == torch.float32
+def test_fp32_keeps_everything_fp32(glm_fp32: BatchedEngine) -> None:
+    assert {p.dtype for p in glm_fp32.base.model.parameters()} == {torch.float32}
+    assert glm_fp32.base.pixel_dtype == torch.float32
 
 
 def test_skip_list_names_full_module_paths() -> None:

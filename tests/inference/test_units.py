@@ -94,7 +94,7 @@ def test_glm4v_9b_prompt_assembly() -> None:
 
 
 def test_glm4v_9b_ids(glm_fp32) -> None:
-    tokenizer = glm_fp32.inputs.tokenizer
+    tokenizer = glm_fp32.base.inputs.tokenizer
     ids = segments_to_ids(glm4v_9b_segments([Turn("user", "Hi")]), tokenizer)
     names = ["[gMASK]", "<sop>", "<|user|>", None, "<|begin_of_image|>", "<|endoftext|>", "<|end_of_image|>"]
     assert ids[:3] + ids[4:7] == [tokenizer.convert_tokens_to_ids(n) for n in names if n]

@@ -44,8 +44,8 @@ def chat_completions() -> Response | tuple[Response, int]:
         raise ApiError(400, "invalid_json", "the body must be a JSON object in OpenAI's chat completion format")
     chat = chat_to_job(ChatRequest.model_validate(body), state.settings)
     with state.sessions.begin() as session:
-        job_id = insert_job(session, state.settings, tenant_id, chat.spec, chat.image).id
-    enqueue_job(state.celery, state.sessions, job_id)
+        job_id = insert_job(session, state.settings, tenant_id, chat.spec, chat.image, interactive=True).id
+    enqueue_job(state.celery, state.sessions, job_id, interactive=True)
     deadline = time.monotonic() + state.settings.max_wait_s
     if chat.stream:
         return Response(stream_with_context(_events(job_id, deadline)), mimetype="text/event-stream")

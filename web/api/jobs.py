@@ -46,7 +46,9 @@ def create_job() -> tuple[Response, int, dict[str, str]]:
     check_job_webhook(submission.spec, tenant_id)
     try:
         with state.sessions.begin() as session:
-            job = insert_job(session, state.settings, tenant_id, submission.spec, submission.image, key)
+            job = insert_job(
+                session, state.settings, tenant_id, submission.spec, submission.image, key, interactive=wait_s > 0
+            )
     except IntegrityError:
         # Two requests with one Idempotency-Key raced; the other one won.
         replay = _find_by_idempotency_key(tenant_id, key) if key else None
@@ -54,7 +56,7 @@ def create_job() -> tuple[Response, int, dict[str, str]]:
             raise
         return _job_response(replay, 200, **REPLAYED)
 
-    enqueue_job(state.celery, state.sessions, job.id)
+    enqueue_job(state.celery, state.sessions, job.id, interactive=wait_s > 0)
     headers = {"Location": f"{base_url()}/v1/jobs/{job.id}"}
     if wait_s > 0:
         wait_until_finished(state.sessions, job.id, wait_s)

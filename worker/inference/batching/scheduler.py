@@ -120,6 +120,7 @@ class Scheduler:
         self._bulk: deque[Ticket] = deque()
         self._wake = threading.Condition()
         self._broken: BaseException | None = None
+        self._closing = False
         self._thread = threading.Thread(target=self._loop, name="vlmq-batcher", daemon=True)
         self._pending_seen: list[tuple[int, int]] = []
         self.steps_run = 0
@@ -127,11 +128,18 @@ class Scheduler:
     def start(self) -> None:
         self._thread.start()
 
+    def close(self) -> None:
+        """Finish the running and waiting tickets, then end the loop's thread."""
+        with self._wake:
+            self._closing = True
+            self._wake.notify()
+        self._thread.join()
+
     def submit(self, ticket: Ticket) -> Ticket:
         """Queue a ticket for the next step boundary."""
         with self._wake:
-            if self._broken is not None:
-                raise RuntimeError(f"the batching loop stopped: {self._broken!r}")
+            if self._broken is not None or self._closing:
+                raise RuntimeError(f"the batching loop is not running: {self._broken or 'closed'!r}")
             (self._interactive if ticket.interactive else self._bulk).append(ticket)
             self._wake.notify()
         return ticket
@@ -144,6 +152,8 @@ class Scheduler:
                 while True:
                     with self._wake:
                         while not self.rows and not self._interactive and not self._bulk:
+                            if self._closing:
+                                return
                             self._wake.wait()
                     self._admit()
                     if self.rows:
@@ -306,5 +316,5 @@ class Scheduler:
         self.sampler.leave(row.slot)
         if error is not None:
             row.ticket.fail(error)
-        elif reason is not None:
+        elif reason is not None and self._report(row.ticket, len(row.generated)):
             row.ticket.resolve(Generated(row.generated, reason, row.ticket.prompt_tokens))

@@ -1,0 +1,66 @@
+"""Keeps one worker process running: restarts it when it dies, passes stop signals on.
+
+The GPU worker is one process holding the model, its batching loop and Celery's
+worker threads; a crash there (CUDA fault, out-of-memory kill, a hung step) takes
+all of it down. This parent never imports torch or touches CUDA: it forks the
+worker, waits, and starts a fresh one when it died abnormally, the way Celery's
+prefork pool replaces a lost child. A worker that exits on purpose (stopped, or
+unable to load its model) is not restarted, and a crash loop gives up.
+"""
+
+from __future__ import annotations
+
+import logging
+import multiprocessing
+import os
+import signal
+import time
+from collections import deque
+from collections.abc import Callable
+from types import FrameType
+
+log = logging.getLogger(__name__)
+
+RESTARTS_ALLOWED = 5
+RESTART_WINDOW_S = 600.0
+
+
+def supervise(target: Callable[[], int], final_codes: frozenset[int] = frozenset({0})) -> int:
+    """Run `target` in a forked child until it exits with one of `final_codes` or a stop
+    signal arrives; returns the child's last exit code."""
+    stopping = False
+    child: multiprocessing.process.BaseProcess | None = None
+
+    def stop(signum: int, _: FrameType | None) -> None:
+        nonlocal stopping
+        stopping = True
+        if child is not None and child.pid is not None:
+            os.kill(child.pid, signal.SIGTERM)  # Celery's warm shutdown: running jobs finish
+
+    previous = {sig: signal.signal(sig, stop) for sig in (signal.SIGTERM, signal.SIGINT)}
+    crashes: deque[float] = deque()
+    try:
+        while True:
+            child = multiprocessing.get_context("fork").Process(target=_run_child, args=(target,), name="vlmq-worker")
+            child.start()
+            child.join()
+            code = child.exitcode if child.exitcode is not None else 1
+            if stopping or code in final_codes:
+                return code
+            now = time.monotonic()
+            crashes.append(now)
+            while crashes and crashes[0] < now - RESTART_WINDOW_S:
+                crashes.popleft()
+            if len(crashes) > RESTARTS_ALLOWED:
+                log.critical("the worker process died %d times in %.0f s; giving up", len(crashes), RESTART_WINDOW_S)
+                return code
+            log.error("the worker process %s exited with %s; starting a new one", child.pid, code)
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+
+
+def _run_child(target: Callable[[], int]) -> None:
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, signal.SIG_DFL)
+    raise SystemExit(target())
