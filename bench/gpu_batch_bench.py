@@ -106,8 +106,12 @@ def measure_batch(base: HFEngine, settings: Settings, slots: int, args: Any, rec
     reset_peak()
     started = time.perf_counter()
     engine: BatchedEngine = build_batched_engine(base, settings.model_copy(update={"gpu_max_batch": slots}))
-    result: dict[str, Any] = {"slots": engine.plan.slots, "capacity": engine.plan.capacity,
-                              "build_s": round(time.perf_counter() - started, 1), "after_build_gib": peak_gib()}  # fmt: skip
+    result: dict[str, Any] = {
+        "slots": engine.plan.slots,
+        "capacity": engine.plan.capacity,
+        "build_s": round(time.perf_counter() - started, 1),
+        "after_build_gib": peak_gib(),
+    }
     engine.run(request("describe", 4, settings))  # first request after the build
     result["single_request_s"] = single_latency(engine, settings, args.new)
     jobs = max(args.min_jobs, 4 * engine.plan.slots)
@@ -130,7 +134,8 @@ def measure_batch(base: HFEngine, settings: Settings, slots: int, args: Any, rec
         greedy = [request("describe", args.new, settings, greedy=True, size=(1024 - 64 * i, 768)) for i in range(8)]
         alone = [engine.run(r).text for r in greedy]
         together = [o.text for o in burst(engine, greedy, len(greedy))["outputs"]]
-        result["greedy_batched_equals_alone"] = f"{sum(a == b for a, b in zip(alone, together))}/{len(greedy)}"
+        matches = sum(a == b for a, b in zip(alone, together, strict=True))
+        result["greedy_batched_equals_alone"] = f"{matches}/{len(greedy)}"
         rec.put(f"batch_{slots}", result)
     engine.scheduler.close()
 
@@ -157,14 +162,16 @@ def main() -> None:
         model=str(root), quantization=args.quantization or ("fp32" if args.tiny else "nf4"), device=device,
         data_dir=Path(tempfile.mkdtemp()), gpu_engine="sequential", gpu_prefill_tokens=args.prefill_tokens,
     )  # fmt: skip
-    rec.put("versions", {"torch": torch.__version__, "device": torch.cuda.get_device_name() if not args.tiny else "cpu"})
+    device_name = "cpu" if args.tiny else torch.cuda.get_device_name()
+    rec.put("versions", {"torch": torch.__version__, "device": device_name})
     started = time.perf_counter()
     base = load_engine(settings)
     assert isinstance(base, HFEngine)
     rec.put("load", {"seconds": round(time.perf_counter() - started, 1), "weights_gib": peak_gib()})
     base.run(request("describe", 4, settings))
     latency = single_latency(base, settings, args.new, runs=2)
-    rec.put("baseline_generate", {"single_request_s": latency, "images_per_s": round(1 / statistics.median(latency), 3)})
+    baseline = {"single_request_s": latency, "images_per_s": round(1 / statistics.median(latency), 3)}
+    rec.put("baseline_generate", baseline)
     for slots in args.batch_sizes:
         measure_batch(base, settings, slots, args, rec)
 
