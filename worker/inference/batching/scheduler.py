@@ -125,6 +125,12 @@ class Scheduler:
         self._pending_seen: list[tuple[int, int]] = []
         self.steps_run = 0
 
+    @property
+    def waiting(self) -> int:
+        """Tickets submitted and not yet admitted."""
+        with self._wake:
+            return len(self._interactive) + len(self._bulk)
+
     def start(self) -> None:
         self._thread.start()
 

@@ -1,0 +1,162 @@
+"""The batching loop on the tiny GLM checkpoint: rows join and leave a running batch, each
+with its own settings, and a batch answers exactly what one-at-a-time `generate()` answers."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import jsonschema
+import pytest
+from PIL import Image
+
+from shared.settings import Settings
+from worker.heartbeat import JobCanceled
+from worker.inference import load_engine
+from worker.inference.batched import BatchedEngine
+from worker.inference.batching.scheduler import Ticket
+from worker.inference.engine import HFEngine
+from worker.inference.types import GenerationParams, InferenceError, InferenceRequest
+
+COLOR_SCHEMA = {
+    "type": "object",
+    "properties": {"color": {"type": "string", "minLength": 1, "maxLength": 6}},
+    "required": ["color"],
+    "additionalProperties": False,
+}
+
+
+def params(tokens: int, temperature: float = 0.0, penalty: float = 1.0) -> GenerationParams:
+    return GenerationParams(max_new_tokens=tokens, temperature=temperature, top_p=0.9, repetition_penalty=penalty)
+
+
+def photo(color: str, size: tuple[int, int] = (96, 64)) -> Image.Image:
+    return Image.new("RGB", size, color)
+
+
+@pytest.fixture(scope="module")
+def three_slots(data_dir: Path, glm_dir: Path) -> BatchedEngine:
+    """Fewer slots than requests, so rows must join as others leave."""
+    engine = load_engine(Settings(data_dir=data_dir, quantization="fp32", device="cpu", gpu_max_batch=3))
+    assert isinstance(engine, BatchedEngine) and engine.max_batch == 3
+    return engine
+
+
+def together(engine: BatchedEngine, requests: list[InferenceRequest], **kwargs) -> list:
+    with ThreadPoolExecutor(len(requests)) as pool:
+        return list(pool.map(lambda r: engine.run(r, **kwargs), requests))
+
+
+def test_a_batch_answers_what_generate_answers_one_at_a_time(
+    three_slots: BatchedEngine, glm_sequential: HFEngine
+) -> None:
+    requests = [
+        InferenceRequest("describe", photo("red"), params(12)),
+        InferenceRequest("ocr", photo("blue", (64, 96)), params(30, penalty=1.3)),
+        InferenceRequest("ask", photo("green"), params(7), prompt="What is it?"),
+        InferenceRequest("copy", photo("white"), params(25, penalty=1.1), options={"channel": "title"}),
+        InferenceRequest("describe", photo("black", (128, 96)), params(18)),
+        InferenceRequest("attributes", photo("gray"), params(40), options={"schema": COLOR_SCHEMA}),
+        InferenceRequest("describe", photo("yellow"), params(3)),
+    ]
+    steps_before = three_slots.scheduler.steps_run
+    batched = together(three_slots, requests)
+    steps = three_slots.scheduler.steps_run - steps_before
+    alone = [glm_sequential.run(request) for request in requests]
+    assert [r.text for r in batched] == [r.text for r in alone]
+    assert [r.usage["prompt_tokens"] for r in batched] == [r.usage["prompt_tokens"] for r in alone]
+    assert [r.finish_reason for r in batched[:5]] == ["length"] * 5
+    assert batched[5].data is not None and batched[5].finish_reason == "stop"
+    # Seven requests, three slots: decode steps were shared, so far fewer than the tokens made.
+    assert steps < sum(r.usage["completion_tokens"] for r in batched) * 2 // 3
+
+
+def test_rows_keep_their_own_sampling_and_constraints(three_slots: BatchedEngine) -> None:
+    greedy = InferenceRequest("describe", photo("red"), params(20))
+    solo = three_slots.run(greedy).text
+    mixed = [
+        greedy,
+        InferenceRequest("describe", photo("red"), params(20, temperature=1.5, penalty=1.2)),
+        InferenceRequest("attributes", photo("red"), params(60, temperature=1.0), options={"schema": COLOR_SCHEMA}),
+    ]
+    results = together(three_slots, mixed)
+    assert results[0].text == solo  # a greedy row is unaffected by its sampled neighbours
+    assert results[1].usage["completion_tokens"] == 20
+    jsonschema.validate(results[2].data, COLOR_SCHEMA)
+
+
+def test_canceling_one_row_frees_its_slot_and_spares_the_others(
+    three_slots: BatchedEngine, glm_sequential: HFEngine
+) -> None:
+    keep = [InferenceRequest("describe", photo(c), params(40)) for c in ("red", "blue")]
+    doomed = InferenceRequest("describe", photo("green"), params(400))
+    seen: list[int] = []
+
+    def cancel_after_five(tokens: int, total: int) -> None:
+        seen.append(tokens)
+        if tokens >= 5:
+            raise JobCanceled("job_doomed")
+
+    with ThreadPoolExecutor(3) as pool:
+        kept = [pool.submit(three_slots.run, r) for r in keep]
+        canceled = pool.submit(three_slots.run, doomed, cancel_after_five)
+        with pytest.raises(JobCanceled):
+            canceled.result()
+        assert [f.result().text for f in kept] == [glm_sequential.run(r).text for r in keep]
+    assert max(seen) < 400
+    assert three_slots.scheduler.slots.free_count == 3
+
+
+def test_a_request_that_cannot_run_fails_alone(data_dir: Path, glm_dir: Path, glm_sequential: HFEngine) -> None:
+    engine = load_engine(
+        Settings(data_dir=data_dir, quantization="fp32", device="cpu", gpu_max_batch=2, gpu_max_seq_tokens=256)
+    )
+    good = InferenceRequest("describe", photo("red"), params(10))
+    too_long = InferenceRequest("describe", photo("red"), params(2000))
+    broken = engine.base.prepare(InferenceRequest("describe", photo("blue"), params(10)))
+    broken.inputs["pixel_values"] = broken.inputs["pixel_values"][:4]  # fewer patches than image tokens
+    with ThreadPoolExecutor(3) as pool:
+        bad = pool.submit(lambda: engine.scheduler.submit(Ticket(broken.inputs, params(10))).wait())
+        long = pool.submit(engine.run, too_long)
+        fine = pool.submit(engine.run, good)
+        with pytest.raises(InferenceError) as unreadable:
+            bad.result()
+        with pytest.raises(InferenceError) as oversized:
+            long.result()
+        assert fine.result().text == glm_sequential.run(good).text
+    assert unreadable.value.code == "inference_error"
+    assert oversized.value.code == "input_too_long" and "256-token" in oversized.value.message
+    engine.scheduler.close()
+
+
+def test_interactive_requests_are_admitted_before_waiting_bulk(data_dir: Path, glm_dir: Path) -> None:
+    engine = load_engine(Settings(data_dir=data_dir, quantization="fp32", device="cpu", gpu_max_batch=1))
+    admitted: list[str] = []
+    running = threading.Event()
+
+    def watch(name: str) -> Callable[[int, int], None]:
+        def progress(tokens: int, total: int) -> None:
+            if tokens == 0:
+                admitted.append(name)
+            if tokens > 0:
+                running.set()
+
+        return progress
+
+    def submit(name: str, interactive: bool = False, tokens: int = 4):
+        request = InferenceRequest("describe", photo("red"), params(tokens), interactive=interactive)
+        return pool.submit(engine.run, request, watch(name))
+
+    with ThreadPoolExecutor(4) as pool:
+        first = submit("bulk-1", tokens=200)
+        running.wait(60)
+        later = [submit("bulk-2"), submit("bulk-3")]
+        while engine.scheduler.waiting < 2:  # both bulk requests wait before the interactive one comes
+            threading.Event().wait(0.01)
+        urgent = submit("chat", interactive=True)
+        for future in [first, *later, urgent]:
+            future.result()
+    assert admitted == ["bulk-1", "chat", "bulk-2", "bulk-3"]
+    engine.scheduler.close()

@@ -1,0 +1,77 @@
+"""The GPU worker through Celery and Redis: it holds no more messages than it has batch
+slots, and a freed slot goes to the interactive lane before queued bulk work."""
+
+from __future__ import annotations
+
+import json
+import signal
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+import redis
+from flask.testing import FlaskClient
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session, sessionmaker
+
+from shared.celery_app import GPU_QUEUE, INTERACTIVE_QUEUE
+from shared.models import Job
+from shared.settings import Settings
+from tests.helpers import VLMQ, submit, wait_for_line, worker_env
+from worker.inference.types import Engine
+
+LONG = json.dumps({"max_new_tokens": 1500, "temperature": 0})  # greedy tiny model: runs the whole budget
+
+
+def _running(sessions: sessionmaker[Session]) -> int:
+    with sessions() as session:
+        return session.scalar(select(func.count()).select_from(Job).where(Job.status == "running")) or 0
+
+
+def _wait(condition, timeout_s: float = 60, what: str = "") -> None:
+    deadline = time.monotonic() + timeout_s
+    while not condition():
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        time.sleep(0.05)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+def test_worker_holds_one_message_per_slot_and_serves_interactive_first(
+    settings: Settings,
+    client: FlaskClient,
+    sessions: sessionmaker[Session],
+    broker: redis.Redis,
+    engine: Engine,
+    png: bytes,
+    tmp_path: Path,
+) -> None:
+    env = worker_env(settings, heartbeat_interval_s="0.2")
+    log_path = tmp_path / "worker.log"
+    with log_path.open("w") as log:
+        worker = subprocess.Popen([VLMQ, "worker", "gpu", "--concurrency", "2"], env=env, stdout=log, stderr=log)
+    try:
+        wait_for_line(log_path, r"\(2 slots\)", 120)
+        bulk = [submit(client, png, task="describe", params=LONG).get_json()["id"] for _ in range(5)]
+        _wait(lambda: _running(sessions) == 2, what="two running jobs")
+        time.sleep(1.0)  # time enough to take a third message, were it allowed to
+        assert _running(sessions) == 2
+        assert broker.hlen("unacked") == 2
+        assert broker.llen(GPU_QUEUE) == 3
+
+        waited = submit(client, png, task="describe", headers={"Prefer": "wait=0.1"})
+        urgent = waited.get_json()["id"]
+        assert waited.status_code == 202 and broker.llen(INTERACTIVE_QUEUE) == 1
+        with sessions() as session:
+            running = [j.id for j in session.scalars(select(Job).where(Job.status == "running"))]
+        client.post(f"/v1/jobs/{running[0]}/cancel")
+        _wait(lambda: client.get(f"/v1/jobs/{urgent}").get_json()["status"] != "queued", what="the interactive job")
+        assert broker.llen(GPU_QUEUE) == 3  # the freed slot went to the interactive lane
+        assert broker.hlen("unacked") == 2
+    finally:
+        for job_id in bulk:
+            client.post(f"/v1/jobs/{job_id}/cancel")
+        worker.send_signal(signal.SIGTERM)
+        worker.wait(60)
+    assert worker.returncode == 0, log_path.read_text()[-3000:]
