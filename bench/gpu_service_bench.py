@@ -1,19 +1,19 @@
-"""The whole vlmq service on one GPU: HTTP → SQL job table → Redis → Celery GPU worker → HTTP polling.
+"""The whole vlmq service on one GPU, batching worker against the one-at-a-time baseline.
 
-Builds the full-size random-weight GLM-4.6V-Flash checkpoint (in a subprocess, so this
-process never holds a CUDA context), starts a private Redis, migrates a SQLite database
-and starts the production processes `vlmq worker gpu` and `vlmq web` (gunicorn). Then,
-over real HTTP, it runs one job of every task (multipart like curl, a follow-up `ask`
-by `parent_job_id`, and one `/v1/chat/completions` call) and a burst of describe jobs
-submitted at once. It records per job the submit latency, the job's own `queue_s` and
-`inference_s` and the end-to-end wall time until `succeeded`; the burst's images/s; the
-worker child's model load time and peak GPU memory (nvidia-smi, polled); and proof that
-the Celery parent holds no CUDA context while its child does. Outputs are noise; costs
-are real.
+HTTP → SQL job table → Redis → the GPU worker (supervised process, Celery threads feeding the
+batching loop) → HTTP polling, with the full-size random-weight GLM-4.6V-Flash checkpoint (built
+in a subprocess, so this process never holds a CUDA context). Configurations, each a fresh
+service: `sequential` (the generate() worker, one job at a time: the baseline; single requests and
+a burst), `batched` (single requests on an idle worker, one job of every task, 256 describe jobs
+and 128 attributes jobs queued at once through `POST /v1/batches`, and a chat completion sent
+while 500 bulk jobs wait), `batched_small` (the same worker capped at 10 GiB). Records per config
+the worker's peak GPU memory (nvidia-smi) and proof that the supervisor holds no CUDA context, and
+judges the issue's targets. Outputs are noise; costs are real.
 
 GPU:  bash bench/gpu_service_bench.sh           (writes $OUT/gpu_service_bench.json and the logs)
-CPU dry run on the tiny checkpoint:  PYTHONPATH=. .venv/bin/python bench/gpu_service_bench.py --tiny
-Exits 1 if a job did not succeed or the Celery parent holds a CUDA context.
+CPU dry run on the tiny checkpoint:
+  PYTHONPATH=. .venv/bin/python bench/gpu_service_bench.py --tiny --saturation 32 --chat-backlog 40 --image 320x240
+Exits 1 if the supervisor holds a CUDA context.
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ import base64
 import io
 import json
 import os
-import re
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -46,8 +46,6 @@ from vlmq.redis_server import free_port, start_redis
 
 REPO = Path(__file__).resolve().parent.parent
 TERMINAL = {"succeeded", "failed", "canceled"}
-# vlmq.cli's log format: "%(asctime)s %(levelname)s %(name)s: %(message)s" (local time)
-LOADED_LINE = re.compile(r"^(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3}) INFO worker\.app: model .* loaded in worker process")
 
 # label → multipart form fields (params as a dict; the follow-up and chat calls are added by `run_tasks`)
 TASKS: dict[str, dict[str, Any]] = {
@@ -62,7 +60,9 @@ TASKS: dict[str, dict[str, Any]] = {
 class Service:
     """Redis, `vlmq worker gpu` and `vlmq web` as production starts them, with logs in `log_dir`."""
 
-    def __init__(self, root: Path, log_dir: Path, model: Path, quantization: str, tiny: bool) -> None:
+    def __init__(
+        self, root: Path, log_dir: Path, model: Path, quantization: str, tiny: bool, overrides: dict[str, str]
+    ) -> None:
         data_dir = root / "data"
         data_dir.mkdir(parents=True, exist_ok=True)
         redis_port, web_port = free_port(), free_port()
@@ -78,6 +78,7 @@ class Service:
             VLMQ_MODEL=str(model),
             VLMQ_QUANTIZATION=quantization,
         )
+        self.env.update(overrides)
         if tiny:
             self.env["VLMQ_DEVICE"] = "cpu"
         upgrade_to_head(self.env["VLMQ_DATABASE_URL"])
@@ -115,7 +116,7 @@ class Service:
 
     @property
     def parent_pid(self) -> int:
-        """The Celery parent: `vlmq worker gpu` runs `celery.worker_main` in its own process."""
+        """The supervisor: `vlmq worker gpu` forks the GPU worker process and never touches CUDA."""
         return self.children["worker"].pid
 
     def child_pids(self) -> list[int]:
@@ -141,15 +142,6 @@ def build_model(root: Path, tiny: bool) -> float:
     args = [str(root), "tiny" if tiny else "full", "cpu" if tiny else "cuda"]
     subprocess.run([sys.executable, "-c", code, *args], check=True, cwd=REPO)
     return round(time.perf_counter() - started, 1)
-
-
-def model_load(worker_log: Path, child_pid: int) -> dict[str, Any]:
-    """Seconds from the child's fork to its "model ... loaded" log line (torch imports and weights included)."""
-    for line in worker_log.read_text(errors="replace").splitlines():
-        if match := LOADED_LINE.match(line):
-            loaded = datetime.strptime(match.group(1), "%Y-%m-%d %H:%M:%S,%f").timestamp()
-            return {"fork_to_loaded_s": round(loaded - psutil.Process(child_pid).create_time(), 2), "line": line}
-    return {"fork_to_loaded_s": None, "line": None}
 
 
 def jpeg(size: tuple[int, int]) -> bytes:
@@ -306,15 +298,186 @@ def cuda_proof(service: Service, gpu: GpuMonitor) -> dict[str, Any]:
     return proof
 
 
+class Batches:
+    """Catalogue-sized work through `POST /v1/batches`, as a shop would send it."""
+
+    def __init__(self, url: str, image: bytes) -> None:
+        self.url, self.image = url, image
+        self.http = requests.Session()
+
+    def submit(self, n: int, fields: dict[str, Any]) -> str:
+        form = [(k, (None, json.dumps(v) if isinstance(v, dict) else str(v))) for k, v in fields.items()]
+        form += [("image", (f"p{i}.jpg", self.image, "image/jpeg")) for i in range(n)]
+        response = self.http.post(f"{self.url}/v1/batches", files=form, timeout=300)
+        if response.status_code != 202:
+            raise RuntimeError(f"batch submit answered {response.status_code}: {response.text[:300]}")
+        return response.json()["id"]
+
+    def wait(self, batch_id: str, timeout_s: float) -> dict[str, Any]:
+        deadline = time.monotonic() + timeout_s
+        while (batch := self.http.get(f"{self.url}/v1/batches/{batch_id}", timeout=30).json())["status"] == "running":
+            if time.monotonic() > deadline:
+                break
+            time.sleep(0.5)
+        return batch
+
+    def jobs(self, batch_id: str) -> list[dict[str, Any]]:
+        jobs, cursor = [], None
+        while True:
+            query = {"batch_id": batch_id, "limit": 500} | ({"cursor": cursor} if cursor else {})
+            page = self.http.get(f"{self.url}/v1/jobs", params=query, timeout=60).json()
+            jobs += page["data"]
+            if not (cursor := page.get("next_cursor")):
+                return jobs
+
+    def cancel(self, batch_id: str) -> None:
+        self.http.post(f"{self.url}/v1/batches/{batch_id}/cancel", timeout=120)
+
+
+def percentiles(values: list[float]) -> dict[str, float] | None:
+    values = sorted(v for v in values if v is not None)
+    if not values:
+        return None
+    at = lambda q: values[min(len(values) - 1, int(q * len(values)))]  # noqa: E731
+    return {"p50": round(at(0.5), 3), "p90": round(at(0.9), 3), "max": round(values[-1], 3)}
+
+
+def saturation(batches: Batches, n: int, fields: dict[str, Any], timeout_s: float) -> dict[str, Any]:
+    """`n` jobs queued at once: images/s from the first job created to the last one completed."""
+    batch_id = batches.submit(n, fields)
+    batches.wait(batch_id, timeout_s)
+    jobs = batches.jobs(batch_id)
+    done = [j for j in jobs if j["status"] == "succeeded"]
+    span = seconds_between(min(j["created_at"] for j in jobs), max(j["completed_at"] or "" for j in jobs))
+    tokens = [(j["result"] or {}).get("usage", {}).get("completion_tokens", 0) for j in done]
+    result = {
+        "n": n,
+        "succeeded": len(done),
+        "errors": sorted({(j.get("error") or {}).get("code") for j in jobs if j["status"] != "succeeded"} - {None}),
+        "span_s": span,
+        "images_per_s": round(len(done) / span, 2) if span else None,
+        "tokens_per_s": round(sum(tokens) / span) if span else None,
+        "mean_completion_tokens": round(sum(tokens) / max(1, len(done)), 1),
+        "queue_s": percentiles([(j.get("metrics") or {}).get("queue_s") for j in jobs]),
+        "inference_s": percentiles([(j.get("metrics") or {}).get("inference_s") for j in jobs]),
+    }
+    if fields.get("task") == "attributes":
+        result["valid_json"] = sum((j["result"] or {}).get("data") is not None for j in done)
+    return result
+
+
+def chat_under_load(client: Client, batches: Batches, queued: int, new_tokens: int) -> dict[str, Any]:
+    """One chat completion while `queued` bulk describe jobs wait: the interactive lane at work."""
+    batch_id = batches.submit(queued, {"task": "describe", "params": {"max_new_tokens": new_tokens}})
+    time.sleep(2.0)  # the worker is busy with the batch before the chat call arrives
+    try:
+        chat = client.chat(new_tokens)
+    finally:
+        backlog = batches.http.get(f"{batches.url}/v1/batches/{batch_id}", timeout=30).json()
+        batches.cancel(batch_id)
+    return chat | {"bulk_queued": queued, "bulk_counts_at_answer": backlog.get("counts")}
+
+
+def single_requests(client: Client, new_tokens: int, runs: int) -> dict[str, Any]:
+    """Describe jobs one after another on an idle worker: submit to `succeeded`, as polled."""
+    jobs = [client.run_job({"task": "describe", "params": {"max_new_tokens": new_tokens}}, poll_s=0.02)]
+    jobs += [client.run_job({"task": "describe", "params": {"max_new_tokens": new_tokens}}, poll_s=0.02)
+             for _ in range(runs - 1)]  # fmt: skip
+    return {"e2e_s": [j["e2e_s"] for j in jobs], "inference_s": [j["inference_s"] for j in jobs], "jobs": jobs}
+
+
+# name → (worker settings, workload); the baseline is the one-request-at-a-time generate() worker.
+CONFIGS: dict[str, dict[str, str]] = {
+    "sequential": {"VLMQ_GPU_ENGINE": "sequential"},
+    "batched": {"VLMQ_GPU_ENGINE": "batched"},
+    "batched_small": {"VLMQ_GPU_ENGINE": "batched", "VLMQ_GPU_MEMORY_GIB": "10"},
+}
+
+
+def run_config(name: str, args: Any, model: Path, root: Path, out: Path, rec: Recorder) -> list[str]:
+    """Start the service with config `name`, run its workload, stop it; returns failures."""
+    gpu = GpuMonitor(args.gpu_poll)
+    gpu.start()
+    quantization = "fp32" if args.tiny else args.quantization
+    service = Service(root / f"{name}-{os.getpid()}", out / name, model, quantization, args.tiny, CONFIGS[name])
+    size = tuple(map(int, args.image.split("x")))
+    image = jpeg((size[0], size[1]))
+    result: dict[str, Any] = {"settings": CONFIGS[name]}
+    try:
+        result["start_to_ready_s"] = service.wait_ready(args.ready_timeout)
+        client = Client(service.url, image, args.job_timeout)
+        batches = Batches(service.url, image)
+        result["cold_describe"] = client.run_job({"task": "describe", "params": {"max_new_tokens": args.new_tokens}})
+        result["single_request"] = single_requests(client, args.new_tokens, 3)
+        rec.put(name, result)
+        if name == "sequential":
+            result["burst"] = burst(client, args.burst, args.new_tokens)
+        elif name == "batched":
+            result["tasks"] = run_tasks(client, args.new_tokens, args.json_budget)
+            rec.put(name, result)
+            describe = {"task": "describe", "params": {"max_new_tokens": args.new_tokens}}
+            result["saturation_describe"] = saturation(batches, args.saturation, describe, args.batch_timeout)
+            rec.put(name, result)
+            result["saturation_attributes"] = saturation(
+                batches, args.saturation // 2, {"task": "attributes"}, args.batch_timeout
+            )
+            rec.put(name, result)
+            result["chat_under_load"] = chat_under_load(client, batches, args.chat_backlog, args.new_tokens)
+        else:
+            describe = {"task": "describe", "params": {"max_new_tokens": args.new_tokens}}
+            result["saturation_describe"] = saturation(batches, args.saturation // 4, describe, args.batch_timeout)
+        result["cuda_proof"] = cuda_proof(service, gpu)
+    finally:
+        service.close()
+        gpu.stop()
+    proof = result.get("cuda_proof", {})
+    peaks = [mib_to_gib(gpu.peak_mib_by_pid.get(pid, 0)) for pid in proof.get("child_pids", [])]
+    result["gpu_memory"] = {
+        "worker_peak_gib": max(peaks, default=None),
+        "gpu_used_peak_gib": mib_to_gib(gpu.peak_gpu_mib) if gpu.available else None,
+    }
+    rec.put(name, result)
+    failures = (
+        [f"{name}: the supervisor {proof['parent_pid']} holds a CUDA context"] if proof.get("parent_has_cuda") else []
+    )
+    return failures
+
+
+TARGETS = {  # (config, path in its result, comparison, target) from issue 7
+    "describe images/s at saturation": ("batched", ("saturation_describe", "images_per_s"), ">=", 8.0),
+    "attributes images/s at saturation": ("batched", ("saturation_attributes", "images_per_s"), ">=", 4.0),
+    "one request on an idle worker, s": ("batched", ("single_request", "e2e_s"), "<=", 2.0),
+    "chat answered with 500 queued, s": ("batched", ("chat_under_load", "e2e_s"), "<=", 5.0),
+    "peak GPU memory at throughput, GiB": ("batched", ("gpu_memory", "worker_peak_gib"), "<=", 22.0),
+    "peak GPU memory, small setting, GiB": ("batched_small", ("gpu_memory", "worker_peak_gib"), "<=", 10.0),
+}
+
+
+def judge(data: dict[str, Any]) -> dict[str, Any]:
+    """Each target with the measured value and whether it was met."""
+    verdicts = {}
+    for label, (config, (section, key), op, target) in TARGETS.items():
+        value = (data.get(config) or {}).get(section, {}).get(key)
+        if isinstance(value, list):
+            value = statistics.median(value) if value else None
+        met = None if value is None else (value >= target if op == ">=" else value <= target)
+        verdicts[label] = {"value": value, "target": f"{op} {target}", "met": met}
+    return verdicts
+
+
 def main() -> int:
     parser = argparse.ArgumentParser()
     parser.add_argument("--tiny", action="store_true", help="tiny checkpoint on CPU, fp32 (dry run)")
+    parser.add_argument("--configs", default="sequential,batched,batched_small")
     parser.add_argument("--quantization", default="nf4")
     parser.add_argument("--new-tokens", type=int, default=128)
-    parser.add_argument("--json-budget", type=int, default=1024, help="max_new_tokens of the attributes job")
-    parser.add_argument("--burst", type=int, default=8, help="describe jobs submitted at once")
+    parser.add_argument("--json-budget", type=int, default=256, help="max_new_tokens of the single attributes job")
+    parser.add_argument("--burst", type=int, default=8, help="describe jobs at once for the sequential baseline")
+    parser.add_argument("--saturation", type=int, default=256, help="describe jobs queued at once (batched)")
+    parser.add_argument("--chat-backlog", type=int, default=500, help="bulk jobs queued before the chat call")
     parser.add_argument("--image", default="1024x768")
     parser.add_argument("--job-timeout", type=float, default=300.0)
+    parser.add_argument("--batch-timeout", type=float, default=240.0)
     parser.add_argument("--ready-timeout", type=float, default=420.0)
     parser.add_argument("--gpu-poll", type=float, default=0.5, help="seconds between nvidia-smi samples")
     parser.add_argument("--root", default=os.path.join(tempfile.gettempdir(), "vlmq-service-bench"))
@@ -324,69 +487,24 @@ def main() -> int:
     out.mkdir(parents=True, exist_ok=True)
     rec = Recorder(None)
     rec.path = out / "gpu_service_bench.json"
-    quantization = "fp32" if args.tiny else args.quantization
     rec.put("env", {
         "device": gpu_name(), "torch": version("torch"), "transformers": version("transformers"),
-        "quantization": quantization, "full_size": not args.tiny, "image": args.image, "new_tokens": args.new_tokens,
-        "json_budget": args.json_budget, "burst": args.burst, "gpu_poll_s": args.gpu_poll,
+        "quantization": "fp32" if args.tiny else args.quantization, "full_size": not args.tiny, "image": args.image,
+        "new_tokens": args.new_tokens, "saturation": args.saturation, "chat_backlog": args.chat_backlog,
     })  # fmt: skip
-
     model = root / ("tiny-glm4v" if args.tiny else "glm46v-flash-random")
     rec.put("build_save_s", build_model(model, args.tiny))
-    gpu = GpuMonitor(args.gpu_poll)
-    gpu.start()
-    service = Service(root / f"run-{os.getpid()}", out, model, quantization, args.tiny)
     failures: list[str] = []
-    try:
-        rec.put("start_to_ready_s", service.wait_ready(args.ready_timeout))
-        child = service.child_pids()[0]
-        rec.put("model_load", model_load(service.worker_log, child))
-        size = tuple(map(int, args.image.split("x")))
-        client = Client(service.url, jpeg((size[0], size[1])), args.job_timeout)
-        cold = client.run_job({"task": "describe", "params": {"max_new_tokens": args.new_tokens}})
-        rec.put("cold_describe", cold)  # the first job after start (CUDA kernels and caches warm up)
-        rec.put("tasks", run_tasks(client, args.new_tokens, args.json_budget))
-        rec.put("burst", burst(client, args.burst, args.new_tokens))
-        rec.put("cuda_proof", cuda_proof(service, gpu))
-    finally:
-        service.close()
-        gpu.stop()
-    proof = rec.data["cuda_proof"]
-    rec.put("gpu_memory", {
-        "child_peak_gib": {pid: mib_to_gib(gpu.peak_mib_by_pid.get(pid, 0)) for pid in proof["child_pids"]},
-        "gpu_used_peak_gib": mib_to_gib(gpu.peak_gpu_mib) if gpu.available else None,
-        "gpu_used_baseline_gib": mib_to_gib(gpu.baseline_gpu_mib) if gpu.baseline_gpu_mib is not None else None,
-    })  # fmt: skip
-    jobs = [rec.data["cold_describe"], *rec.data["tasks"].values(), *rec.data["burst"]["jobs"]]
-    failures += [f"job {j['job_id']} {j['status']}: {j['error']}" for j in jobs if j["status"] != "succeeded"]
-    if proof["parent_has_cuda"]:
-        failures.append(f"the Celery parent {proof['parent_pid']} holds a CUDA context")
-    if gpu.available and not proof["child_has_cuda"]:
-        failures.append("the GPU child shows no CUDA context: the proof proves nothing")
-    rec.put("statuses", {"succeeded": sum(j["status"] == "succeeded" for j in jobs), "total": len(jobs)})
+    for name in args.configs.split(","):
+        (out / name).mkdir(exist_ok=True)
+        failures += run_config(name, args, model, root, out, rec)
+    rec.put("targets", judge(rec.data))
     rec.put("failures", failures)
-    summarize(rec.data)
+    for label, verdict in rec.data["targets"].items():
+        print(
+            f"{label:40} {verdict['value']!s:>10} {verdict['target']:>8}  {'met' if verdict['met'] else verdict['met']}"
+        )
     return 1 if failures else 0
-
-
-def summarize(data: dict[str, Any]) -> None:
-    """A human summary of the JSON."""
-    print(f"\nready {data['start_to_ready_s']} s after start; model load {data['model_load']['fork_to_loaded_s']} s")
-    print(f"{'task':18} {'status':10} {'submit':>7} {'queue':>7} {'infer':>7} {'e2e':>7} {'overhd':>7}  tokens")
-    for label, j in {"cold_describe": data["cold_describe"], **data["tasks"]}.items():
-        numbers = [j["submit_s"] or 0, j["queue_s"] or 0, j["inference_s"] or 0, j["e2e_s"], j["overhead_s"] or 0]
-        print(f"{label:18} {j['status']:10} " + " ".join(f"{n:7.3f}" for n in numbers) + f"  {j['completion_tokens']}")
-    b = data["burst"]
-    print(f"burst of {b['n']}: {b['images_per_s']} images/s, {b['wall_s']} s wall")
-    print(f"  GPU-bound: {b['gpu_bound_images_per_s']} images/s; queue_s {b['queue_s']}")
-    print(f"GPU memory: {data['gpu_memory']}")
-    proof = data["cuda_proof"]
-    print(f"Celery parent {proof['parent_pid']} has CUDA: {proof['parent_has_cuda']} {proof['parent_proc']}")
-    print(
-        f"child {proof['child_pids']} has CUDA: {proof['child_has_cuda']}"
-        f"; nvidia-smi saw {proof['nvidia_smi_pids_seen']}"
-    )
-    print(f"jobs succeeded: {data['statuses']['succeeded']}/{data['statuses']['total']}; failures: {data['failures']}")
 
 
 if __name__ == "__main__":

@@ -21,7 +21,7 @@ from PIL import Image
 from sqlalchemy.orm import Session, sessionmaker
 from werkzeug.serving import make_server
 
-from shared.celery_app import GPU_QUEUE, make_celery
+from shared.celery_app import GPU_QUEUES, make_celery
 from shared.db import make_engine, make_session_factory
 from shared.dispatch import job_id_of_task
 from shared.migrate import upgrade_to_head
@@ -181,7 +181,7 @@ def gpu_thread(broker: redis.Redis, worker_context: WorkerContext) -> Iterator[N
 
     def consume() -> None:
         while not stop.is_set():
-            item = broker.blpop([GPU_QUEUE], timeout=0.2)
+            item = broker.blpop(list(GPU_QUEUES), timeout=0.2)
             if item is not None:
                 run_job(worker_context, job_id_of_task(json.loads(item[1])["headers"]["id"]))
 
