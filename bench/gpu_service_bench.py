@@ -409,19 +409,22 @@ def run_config(name: str, args: Any, model: Path, root: Path, out: Path, rec: Re
         batches = Batches(service.url, image)
         result["cold_describe"] = client.run_job({"task": "describe", "params": {"max_new_tokens": args.new_tokens}})
         result["single_request"] = single_requests(client, args.new_tokens, 3)
-        rec.put(name, result)
+        rec.data[name] = result
+        rec.save()
         if name == "sequential":
             result["burst"] = burst(client, args.burst, args.new_tokens)
         elif name == "batched":
             result["tasks"] = run_tasks(client, args.new_tokens, args.json_budget)
-            rec.put(name, result)
+            rec.save()
             describe = {"task": "describe", "params": {"max_new_tokens": args.new_tokens}}
             result["saturation_describe"] = saturation(batches, args.saturation, describe, args.batch_timeout)
-            rec.put(name, result)
+            print("saturation_describe", json.dumps(result["saturation_describe"]), flush=True)
+            rec.save()
             result["saturation_attributes"] = saturation(
                 batches, args.saturation // 2, {"task": "attributes"}, args.batch_timeout
             )
-            rec.put(name, result)
+            print("saturation_attributes", json.dumps(result["saturation_attributes"]), flush=True)
+            rec.save()
             result["chat_under_load"] = chat_under_load(client, batches, args.chat_backlog, args.new_tokens)
         else:
             describe = {"task": "describe", "params": {"max_new_tokens": args.new_tokens}}
@@ -433,7 +436,7 @@ def run_config(name: str, args: Any, model: Path, root: Path, out: Path, rec: Re
     proof = result.get("cuda_proof", {})
     peaks = [mib_to_gib(gpu.peak_mib_by_pid.get(pid, 0)) for pid in proof.get("child_pids", [])]
     result["gpu_memory"] = {
-        "worker_peak_gib": max(peaks, default=None),
+        "worker_peak_gib": max(peaks, default=None) if gpu.available else None,
         "gpu_used_peak_gib": mib_to_gib(gpu.peak_gpu_mib) if gpu.available else None,
     }
     rec.put(name, result)
