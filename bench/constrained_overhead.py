@@ -21,7 +21,7 @@ from PIL import Image
 
 from shared.settings import Settings
 from worker.inference import load_engine
-from worker.inference.constrained import DEFAULT_PRODUCT_SCHEMA, ConstraintFactory
+from worker.inference.constrained import DEFAULT_PRODUCT_SCHEMA, ConstraintFactory, SchemaMask
 from worker.inference.tokenizer_builder import build_tokenizer
 from worker.inference.types import GenerationParams, InferenceRequest
 
@@ -32,7 +32,7 @@ def mask_cost(factory: ConstraintFactory, end_id: int, device: str = "cpu", obje
     per_token, tokens_per_object = [], []
     generator = torch.Generator(device=device).manual_seed(0)
     for _ in range(objects):
-        mask = factory.mask(DEFAULT_PRODUCT_SCHEMA)
+        mask = SchemaMask(factory.matcher(DEFAULT_PRODUCT_SCHEMA), vocab_size)
         ids = torch.tensor([[end_id]], device=device)
         while True:
             scores = torch.zeros(1, vocab_size, device=device)
