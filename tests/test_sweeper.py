@@ -93,3 +93,23 @@ def test_queued_job_whose_enqueue_never_happened_is_sent(
     assert _messages(broker) == [job_id]
     with sessions() as session:
         assert session.get(Job, job_id).enqueued_at is not None
+
+
+def test_queued_job_behind_a_stale_unacked_message_is_sent_again(
+    client: FlaskClient,
+    settings: Settings,
+    sessions: sessionmaker[Session],
+    celery_app: Celery,
+    broker: redis.Redis,
+    png: bytes,
+) -> None:
+    """A worker took the message and never started the job: its unacked entry must not hide the job."""
+    job_id = submit(client, png, task="describe").get_json()["id"]
+    later = utcnow() + timedelta(seconds=settings.requeue_after_s + 1)
+    raw = broker.lpop(GPU_QUEUE)
+    broker.hset("unacked", "tag-1", json.dumps([json.loads(raw), "", GPU_QUEUE]))
+    broker.zadd("unacked_index", {"tag-1": later.timestamp() - 1})  # just delivered: the worker is starting it
+    assert sweep(settings, sessions, celery_app, broker, later).resent == 0
+    broker.zadd("unacked_index", {"tag-1": utcnow().timestamp() - 3600})  # delivered an hour ago: stale
+    assert sweep(settings, sessions, celery_app, broker, later).resent == 1
+    assert _messages(broker) == [job_id]

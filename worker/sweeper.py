@@ -96,6 +96,6 @@ def _resend_orphans(
         ).all()
     if not candidates:
         return 0
-    live = live_job_ids(broker, *GPU_QUEUES)
+    live = live_job_ids(broker, *GPU_QUEUES, delivered_since=settled_before.timestamp())
     orphans = [(job_id, interactive) for job_id, interactive in candidates if job_id not in live]
     return sum(enqueue_job(celery, sessions, job_id, interactive) for job_id, interactive in orphans)
