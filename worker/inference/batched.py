@@ -87,8 +87,10 @@ def plan_batch(settings: Settings, model: Any) -> BatchPlan:
     return BatchPlan(slots=slots, capacity=settings.gpu_max_seq_tokens, prefill_tokens=settings.gpu_prefill_tokens)
 
 
-# Measured on an H100 with GLM-4.6V-Flash (bench/results/gpu_batch_*): what one prefill
-# token and one vocabulary entry of sampling state cost beyond the KV cache.
+# Upper estimates of what sizing must leave free beyond the KV cache, from GLM-4.6V-Flash's
+# shapes (not yet checked on a GPU; bench/gpu_batch_bench.py records the real peaks): per prefill
+# token, its activations (hidden 4,096, MLP 27,392 wide) and its transient 40 KiB of K/V; per
+# vocabulary entry of a slot, the logits and the float copies sampling makes of them.
 PREFILL_RESERVE_BYTES = 1 << 30
 PREFILL_BYTES_PER_TOKEN = 160 * 1024
 SAMPLING_BYTES_PER_VOCAB_ENTRY = 24
