@@ -125,10 +125,14 @@ def build_batched_engine(base: HFEngine, settings: Settings, on_fatal: Any = Non
         model.device,
     )
     step = GlmDecodeStep(model, slots)
-    cuda = model.device.type == "cuda"
-    steps = CapturedSteps(step) if cuda else EagerSteps(step)
-    if isinstance(steps, CapturedSteps):
-        steps.capture()
+    steps = EagerSteps(step)
+    if model.device.type == "cuda":
+        captured = CapturedSteps(step)
+        try:
+            captured.capture()
+            steps = captured
+        except RuntimeError as exc:  # a kernel that cannot be captured: slower, still correct
+            log.warning("decode graphs could not be captured, stepping eagerly: %s", exc)
     vocab = model.get_output_embeddings().weight.shape[0]
     tokenizer = base.inputs.tokenizer
     pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else base.end_ids[0]
