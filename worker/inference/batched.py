@@ -14,9 +14,12 @@ from typing import Any
 from shared.settings import Settings
 from worker.inference.batching.scheduler import Scheduler, Ticket
 from worker.inference.engine import HFEngine
-from worker.inference.types import InferenceRequest, InferenceResult, ProgressCallback
+from worker.inference.text_deltas import TextDeltas
+from worker.inference.types import InferenceRequest, InferenceResult, ProgressCallback, TextCallback
 
 log = logging.getLogger(__name__)
+
+STREAM_INTERVAL_S = 0.1
 
 
 @dataclass
@@ -48,10 +51,21 @@ class BatchedEngine:
     def max_batch(self) -> int:
         return self.plan.slots
 
-    def run(self, request: InferenceRequest, progress: ProgressCallback | None = None) -> InferenceResult:
+    def run(
+        self, request: InferenceRequest, progress: ProgressCallback | None = None, on_text: TextCallback | None = None
+    ) -> InferenceResult:
         prepared = self.base.prepare(request)
-        ticket = Ticket(prepared.inputs, request.generation, prepared.matcher, progress, request.interactive)
-        generated = self.scheduler.submit(ticket).wait()
+        ticket = self.scheduler.submit(
+            Ticket(prepared.inputs, request.generation, prepared.matcher, progress, request.interactive)
+        )
+        if on_text is None:
+            generated = ticket.wait()
+        else:  # new text is rendered and handed on here, on the caller's thread, never on the loop's
+            deltas = TextDeltas(self.base.visible_text)
+            while (generated := ticket.wait(STREAM_INTERVAL_S)) is None:
+                if piece := deltas.update(list(ticket.generated)):
+                    on_text(piece)
+        assert generated is not None
         return self.base.finish(prepared, generated.token_ids, generated.finish_reason, generated.prompt_tokens)
 
 

@@ -26,12 +26,14 @@ from worker.inference.images import prepare_image
 from worker.inference.modules import vision_dtype
 from worker.inference.output_text import clean_output, strip_tokens
 from worker.inference.prompts import PromptBook
+from worker.inference.text_deltas import TextDeltas
 from worker.inference.types import (
     GenerationParams,
     InferenceError,
     InferenceRequest,
     InferenceResult,
     ProgressCallback,
+    TextCallback,
     Turn,
 )
 
@@ -140,12 +142,15 @@ class HFEngine:
             text=text, data=data, usage=usage, redactions=redaction.report(counts), finish_reason=finish_reason
         )
 
-    def run(self, request: InferenceRequest, progress: ProgressCallback | None = None) -> InferenceResult:
+    def run(
+        self, request: InferenceRequest, progress: ProgressCallback | None = None, on_text: TextCallback | None = None
+    ) -> InferenceResult:
         """Answer one request with one `generate()` call (families without a batching loop)."""
         prepared = self.prepare(request)
         batch = self._place(prepared.inputs)
         processors = [SchemaMask(prepared.matcher, self.constraints().vocab_size)] if prepared.matcher else []
-        sequence = generate(self.model, batch, request.generation, processors, progress)
+        deltas = TextDeltas(self.visible_text) if on_text is not None else None
+        sequence = generate(self.model, batch, request.generation, processors, progress, deltas, on_text)
         prompt_tokens = batch["input_ids"].shape[1]
         new_ids = sequence[0, prompt_tokens:].tolist()
         return self.finish(prepared, new_ids, self.finish_reason(new_ids, request.generation), prompt_tokens)
@@ -154,6 +159,11 @@ class HFEngine:
         """`stop` when the model ended its answer, `length` when the budget ran out first."""
         ended = bool(new_ids) and new_ids[-1] in self.end_ids
         return "stop" if ended or len(new_ids) < params.max_new_tokens else "length"
+
+    def visible_text(self, new_ids: list[int]) -> str:
+        """The answer so far as a user would see it (redacted like the result), for streaming."""
+        text = self._free_text(new_ids)
+        return redaction.redact_text(text)[0] if self.redact_pii else text
 
     def _free_text(self, new_ids: list[int]) -> str:
         with self._tokenizer_lock:

@@ -5,7 +5,28 @@ from __future__ import annotations
 from typing import Any
 
 from worker.inference.progress import ProgressReporter
-from worker.inference.types import GenerationParams, ProgressCallback
+from worker.inference.text_deltas import TextDeltas
+from worker.inference.types import GenerationParams, ProgressCallback, TextCallback
+
+
+class TextStreamer:
+    """A `generate()` streamer: the first `put` is the prompt, each later one new token ids."""
+
+    def __init__(self, deltas: TextDeltas, on_text: TextCallback) -> None:
+        self.deltas = deltas
+        self.on_text = on_text
+        self.new_ids: list[int] | None = None
+
+    def put(self, value: Any) -> None:
+        if self.new_ids is None:
+            self.new_ids = []
+            return
+        self.new_ids.extend(value.reshape(-1).tolist())
+        if piece := self.deltas.update(self.new_ids):
+            self.on_text(piece)
+
+    def end(self) -> None:
+        """Nothing to flush: the held-back tail arrives with the finished result."""
 
 
 def sampling_kwargs(params: GenerationParams) -> dict[str, Any]:
@@ -25,8 +46,10 @@ def generate(
     params: GenerationParams,
     logits_processors: list[Any],
     progress: ProgressCallback | None,
+    deltas: TextDeltas | None = None,
+    on_text: TextCallback | None = None,
 ) -> Any:
-    """The full output sequence (prompt + new ids) of batch row 0."""
+    """The full output sequence (prompt + new ids) of batch row 0; new text goes to `on_text`."""
     import torch
     from transformers import LogitsProcessorList, StoppingCriteriaList
 
@@ -34,12 +57,14 @@ def generate(
     criteria = StoppingCriteriaList()
     if progress is not None:
         criteria.append(ProgressReporter(progress, prompt_length, params.max_new_tokens))
+    streamer = TextStreamer(deltas, on_text) if deltas is not None and on_text is not None else None
     with torch.inference_mode():
         output = model.generate(
             **inputs,
             **sampling_kwargs(params),
             logits_processor=LogitsProcessorList(logits_processors),
             stopping_criteria=criteria,
+            streamer=streamer,
         )
     if progress is not None:
         progress(output.shape[1] - prompt_length, params.max_new_tokens)

@@ -16,6 +16,9 @@ from PIL import Image
 TaskName = Literal["describe", "ocr", "attributes", "copy", "ask"]
 ProgressCallback = Callable[[int, int], None]
 """Called with (tokens generated so far, token budget) while generating; may raise `StopGeneration`."""
+TextCallback = Callable[[str], None]
+"""Called with each new piece of the answer's visible text while generating (best effort: the
+finished result is what counts; see `worker.inference.text_deltas`)."""
 
 
 @dataclass(frozen=True)
@@ -81,4 +84,6 @@ class Engine(Protocol):
     model_name: str
     is_placeholder: bool
 
-    def run(self, request: InferenceRequest, progress: ProgressCallback | None = None) -> InferenceResult: ...
+    def run(
+        self, request: InferenceRequest, progress: ProgressCallback | None = None, on_text: TextCallback | None = None
+    ) -> InferenceResult: ...

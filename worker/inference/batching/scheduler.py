@@ -52,6 +52,8 @@ class Ticket:
     constraint: Any | None = None
     progress: ProgressCallback | None = None
     interactive: bool = False
+    generated: list[int] = field(default_factory=list)
+    """New token ids so far: appended by the loop, read (copied) by the waiting caller."""
     _done: threading.Event = field(default_factory=threading.Event)
     _outcome: Generated | None = None
     _error: BaseException | None = None
@@ -68,9 +70,10 @@ class Ticket:
         self._error = error
         self._done.set()
 
-    def wait(self) -> Generated:
-        """Block until the row ends; re-raises what stopped it."""
-        self._done.wait()
+    def wait(self, timeout_s: float | None = None) -> Generated | None:
+        """Block until the row ends (None if `timeout_s` passes first); re-raises what stopped it."""
+        if not self._done.wait(timeout_s):
+            return None
         if self._error is not None:
             raise self._error
         assert self._outcome is not None
@@ -86,8 +89,11 @@ class Row:
     length: int  # tokens in the slot's cache
     position: int  # rotary position of the next token fed
     token: int = 0  # the next token to feed
-    generated: list[int] = field(default_factory=list)
     reported_at: float = 0.0
+
+    @property
+    def generated(self) -> list[int]:
+        return self.ticket.generated
 
 
 class Scheduler:
