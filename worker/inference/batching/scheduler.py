@@ -276,9 +276,9 @@ class Scheduler:
         self._observe()
 
     def _pick(self, logits: Any, device_slots: Any, rows: list[Row], by_slot: bool = False) -> list[int]:
-        """Sample one token per logits row; row i of `logits` is `rows[i]` unless `by_slot`."""
-        index = (lambda row, i: row.slot) if by_slot else (lambda row, i: i)
-        matchers = [(row.ticket.constraint, index(row, i)) for i, row in enumerate(rows) if row.ticket.constraint]
+        """Sample one token per logits row; row i of `logits` is `rows[i]`, or the row in slot i if `by_slot`."""
+        where = [row.slot for row in rows] if by_slot else range(len(rows))
+        matchers = [(row.ticket.constraint, i) for row, i in zip(rows, where, strict=True) if row.ticket.constraint]
         allowed = self.masks.allowed(matchers, logits.shape[0]) if self.masks is not None else None
         active = [row.slot for row in rows]
         return self.sampler.pick(logits, device_slots, active, allowed).tolist()
