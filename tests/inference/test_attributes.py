@@ -7,7 +7,7 @@ import json
 import jsonschema
 import pytest
 
-from worker.inference.constrained import DEFAULT_PRODUCT_SCHEMA
+from shared.product_schema import DEFAULT_PRODUCT_SCHEMA
 from worker.inference.engine import HFEngine
 from worker.inference.types import GenerationParams, InferenceError
 
