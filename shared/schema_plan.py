@@ -16,6 +16,8 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
+from jsonschema import Draft202012Validator
+
 # Keywords that change nothing the model may emit.
 ANNOTATIONS = frozenset(
     {"title", "description", "examples", "default", "$schema", "$id", "$comment", "deprecated", "readOnly", "writeOnly"}
@@ -125,7 +127,7 @@ def _normalized_child(key: str, value: Any) -> Any:
 def compile_schema(schema: dict[str, Any]) -> Node:
     """The plan of a (normalized) schema, or `UnsupportedSchema` listing every problem."""
     problems: list[str] = []
-    node = _compile(schema, "schema", problems)
+    node = _compile(schema, "params.schema", problems)
     if problems or node is None:
         raise UnsupportedSchema(problems)
     return node
@@ -162,8 +164,6 @@ def _literal(schema: dict[str, Any], path: str, problems: list[str]) -> Node | N
         problems.append(f"{path}: enum numbers must be written without an exponent")
         return None
     if "type" in schema:
-        from jsonschema import Draft202012Validator
-
         checker = Draft202012Validator({"type": schema["type"]})
         if not all(checker.is_valid(v) for v in values):
             problems.append(f"{path}: every enum/const value must match 'type'")

@@ -13,6 +13,7 @@ from jsonschema import Draft202012Validator
 from jsonschema.exceptions import SchemaError
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from shared.schema_plan import SUPPORTED_SUMMARY, UnsupportedSchema, compile_schema, normalized
 from shared.webhooks.outbox import WebhookEventFilter
 
 TASKS: tuple[str, ...] = ("describe", "ocr", "attributes", "copy", "ask")
@@ -63,6 +64,12 @@ class JobParams(BaseModel):
             raise ValueError(f"schema is not a valid JSON Schema: {exc.message}") from None
         if value.get("type") != "object":
             raise ValueError('schema must describe a JSON object ("type": "object")')
+        try:
+            compile_schema(normalized(value))
+        except UnsupportedSchema as exc:
+            raise ValueError(
+                f"schema uses what constrained output cannot always finish: {exc}. Supported: {SUPPORTED_SUMMARY}"
+            ) from None
         return value
 
     @field_validator("history")
