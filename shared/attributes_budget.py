@@ -14,6 +14,9 @@ from shared.product_schema import DEFAULT_PRODUCT_SCHEMA
 from shared.schema_plan import compile_schema, minimum_holders, normalized
 from shared.settings import Settings
 
+# The smallest answer is quoted in the error when it is short enough to read.
+_SHOWN_BYTES = 160
+
 
 def job_budget(task: str, params: dict[str, Any], settings: Settings) -> int:
     """The max_new_tokens a job runs with: its own, else its task's default."""
@@ -35,7 +38,8 @@ def budget_shortfall(schema: dict[str, Any] | None, budget: int) -> str | None:
     holders = minimum_holders(plan) if schema is not None else []
     lower = f", or lower the minimums of {', '.join(holders)}" if holders else ""
     whose = "the schema" if schema is not None else "the default product schema"
+    shown = f" ({plan.minimal.decode()})" if cost <= _SHOWN_BYTES else ""
     return (
-        f"max_new_tokens is {budget} but the smallest answer {whose} allows takes up to {cost} tokens "
-        f"({plan.minimal.decode()}): raise params.max_new_tokens to at least {cost}{lower}"
+        f"max_new_tokens is {budget} but the smallest answer {whose} allows takes up to {cost} tokens{shown}: "
+        f"raise params.max_new_tokens to at least {cost}{lower}"
     )

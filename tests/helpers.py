@@ -12,7 +12,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from shared.celery_app import GPU_QUEUE
-from shared.models import Job
+from shared.models import Batch, Job, StoredImage
 
 
 def submit(client: FlaskClient, image: bytes | None, **fields: Any) -> Any:
@@ -34,3 +34,15 @@ def job_count(sessions: sessionmaker[Session]) -> int:
 
 def queued_messages(broker: redis.Redis) -> int:
     return broker.llen(GPU_QUEUE)
+
+
+def batch_rows(sessions: sessionmaker[Session]) -> int:
+    with sessions() as session:
+        return session.scalar(select(func.count()).select_from(Batch)) or 0
+
+
+def assert_nothing_stored(sessions: sessionmaker[Session], broker: redis.Redis) -> None:
+    """No batch, job, image or queued message: what a refused submission must leave."""
+    assert (batch_rows(sessions), job_count(sessions), queued_messages(broker)) == (0, 0, 0)
+    with sessions() as session:
+        assert session.scalar(select(func.count()).select_from(StoredImage)) == 0
