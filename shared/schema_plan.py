@@ -36,6 +36,8 @@ SUPPORTED_SUMMARY = (
     "string (minLength, maxLength), integer (minimum, maximum, exclusiveMinimum, exclusiveMaximum), "
     "number (whole-number minimum, maximum), boolean, null, enum and const of plain values"
 )
+# Deeper schemas are refused before anything recursive (the JSON Schema meta-check included) reads them.
+MAX_SCHEMA_DEPTH = 32
 # The byte a forced string is padded with up to minLength: printable, one byte, never escaped.
 PAD = b"-"
 
@@ -100,6 +102,19 @@ class UnsupportedSchema(ValueError):
     def __init__(self, problems: list[str]) -> None:
         super().__init__("; ".join(problems))
         self.problems = problems
+
+
+def nesting_depth(value: Any) -> int:
+    """How deeply JSON containers nest in `value`, without recursion."""
+    deepest = 0
+    pending = [(value, 0)]
+    while pending:
+        item, depth = pending.pop()
+        if isinstance(item, dict | list):
+            deepest = max(deepest, depth + 1)
+            children = item.values() if isinstance(item, dict) else item
+            pending.extend((child, depth + 1) for child in children)
+    return deepest
 
 
 def normalized(schema: dict[str, Any]) -> dict[str, Any]:

@@ -35,6 +35,14 @@ def pattern_schema() -> dict[str, Any]:
     return {"type": "object", "properties": {"sku": {"type": "string", "pattern": "^[A-Z]+$"}}}
 
 
+def deep_schema(levels: int) -> dict[str, Any]:
+    """Arrays of arrays: within the byte limit, but deeper than anything recursive should read."""
+    schema: dict[str, Any] = {"type": "string"}
+    for _ in range(levels):
+        schema = {"type": "array", "items": schema}
+    return {"type": "object", "properties": {"a": schema}}
+
+
 REFUSALS: dict[str, tuple[dict[str, Any], str, list[str]]] = {
     "unsupported keyword": (
         {"schema": pattern_schema()},
@@ -46,6 +54,7 @@ REFUSALS: dict[str, tuple[dict[str, Any], str, list[str]]] = {
         "invalid_request",
         ["params.schema.properties.v: needs a single 'type'"],
     ),
+    "nested too deeply": ({"schema": deep_schema(500)}, "invalid_request", ["at most 32 levels"]),
     "smallest answer over the requested budget": (
         {"schema": LONG_MINIMUM, "max_new_tokens": 200},
         "budget_too_small",
