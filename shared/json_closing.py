@@ -19,7 +19,7 @@ from shared.schema_plan import PAD, ArrayNode, LiteralNode, Node, NumberNode, Ob
 # JSON escapes llguidance emits: the short ones, and \u00XX for control characters only.
 _SHORT_ESCAPES = frozenset(b'"\\bfnrt')
 _HEX = frozenset(b"0123456789abcdefABCDEF")
-_DIGITS = frozenset(b"0123456789")
+_DIGITS = b"0123456789"
 
 
 class ClosingError(ValueError):
@@ -174,10 +174,10 @@ class NumberFrame(Frame):
             if text and last not in b"eE":
                 return self._end()
         elif byte == 0x2E:  # '.'
-            if not text or last not in b"0123456789" or b"." in text or b"e" in text.lower():
+            if not text or last not in _DIGITS or b"." in text or b"e" in text.lower():
                 return self._end()
         elif byte in b"eE":
-            if not text or last not in b"0123456789" or b"e" in text.lower():
+            if not text or last not in _DIGITS or b"e" in text.lower():
                 return self._end()
         elif byte == 0x2B:  # '+'
             if not text or last not in b"eE":
@@ -204,7 +204,7 @@ class NumberFrame(Frame):
         if b"." in text:
             if bounded:
                 return self._fraction_closing()
-            return b"" if last in b"0123456789" else b"0"
+            return b"" if last in _DIGITS else b"0"
         negative = text.startswith(b"-")
         digits = text[1:] if negative else text
         if digits == b"0":
@@ -216,7 +216,7 @@ class NumberFrame(Frame):
 
     def _fraction_closing(self) -> bytes:
         """Bounded numbers (no exponent there): the first of '', '0'..'9' that lands in range, not at -0."""
-        for tail in (b"", *(bytes([d]) for d in _DIGITS)):
+        for tail in (b"", *(bytes([digit]) for digit in _DIGITS)):
             text = self.text + tail
             if text.endswith(b"."):
                 continue
@@ -320,7 +320,7 @@ class ObjectFrame(Frame):
                 raise ClosingError("expected ':'")
             closer.push(frame_for(self.node.properties[self.colon_for].schema))
             self.next_index, self.colon_for = self.colon_for + 1, None
-        elif byte == 0x7D and not self.expect_key and not any(self._required_left()):
+        elif byte == 0x7D and not self.expect_key and not self._required_left():
             self.done = True
         elif byte == 0x2C and self.next_index and not self.expect_key:
             self.expect_key = True
@@ -330,8 +330,8 @@ class ObjectFrame(Frame):
             raise ClosingError("unexpected byte in an object")
         return True
 
-    def _required_left(self) -> list[bool]:
-        return [p.required for p in self.node.properties[self.next_index :]]
+    def _required_left(self) -> bool:
+        return any(p.required for p in self.node.properties[self.next_index :])
 
     def _feed_key(self, byte: int) -> None:
         key = (self.key or b"") + bytes([byte])
@@ -354,14 +354,10 @@ class ObjectFrame(Frame):
         if self.colon_for is not None:
             prop = self.node.properties[self.colon_for]
             return b":" + prop.schema.minimal + self._tail(self.colon_for)
-        if self.key is not None:
-            typed = self.key
-            options = [
-                self._option(i, typed) for i in self._candidates() if self.node.properties[i].key.startswith(typed)
-            ]
-            return min(options, key=lambda b: (len(b), b))
-        if self.expect_key:  # after ',': some property must follow, the cheapest one
-            return min((self._option(i, b"") for i in self._candidates()), key=lambda b: (len(b), b))
+        if self.key is not None or self.expect_key:  # a property must follow: the cheapest that fits what is typed
+            typed = self.key or b""
+            fitting = [i for i in self._candidates() if self.node.properties[i].key.startswith(typed)]
+            return min((self._option(i, typed) for i in fitting), key=lambda b: (len(b), b))
         tail = self._tail(self.next_index - 1)
         if self.next_index == 0 and tail != b"}":
             return tail[1:]  # no ',' before the first property

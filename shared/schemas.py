@@ -76,9 +76,7 @@ class JobParams(BaseModel):
         try:
             compile_schema(normalized(value))
         except UnsupportedSchema as exc:
-            raise ValueError(
-                f"schema uses what constrained output cannot always finish: {exc}. Supported: {SUPPORTED_SUMMARY}"
-            ) from None
+            raise ValueError(f"schema is not supported for attributes: {exc}. Supported: {SUPPORTED_SUMMARY}") from None
         return value
 
     @field_validator("history")
