@@ -19,9 +19,10 @@ from pathlib import Path
 import torch
 from PIL import Image
 
+from shared.product_schema import DEFAULT_PRODUCT_SCHEMA
 from shared.settings import Settings
 from worker.inference import load_engine
-from worker.inference.constrained import DEFAULT_PRODUCT_SCHEMA, ConstraintFactory, SchemaMask
+from worker.inference.constrained import ConstraintFactory, SchemaMask
 from worker.inference.tokenizer_builder import build_tokenizer
 from worker.inference.types import GenerationParams, InferenceRequest
 

@@ -13,6 +13,14 @@ from jsonschema import Draft202012Validator
 from jsonschema.exceptions import SchemaError
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from shared.schema_plan import (
+    MAX_SCHEMA_DEPTH,
+    SUPPORTED_SUMMARY,
+    UnsupportedSchema,
+    compile_schema,
+    nesting_depth,
+    normalized,
+)
 from shared.webhooks.outbox import WebhookEventFilter
 
 TASKS: tuple[str, ...] = ("describe", "ocr", "attributes", "copy", "ask")
@@ -57,12 +65,18 @@ class JobParams(BaseModel):
             return None
         if len(json.dumps(value)) > MAX_SCHEMA_BYTES:
             raise ValueError(f"schema must be at most {MAX_SCHEMA_BYTES} bytes of JSON")
+        if nesting_depth(value) > MAX_SCHEMA_DEPTH:
+            raise ValueError(f"schema must nest at most {MAX_SCHEMA_DEPTH} levels of JSON objects and arrays")
         try:
             Draft202012Validator.check_schema(value)
         except SchemaError as exc:
             raise ValueError(f"schema is not a valid JSON Schema: {exc.message}") from None
         if value.get("type") != "object":
             raise ValueError('schema must describe a JSON object ("type": "object")')
+        try:
+            compile_schema(normalized(value))
+        except UnsupportedSchema as exc:
+            raise ValueError(f"schema is not supported for attributes: {exc}. Supported: {SUPPORTED_SUMMARY}") from None
         return value
 
     @field_validator("history")

@@ -22,6 +22,9 @@ from pydantic_settings import (
     TomlConfigSettingsSource,
 )
 
+from shared.product_schema import DEFAULT_ATTRIBUTES_BUDGET, DEFAULT_PRODUCT_SCHEMA
+from shared.schema_plan import compile_schema
+
 Quantization = Literal["nf4", "int8", "bf16", "fp32"]
 ModelFamily = Literal["auto", "glm4v", "glm4v_legacy", "image_text"]
 
@@ -79,6 +82,10 @@ class Settings(BaseSettings):
     gpu_max_seq_tokens: int = Field(3072, ge=256, le=131072)
     gpu_prefill_tokens: int = Field(8192, ge=256, le=131072)
     gpu_memory_gib: float | None = Field(None, gt=0)
+    # Issue 13: attribute jobs finish inside their token budget.
+    # max_new_tokens of `attributes` jobs that do not set their own; sized with the
+    # default product schema's bounds (shared/product_schema.py).
+    attributes_max_new_tokens: int = Field(DEFAULT_ATTRIBUTES_BUDGET, ge=1, le=4096)
 
     # Images given by URL (`image_url`) are downloaded by the web server at submit time.
     image_url_allow_hosts: Annotated[tuple[str, ...], NoDecode] = ()
@@ -132,6 +139,11 @@ class Settings(BaseSettings):
             raise ValueError("task_hard_time_limit_s must exceed task_soft_time_limit_s")
         if self.webhook_lease_s <= self.webhook_connect_timeout_s + self.webhook_read_timeout_s:
             raise ValueError("webhook_lease_s must exceed webhook_connect_timeout_s + webhook_read_timeout_s")
+        smallest = len(compile_schema(DEFAULT_PRODUCT_SCHEMA).minimal)
+        if self.attributes_max_new_tokens < smallest:
+            raise ValueError(
+                f"attributes_max_new_tokens must be at least {smallest}: the smallest answer of the default schema"
+            )
         if self.environment == "production":
             if not self.auth_enabled:
                 raise ValueError("production refuses to start with auth_enabled=false")

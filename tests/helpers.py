@@ -17,7 +17,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from shared.celery_app import GPU_QUEUE
-from shared.models import Job
+from shared.models import Batch, Job, StoredImage
 from shared.settings import Settings
 
 VLMQ = str(Path(sys.executable).with_name("vlmq"))
@@ -65,3 +65,15 @@ def worker_env(settings: Settings | None = None, **overrides: str) -> dict[str, 
             VLMQ_REDIS_URL=settings.redis_url,
         )
     return env | {"PYTHONUNBUFFERED": "1"} | {f"VLMQ_{k.upper()}": v for k, v in overrides.items()}
+
+
+def batch_rows(sessions: sessionmaker[Session]) -> int:
+    with sessions() as session:
+        return session.scalar(select(func.count()).select_from(Batch)) or 0
+
+
+def assert_nothing_stored(sessions: sessionmaker[Session], broker: redis.Redis) -> None:
+    """No batch, job, image or queued message: what a refused submission must leave."""
+    assert (batch_rows(sessions), job_count(sessions), queued_messages(broker)) == (0, 0, 0)
+    with sessions() as session:
+        assert session.scalar(select(func.count()).select_from(StoredImage)) == 0

@@ -19,10 +19,10 @@ from sqlalchemy.orm import Session, sessionmaker
 from shared.auth import create_api_key
 from shared.celery_app import GPU_QUEUE
 from shared.dispatch import job_id_of_task
-from shared.models import Batch, Job, StoredImage
+from shared.models import Job, StoredImage
 from shared.settings import Settings
 from tests.conftest import image_bytes
-from tests.helpers import data_uri, job_count, queued_messages
+from tests.helpers import assert_nothing_stored, batch_rows, data_uri, job_count, queued_messages
 from web.api import batch_results
 from web.app import create_app
 from worker.context import WorkerContext
@@ -43,19 +43,8 @@ def post_multipart(client: FlaskClient, images: list[bytes], **fields: Any) -> A
     return client.post("/v1/batches", data=data, content_type="multipart/form-data", headers=headers)
 
 
-def batch_rows(sessions: sessionmaker[Session]) -> int:
-    with sessions() as session:
-        return session.scalar(select(func.count()).select_from(Batch)) or 0
-
-
 def queued_job_ids(broker: redis.Redis) -> list[str]:
     return [job_id_of_task(json.loads(raw)["headers"]["id"]) for raw in broker.lrange(GPU_QUEUE, 0, -1)]
-
-
-def assert_nothing_stored(sessions: sessionmaker[Session], broker: redis.Redis) -> None:
-    assert (batch_rows(sessions), job_count(sessions), queued_messages(broker)) == (0, 0, 0)
-    with sessions() as session:
-        assert session.scalar(select(func.count()).select_from(StoredImage)) == 0
 
 
 def test_multipart_batch_queues_one_job_per_image_in_order(

@@ -16,6 +16,7 @@ from PIL import Image
 from sqlalchemy.orm import Session
 
 from shared import jobs
+from shared.attributes_budget import job_budget
 from shared.clock import utcnow
 from shared.job_view import PLACEHOLDER_MODEL_NAME
 from shared.models import Job
@@ -96,7 +97,7 @@ def build_request(session: Session, settings: Settings, job: Job) -> InferenceRe
     """Turn a job row into an engine request; an unreadable image fails the job."""
     params = job.params
     generation = GenerationParams(
-        max_new_tokens=params.get("max_new_tokens", settings.max_new_tokens),
+        max_new_tokens=job_budget(job.task, params, settings),
         temperature=params.get("temperature", settings.temperature),
         top_p=params.get("top_p", settings.top_p),
         repetition_penalty=params.get("repetition_penalty", settings.repetition_penalty),

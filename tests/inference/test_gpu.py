@@ -9,9 +9,9 @@ import jsonschema
 import pytest
 import torch
 
+from shared.product_schema import DEFAULT_PRODUCT_SCHEMA
 from shared.settings import Settings
 from worker.inference import load_engine
-from worker.inference.constrained import DEFAULT_PRODUCT_SCHEMA
 
 pytestmark = [
     pytest.mark.gpu,

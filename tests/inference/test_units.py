@@ -9,7 +9,8 @@ import jsonschema
 import pytest
 from PIL import Image
 
-from worker.inference.constrained import DEFAULT_PRODUCT_SCHEMA, unpack_bitmask
+from shared.product_schema import DEFAULT_PRODUCT_SCHEMA
+from worker.inference.constrained import unpack_bitmask
 from worker.inference.conversation import chat_messages, conversation
 from worker.inference.images import pixel_budget, prepare_image
 from worker.inference.legacy_glm4v import glm4v_9b_pixels, glm4v_9b_segments, segments_to_ids

@@ -19,7 +19,13 @@ from pydantic import ValidationError
 from shared.batch_schemas import BatchCreate, BatchItem
 from shared.schemas import JobCreate
 from shared.settings import Settings
-from web.api.job_input import JobSubmission, decode_data_uri, image_from_reference, json_form_field
+from web.api.job_input import (
+    JobSubmission,
+    check_token_budget,
+    decode_data_uri,
+    image_from_reference,
+    json_form_field,
+)
 from web.errors import ApiError, describe_validation_error
 
 # Form parts besides the images: the shared fields, with room to spare so a few extra
@@ -69,14 +75,14 @@ def read_batch_submission(request: Request, settings: Settings) -> BatchSubmissi
             "too_many_items",
             f"the batch has {count} items; the limit is {settings.max_batch_items} (VLMQ_MAX_BATCH_ITEMS)",
         )
-    specs = [_item_spec(shared, index, item) for index, (item, _) in enumerate(entries)]
+    specs = [_item_spec(shared, index, item, settings) for index, (item, _) in enumerate(entries)]
     images = [_item_image(index, item, image, settings) for index, (item, image) in enumerate(entries)]
     return BatchSubmission(
         shared=shared, items=[JobSubmission(spec, image) for spec, image in zip(specs, images, strict=True)]
     )
 
 
-def _item_spec(shared: BatchCreate, index: int, item: BatchItem | None) -> JobCreate:
+def _item_spec(shared: BatchCreate, index: int, item: BatchItem | None, settings: Settings) -> JobCreate:
     try:
         spec = shared.job_spec(item)
     except ValidationError as exc:
@@ -90,6 +96,10 @@ def _item_spec(shared: BatchCreate, index: int, item: BatchItem | None) -> JobCr
             f"items.{index}: params.parent_job_id is not available in batches: "
             "each item brings its own image; ask follow-up questions with POST /v1/jobs",
         )
+    try:
+        check_token_budget(spec, settings)
+    except ApiError as exc:
+        raise item_error(index, exc) from None
     return spec
 
 

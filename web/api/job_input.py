@@ -15,6 +15,7 @@ from typing import Any
 
 from flask import Request
 
+from shared.attributes_budget import budget_shortfall, job_budget
 from shared.schemas import JobCreate
 from shared.settings import Settings
 from web.errors import ApiError
@@ -34,7 +35,7 @@ class JobSubmission:
 def read_job_submission(request: Request, settings: Settings) -> JobSubmission:
     """Parse the request or raise `ApiError`/`ValidationError` naming the problem."""
     if request.mimetype == "multipart/form-data":
-        return _from_multipart(request)
+        return _from_multipart(request, settings)
     if request.mimetype == "application/json":
         return _from_json(request, settings)
     raise ApiError(
@@ -44,7 +45,17 @@ def read_job_submission(request: Request, settings: Settings) -> JobSubmission:
     )
 
 
-def _from_multipart(request: Request) -> JobSubmission:
+def check_token_budget(spec: JobCreate, settings: Settings) -> None:
+    """Refuse now an `attributes` job whose schema cannot finish within its budget (it would fail later)."""
+    if spec.task != "attributes":
+        return
+    budget = job_budget(spec.task, spec.params.as_stored(), settings)
+    problem = budget_shortfall(spec.params.schema_, budget)
+    if problem is not None:
+        raise ApiError(400, "budget_too_small", problem)
+
+
+def _from_multipart(request: Request, settings: Settings) -> JobSubmission:
     fields: dict[str, Any] = {}
     for name in request.form:
         if name in ("params", "metadata"):
@@ -58,7 +69,9 @@ def _from_multipart(request: Request) -> JobSubmission:
         raise ApiError(
             400, "invalid_request", f"unexpected file fields {sorted(extra_files)}; send the image as 'image'"
         )
-    return JobSubmission(spec=JobCreate.model_validate(fields), image=image)
+    spec = JobCreate.model_validate(fields)
+    check_token_budget(spec, settings)
+    return JobSubmission(spec=spec, image=image)
 
 
 def _from_json(request: Request, settings: Settings) -> JobSubmission:
@@ -69,6 +82,7 @@ def _from_json(request: Request, settings: Settings) -> JobSubmission:
     if image_field is not None and url_field is not None:
         raise ApiError(400, "invalid_request", "give 'image' (a data URI) or 'image_url', not both")
     spec = JobCreate.model_validate(body)  # before any download: a bad request costs no fetch
+    check_token_budget(spec, settings)
     if image_field is not None:
         return JobSubmission(spec=spec, image=decode_data_uri(image_field))
     if url_field is not None:

@@ -56,7 +56,7 @@ class BatchedEngine:
     ) -> InferenceResult:
         prepared = self.base.prepare(request)
         ticket = self.scheduler.submit(
-            Ticket(prepared.inputs, request.generation, prepared.matcher, progress, request.interactive)
+            Ticket(prepared.inputs, request.generation, prepared.matcher, prepared.guard, progress, request.interactive)
         )
         if on_text is None:
             generated = ticket.wait()

@@ -4,7 +4,9 @@ A logits processor masks, at every step, all tokens the schema cannot accept nex
 so sampling (custom processors run before temperature/top-p) only ever picks
 allowed tokens. Whitespace is pinned (`whitespace_flexible: false`): a weak model
 otherwise burns its budget on spaces. `maxLength` bounds characters, not tokens, so
-a cut-off object is detected from the matcher's state and reported, never returned.
+a `BudgetGuard` per answer (`guard()`) steers generation to close the object before
+the budget runs out; without one, a cut-off object is detected from the matcher's
+state and reported, never returned.
 """
 
 from __future__ import annotations
@@ -15,29 +17,18 @@ from typing import Any
 import jsonschema
 from transformers import LogitsProcessor
 
+from shared.product_schema import DEFAULT_PRODUCT_SCHEMA
+from shared.schema_plan import UnsupportedSchema, compile_schema, normalized
+from worker.inference.budget_guard import BudgetGuard, TokenBytes, minimal_cost
 from worker.inference.types import InferenceError, InferenceRequest
-
-DEFAULT_PRODUCT_SCHEMA: dict[str, Any] = {
-    "type": "object",
-    "properties": {
-        "category": {"type": "string", "minLength": 1, "maxLength": 60},
-        "color": {"type": "string", "minLength": 1, "maxLength": 40},
-        "material": {"type": "string", "minLength": 1, "maxLength": 60},
-        "key_features": {
-            "type": "array",
-            "items": {"type": "string", "minLength": 1, "maxLength": 80},
-            "minItems": 1,
-            "maxItems": 5,
-        },
-        "marketing_copy": {"type": "string", "minLength": 1, "maxLength": 200},
-    },
-    "required": ["category", "color", "material", "key_features", "marketing_copy"],
-    "additionalProperties": False,
-}
 
 
 def request_schema(options: dict[str, Any]) -> dict[str, Any]:
-    """The schema a request asks for (its own or the product default), checked as a schema."""
+    """The schema a request asks for (its own or the product default), checked and normalized.
+
+    Normalized as the submit check saw it (`shared.schema_plan.normalized`), so the
+    grammar, the budget guard's plan and the final validation agree.
+    """
     schema = options.get("schema", DEFAULT_PRODUCT_SCHEMA)
     if not isinstance(schema, dict):
         raise InferenceError("invalid_schema", "options.schema must be a JSON object")
@@ -45,7 +36,23 @@ def request_schema(options: dict[str, Any]) -> dict[str, Any]:
         jsonschema.validators.validator_for(schema).check_schema(schema)
     except jsonschema.SchemaError as exc:
         raise InferenceError("invalid_schema", f"not a valid JSON schema: {exc.message}") from exc
+    schema = normalized(schema)
+    try:
+        compile_schema(schema)
+    except UnsupportedSchema as exc:
+        raise InferenceError("invalid_schema", f"schema not supported: {exc}") from exc
     return schema
+
+
+def new_matcher(ll_tokenizer: Any, schema: dict[str, Any]) -> Any:
+    """An llguidance matcher for one answer: compact JSON, no flexible whitespace."""
+    import llguidance
+
+    grammar = llguidance.LLMatcher.grammar_from_json_schema(json.dumps(schema), defaults={"whitespace_flexible": False})
+    matcher = llguidance.LLMatcher(ll_tokenizer, grammar)
+    if matcher.is_error():
+        raise InferenceError("invalid_schema", f"schema not supported: {matcher.get_error()}")
+    return matcher
 
 
 def unpack_bitmask(bitmask: Any, vocab_size: int) -> Any:
@@ -105,16 +112,24 @@ class ConstraintFactory:
         if not getattr(tokenizer, "is_fast", False):  # e.g. GLM-4V-9B's tiktoken-based remote tokenizer
             raise InferenceError("unsupported_task", "schema-constrained output needs a fast (tokenizers) tokenizer")
         self.vocab_size = vocab_size
+        self.end_ids = end_ids
         self.ll_tokenizer = llguidance.hf.from_tokenizer(tokenizer, n_vocab=vocab_size, eos_token=end_ids)
+        self._vocab: TokenBytes | None = None
 
     def matcher(self, schema: dict[str, Any]) -> Any:
         """A fresh llguidance matcher for one request's schema."""
-        import llguidance
+        return new_matcher(self.ll_tokenizer, schema)
 
-        grammar = llguidance.LLMatcher.grammar_from_json_schema(
-            json.dumps(schema), defaults={"whitespace_flexible": False}
-        )
-        matcher = llguidance.LLMatcher(self.ll_tokenizer, grammar)
-        if matcher.is_error():
-            raise InferenceError("invalid_schema", f"schema not supported: {matcher.get_error()}")
-        return matcher
+    def vocab(self) -> TokenBytes:
+        """Every token's bytes, for budget guards (read once, on first use)."""
+        if self._vocab is None:
+            self._vocab = TokenBytes.from_ll_tokenizer(self.ll_tokenizer, self.vocab_size)
+        return self._vocab
+
+    def guard(self, schema: dict[str, Any]) -> BudgetGuard:
+        """A fresh budget guard for one answer to a schema from `request_schema`."""
+        return BudgetGuard(compile_schema(schema), self.vocab(), self.end_ids)
+
+    def minimal_cost(self, schema: dict[str, Any]) -> int:
+        """Tokens of the schema's smallest document (a budget below it cannot be kept)."""
+        return minimal_cost(compile_schema(schema), self.vocab())

@@ -19,6 +19,7 @@ import jsonschema
 from PIL import Image
 
 from worker.inference import redaction
+from worker.inference.budget_guard import BudgetGuard
 from worker.inference.constrained import ConstraintFactory, SchemaMask, constrains, request_schema
 from worker.inference.conversation import conversation
 from worker.inference.generation import generate
@@ -54,6 +55,8 @@ class Prepared:
     inputs: dict[str, Any]
     schema: dict[str, Any] | None
     matcher: Any | None
+    guard: BudgetGuard | None
+    """Closes the JSON in time (used by the batching loop; `generate()` cannot swap a sampled token)."""
 
 
 class HFEngine:
@@ -125,8 +128,17 @@ class HFEngine:
         with self._tokenizer_lock:
             turns = self.turns(request, schema)
             inputs = self.inputs.build(image, turns)
-        matcher = self.constraints().matcher(schema) if schema is not None else None
-        return Prepared(inputs, schema, matcher)
+        if schema is None:
+            return Prepared(inputs, None, None, None)
+        constraints = self.constraints()
+        smallest = constraints.minimal_cost(schema)
+        if request.generation.max_new_tokens < smallest:
+            raise InferenceError(
+                "budget_too_small",
+                f"max_new_tokens={request.generation.max_new_tokens} cannot hold the smallest answer this schema "
+                f"allows ({smallest} tokens)",
+            )
+        return Prepared(inputs, schema, constraints.matcher(schema), constraints.guard(schema))
 
     def finish(self, prepared: Prepared, new_ids: list[int], finish_reason: str, prompt_tokens: int) -> InferenceResult:
         """Everything after generation: decode, clean, validate, redact."""

@@ -21,11 +21,13 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from shared.json_closing import ClosingError
 from worker.inference.batching.kv_slots import KVSlots
 from worker.inference.batching.masks import BatchMasks
 from worker.inference.batching.prefill import Prefilled
 from worker.inference.batching.sampling import Sampler
 from worker.inference.batching.step_runner import EagerSteps
+from worker.inference.budget_guard import BudgetGuard
 from worker.inference.types import GenerationParams, InferenceError, ProgressCallback, StopGeneration
 
 log = logging.getLogger(__name__)
@@ -50,6 +52,7 @@ class Ticket:
     inputs: dict[str, Any]
     params: GenerationParams
     constraint: Any | None = None
+    guard: BudgetGuard | None = None
     progress: ProgressCallback | None = None
     interactive: bool = False
     generated: list[int] = field(default_factory=list)
@@ -284,8 +287,14 @@ class Scheduler:
         return self.sampler.pick(logits, device_slots, active, allowed).tolist()
 
     def _advance(self, row: Row, token: int) -> None:
-        """Record a sampled token; end the row if it is finished."""
+        """Record a sampled token (or the one the budget guard puts in its place); end the row if it is finished."""
         ticket = row.ticket
+        if ticket.guard is not None:
+            try:
+                token = ticket.guard.choose(token, ticket.params.max_new_tokens - len(row.generated))
+            except ClosingError as exc:  # the planner and llguidance disagree: a bug, reported on this job only
+                self._end(row, error=InferenceError("invalid_output", f"the output cannot be closed: {exc}"))
+                return
         row.generated.append(token)
         row.token = token
         self._pending_seen.append((row.slot, token))
