@@ -158,5 +158,6 @@ def test_interactive_requests_are_admitted_before_waiting_bulk(data_dir: Path, g
         urgent = submit("chat", interactive=True)
         for future in [first, *later, urgent]:
             future.result()
-    assert admitted == ["bulk-1", "chat", "bulk-2", "bulk-3"]
+    assert admitted[:2] == ["bulk-1", "chat"]  # the two bulk requests (in either order) waited behind it
+    assert sorted(admitted[2:]) == ["bulk-2", "bulk-3"]
     engine.scheduler.close()
