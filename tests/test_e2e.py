@@ -53,7 +53,7 @@ def test_vlmq_up_serves_a_round_trip_and_stops_cleanly(tmp_path: Path, model_dat
             assert time.monotonic() < deadline, f"job not done within 10 s: {job}"
             time.sleep(0.2)
         assert job["status"] == "succeeded", job
-        assert job["result"]["text"]
+        assert isinstance(job["result"]["text"], str) and job["result"]["usage"]["completion_tokens"] > 0
         assert "noise" in job["warnings"][0]
         page = requests.get(job["urls"]["page"], timeout=5)
         assert page.status_code == 200 and job["id"] in page.text

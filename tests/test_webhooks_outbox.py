@@ -151,7 +151,8 @@ def test_gpu_runner_writes_outbox_rows_and_queues_messages_but_sends_nothing(
     for delivery in (started, completed):
         assert deliver(worker_context, delivery.id, utcnow()) == "delivered"
     first, second = receiver.wait_for(2)
-    assert json.loads(second.body)["data"]["result"]["text"]
+    # Random weights may answer with nothing but special tokens: check the result, not its text.
+    assert json.loads(second.body)["data"]["result"]["usage"]["completion_tokens"] > 0
     assert {first.headers["webhook-id"], second.headers["webhook-id"]} == {started.id, completed.id}
 
 
