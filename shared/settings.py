@@ -87,6 +87,8 @@ class Settings(BaseSettings):
     webhook_read_timeout_s: float = Field(15.0, gt=0, le=120)
     webhook_lease_s: float = Field(120.0, gt=0)
     webhook_max_per_endpoint: int = Field(4, ge=1, le=100)
+    # Issue 8: one tenant's slow endpoints hold at most this many light-worker threads.
+    webhook_max_per_tenant: int = Field(4, ge=1, le=100)
     webhook_poll_interval_s: float = Field(5.0, gt=0)
     webhook_secret_rotation_s: float = Field(24 * 3600, ge=0)
 
