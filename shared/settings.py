@@ -76,6 +76,8 @@ class Settings(BaseSettings):
     # Images given by URL (`image_url`) are downloaded by the web server at submit time.
     image_url_allow_hosts: Annotated[tuple[str, ...], NoDecode] = ()
     image_fetch_timeout_s: float = Field(10.0, gt=0, le=120)
+    # Issue 8: how many `image_url` items of one batch are downloaded at once.
+    image_fetch_concurrency: int = Field(8, ge=1, le=64)
 
     # Webhooks.
     webhook_secret: str | None = Field(None, pattern=r"^whsec_[A-Za-z0-9+/]{16,}={0,2}$")

@@ -9,6 +9,8 @@ that trickles its headers or body cannot hold a web thread past it.
 
 from __future__ import annotations
 
+import threading
+
 import urllib3
 from urllib3.exceptions import HTTPError
 
@@ -20,7 +22,40 @@ from web.errors import ApiError
 CHUNK = 64 * 1024
 
 
-def fetch_image(url: str, settings: Settings) -> bytes:
+class ByteBudget:
+    """Bytes one request may still download, shared by its concurrent downloads.
+
+    A batch of URLs whose images are each under the image limit could still add up to
+    gigabytes in the web process; every downloaded chunk is charged here first.
+    `stop()` makes the other downloads give up at their next chunk.
+    """
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self._left = limit
+        self._stopped = False
+        self._lock = threading.Lock()
+
+    def charge(self, size: int) -> None:
+        with self._lock:
+            if self._stopped:
+                raise ApiError(400, "download_stopped", "another item of this request failed first")
+            self._left -= size
+            if self._left < 0:
+                self._stopped = True
+                raise ApiError(
+                    413,
+                    "batch_too_large",
+                    f"the images of this request add up to more than {self.limit} bytes (VLMQ_MAX_BATCH_BYTES): "
+                    "split it into several batches",
+                )
+
+    def stop(self) -> None:
+        with self._lock:
+            self._stopped = True
+
+
+def fetch_image(url: str, settings: Settings, budget: ByteBudget | None = None) -> bytes:
     """The bytes at `url`, or an `ApiError` saying why they could not be had."""
     try:
         target = check_url(url, AllowList.parse(settings.image_url_allow_hosts), "image", "VLMQ_IMAGE_URL_ALLOW_HOSTS")
@@ -44,7 +79,7 @@ def fetch_image(url: str, settings: Settings) -> bytes:
                         "image_fetch_failed",
                         f"fetching image_url answered HTTP {response.status}; it must answer 200",
                     )
-                body = _read_limited(response, settings.max_image_bytes)
+                body = _read_limited(response, settings.max_image_bytes, budget)
             finally:
                 response.release_conn()
             if deadline.expired:  # a cut socket can look like a short, complete answer
@@ -62,13 +97,15 @@ def _too_slow(timeout: float) -> ApiError:
     return ApiError(400, "image_fetch_failed", f"image_url was not downloaded within {timeout:g} s (the deadline)")
 
 
-def _read_limited(response: urllib3.BaseHTTPResponse, max_bytes: int) -> bytes:
+def _read_limited(response: urllib3.BaseHTTPResponse, max_bytes: int, budget: ByteBudget | None) -> bytes:
     declared = response.headers.get("Content-Length")
     if declared and declared.isdigit() and int(declared) > max_bytes:
         raise ApiError(413, "image_too_large", f"image_url holds {declared} bytes; the limit is {max_bytes} bytes")
     body = bytearray()
     for chunk in response.stream(CHUNK):
         body += chunk
+        if budget is not None:
+            budget.charge(len(chunk))
         if len(body) > max_bytes:
             raise ApiError(413, "image_too_large", f"image_url holds more than {max_bytes} bytes, the limit")
     return bytes(body)

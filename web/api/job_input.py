@@ -18,7 +18,7 @@ from flask import Request
 from shared.schemas import JobCreate
 from shared.settings import Settings
 from web.errors import ApiError
-from web.remote_images import fetch_image
+from web.remote_images import ByteBudget, fetch_image
 
 _DATA_URI = re.compile(
     r"^data:(?P<type>[\w.+-]+/[\w.+-]+)?(?P<params>(;[\w-]+=[\w.-]+)*);base64,(?P<data>.*)$", re.DOTALL
@@ -86,10 +86,10 @@ def json_form_field(name: str, raw: str) -> Any:
         ) from None
 
 
-def image_from_reference(value: Any, settings: Settings) -> bytes:
+def image_from_reference(value: Any, settings: Settings, budget: ByteBudget | None = None) -> bytes:
     """Bytes of an image given as a data URI or a URL (downloaded now; only http(s) passes the guard)."""
     if isinstance(value, str) and "://" in value.split(",", 1)[0]:
-        return fetch_image(value, settings)
+        return fetch_image(value, settings, budget)
     return decode_data_uri(value)
 
 
