@@ -13,6 +13,7 @@ from jsonschema import Draft202012Validator
 from jsonschema.exceptions import SchemaError
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from shared import safe_json
 from shared.webhooks.outbox import WebhookEventFilter
 
 TASKS: tuple[str, ...] = ("describe", "ocr", "attributes", "copy", "ask")
@@ -104,6 +105,13 @@ class SubmissionFields(BaseModel):
     webhook_events: list[WebhookEventFilter] | None = Field(None, min_length=1)
 
     _check_metadata = field_validator("metadata")(check_metadata_size)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _storable(cls, data: Any) -> Any:
+        """Form fields skip the JSON body checks: NUL, lone surrogates and NaN are refused here too."""
+        safe_json.check(data)
+        return data
 
     @field_validator("webhook_events", mode="before")
     @classmethod

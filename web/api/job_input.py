@@ -15,6 +15,7 @@ from typing import Any
 
 from flask import Request
 
+from shared import safe_json
 from shared.schemas import JobCreate
 from shared.settings import Settings
 from web.errors import ApiError
@@ -79,11 +80,13 @@ def _from_json(request: Request, settings: Settings) -> JobSubmission:
 def json_form_field(name: str, raw: str) -> Any:
     """A form field that carries JSON (`params`, `metadata`), or a 400 saying where it breaks."""
     try:
-        return json.loads(raw)
+        return safe_json.loads(raw)
     except json.JSONDecodeError as exc:
         raise ApiError(
             400, "invalid_json", f"form field '{name}' must be JSON: {exc.msg} at position {exc.pos}"
         ) from None
+    except safe_json.UnsafeJson as exc:
+        raise ApiError(400, "invalid_json", f"form field '{name}': {exc}") from None
 
 
 def image_from_reference(value: Any, settings: Settings, budget: ByteBudget | None = None) -> bytes:
