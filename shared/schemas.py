@@ -14,6 +14,7 @@ from jsonschema.exceptions import SchemaError
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from shared import safe_json
+from shared.schema_limits import check_schema_cost
 from shared.webhooks.outbox import WebhookEventFilter
 
 TASKS: tuple[str, ...] = ("describe", "ocr", "attributes", "copy", "ask")
@@ -64,6 +65,7 @@ class JobParams(BaseModel):
             raise ValueError(f"schema is not a valid JSON Schema: {exc.message}") from None
         if value.get("type") != "object":
             raise ValueError('schema must describe a JSON object ("type": "object")')
+        check_schema_cost(value)  # a SchemaTooCostly is a ValueError: a 400 naming the rule
         return value
 
     @field_validator("history")
