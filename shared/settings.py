@@ -49,6 +49,8 @@ class Settings(BaseSettings):
     max_batch_items: int = Field(500, ge=1, le=10_000)
     # The whole `POST /v1/batches` body (other routes are sized for one image).
     max_batch_bytes: int = Field(100 * 1024 * 1024, gt=0)
+    # Issue 8: an `ask` question plus its earlier turns (the prompt-size estimate, ~1 token per character).
+    max_conversation_chars: int = Field(24_000, ge=1000, le=500_000)
 
     # Job execution.
     max_attempts: int = Field(3, ge=1, le=20)

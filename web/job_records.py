@@ -13,6 +13,7 @@ from shared.schemas import JobCreate
 from shared.settings import Settings
 from shared.states import JobStatus
 from shared.storage import store_image
+from web.conversation_bounds import check_conversation
 from web.errors import ApiError
 
 
@@ -40,20 +41,10 @@ def insert_job(
     enqueues.
     """
     parent_id = spec.params.parent_job_id
-    if parent_id is not None:
-        if image is not None:
-            raise ApiError(
-                400,
-                "invalid_request",
-                "a follow-up question (params.parent_job_id) reuses its parent's image: omit 'image'",
-            )
-        parent = load_job(session, tenant_id, parent_id)
-        if parent.task != "ask" or parent.status != JobStatus.SUCCEEDED:
-            raise ApiError(
-                409,
-                "invalid_parent_job",
-                f"job {parent_id} is not a succeeded 'ask' job (task {parent.task}, status {parent.status})",
-            )
+    parent = _parent_job(session, tenant_id, parent_id, image) if parent_id is not None else None
+    if spec.task == "ask":
+        check_conversation(session, settings, spec, parent)
+    if parent is not None:
         image_id = parent.image_id
     elif image is None:
         raise ApiError(
@@ -87,3 +78,21 @@ def insert_job(
     session.add(job)
     session.flush()
     return job
+
+
+def _parent_job(session: Session, tenant_id: str, parent_id: str, image: bytes | None) -> Job:
+    """The succeeded `ask` job a follow-up question continues."""
+    if image is not None:
+        raise ApiError(
+            400,
+            "invalid_request",
+            "a follow-up question (params.parent_job_id) reuses its parent's image: omit 'image'",
+        )
+    parent = load_job(session, tenant_id, parent_id)
+    if parent.task != "ask" or parent.status != JobStatus.SUCCEEDED:
+        raise ApiError(
+            409,
+            "invalid_parent_job",
+            f"job {parent_id} is not a succeeded 'ask' job (task {parent.task}, status {parent.status})",
+        )
+    return parent
