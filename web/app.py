@@ -13,6 +13,7 @@ from web.api import batches, chat, deliveries, jobs
 from web.errors import register_error_handlers
 from web.json_provider import SafeJSONProvider
 from web.request_guard import register_request_guard
+from web.security_headers import register_security_headers
 from web.state import AppState
 
 # Base64 in a JSON body is 4/3 the image size; leave room for the other fields.
@@ -36,6 +37,7 @@ def create_app(settings: Settings | None = None) -> Flask:
     )
     register_error_handlers(app)
     register_request_guard(app)
+    register_security_headers(app)
     app.register_blueprint(health.bp)
     app.register_blueprint(metrics.bp)
     app.register_blueprint(openapi.bp)

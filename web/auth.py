@@ -1,6 +1,7 @@
 """Which tenant a request acts for.
 
-With auth on, a bearer key is required. With auth off (the embedded default) every
+With auth on, a bearer key is required; the HTML pages may carry it in their cookie
+instead (`web.page_session`), the API never. With auth off (the embedded default) every
 request acts for the default tenant and any key sent is ignored, so clients that
 always send one (the OpenAI SDKs) work unchanged.
 """
@@ -11,9 +12,10 @@ from flask import request
 
 from shared.auth import DEFAULT_TENANT_ID, tenant_for_key
 from web.errors import ApiError
+from web.page_session import cookie_key
 from web.state import app_state
 
-KEY_COOKIE = "vlmq_api_key"
+PAGES_BLUEPRINT = "pages"
 
 
 def current_tenant() -> str:
@@ -40,4 +42,4 @@ def _presented_key() -> str | None:
         if scheme.lower() != "bearer" or not token.strip():
             raise ApiError(401, "unauthorized", "the Authorization header must be 'Bearer <api key>'")
         return token.strip()
-    return request.cookies.get(KEY_COOKIE)
+    return cookie_key() if request.blueprint == PAGES_BLUEPRINT else None
