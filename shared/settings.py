@@ -42,6 +42,8 @@ class Settings(BaseSettings):
     # HTTP API.
     public_url: str | None = None
     auth_enabled: bool = False
+    # Issue 8: the bearer token a Prometheus scraper sends for whole-service metrics.
+    metrics_token: str | None = Field(None, min_length=16)
     max_image_bytes: int = Field(10 * 1024 * 1024, gt=0)
     max_image_pixels: int = Field(40_000_000, gt=0)
     max_wait_s: float = Field(60.0, ge=0)
