@@ -13,6 +13,7 @@ import os
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
+import limits
 from pydantic import Field, field_validator, model_validator
 from pydantic_settings import (
     BaseSettings,
@@ -53,6 +54,11 @@ class Settings(BaseSettings):
     max_batch_bytes: int = Field(100 * 1024 * 1024, gt=0)
     # Issue 8: an `ask` question plus its earlier turns (the prompt-size estimate, ~1 token per character).
     max_conversation_chars: int = Field(24_000, ge=1000, le=500_000)
+    # Issue 8: per-tenant request rate over all /v1 routes (limits syntax, e.g. "20/second;600/minute"),
+    # and quotas on what a tenant may have waiting or running.
+    rate_limit: str = "20/second;600/minute"
+    max_queued_jobs_per_tenant: int = Field(2000, ge=1)
+    max_queued_image_bytes_per_tenant: int = Field(512 * 1024 * 1024, ge=1024)
 
     # Job execution.
     max_attempts: int = Field(3, ge=1, le=20)
@@ -107,6 +113,13 @@ class Settings(BaseSettings):
             if "/" in entry:
                 ipaddress.ip_network(entry, strict=False)  # a typo in a network must not silently allow nothing
         return entries
+
+    @field_validator("rate_limit")
+    @classmethod
+    def _parse_rate_limit(cls, value: str) -> str:
+        """A typo must stop start-up, not silently disable the limit."""
+        limits.parse_many(value)
+        return value
 
     @classmethod
     def settings_customise_sources(

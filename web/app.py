@@ -12,6 +12,7 @@ from web import health, metrics, openapi, pages
 from web.api import batches, chat, deliveries, jobs
 from web.errors import register_error_handlers
 from web.json_provider import SafeJSONProvider
+from web.rate_limits import init_rate_limits
 from web.request_guard import register_request_guard
 from web.security_headers import register_security_headers
 from web.state import AppState
@@ -38,6 +39,7 @@ def create_app(settings: Settings | None = None) -> Flask:
     register_error_handlers(app)
     register_request_guard(app)
     register_security_headers(app)
+    init_rate_limits(app, settings)
     app.register_blueprint(health.bp)
     app.register_blueprint(metrics.bp)
     app.register_blueprint(openapi.bp)

@@ -8,7 +8,7 @@ always send one (the OpenAI SDKs) work unchanged.
 
 from __future__ import annotations
 
-from flask import request
+from flask import g, request
 
 from shared.auth import DEFAULT_TENANT_ID, tenant_for_key
 from web.errors import ApiError
@@ -19,7 +19,13 @@ PAGES_BLUEPRINT = "pages"
 
 
 def current_tenant() -> str:
-    """The tenant id for this request, or a 401 `ApiError`."""
+    """The tenant id for this request, or a 401 `ApiError`; looked up once per request."""
+    if "vlmq_tenant" not in g:
+        g.vlmq_tenant = _find_tenant()
+    return str(g.vlmq_tenant)
+
+
+def _find_tenant() -> str:
     state = app_state()
     if not state.settings.auth_enabled:
         return DEFAULT_TENANT_ID

@@ -22,6 +22,7 @@ from web.api.waiting import requested_wait_s, wait_until_finished
 from web.auth import current_tenant
 from web.errors import ApiError
 from web.job_records import insert_job, load_job
+from web.quotas import check_queue_quota
 from web.state import app_state
 from web.urls import base_url
 from web.webhook_input import check_job_webhook
@@ -46,6 +47,7 @@ def create_job() -> tuple[Response, int, dict[str, str]]:
     check_job_webhook(submission.spec, tenant_id)
     try:
         with state.sessions.begin() as session:
+            check_queue_quota(session, state.settings, tenant_id, 1, len(submission.image or b""))
             job = insert_job(session, state.settings, tenant_id, submission.spec, submission.image, key)
     except IntegrityError:
         # Two requests with one Idempotency-Key raced; the other one won.
