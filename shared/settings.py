@@ -68,6 +68,10 @@ class Settings(BaseSettings):
     heartbeat_timeout_s: float = Field(60.0, gt=0)
     requeue_after_s: float = Field(30.0, ge=0)
     sweep_interval_s: float = Field(15.0, gt=0)
+    # Issue 8: retention, enforced by the sweeper. Follow-up questions need their image, so they
+    # work within the image retention.
+    image_retention_s: float = Field(24 * 3600, ge=0)
+    result_retention_s: float = Field(30 * 24 * 3600, ge=0)
 
     # Inference.
     model: str | None = None

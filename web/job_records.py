@@ -8,7 +8,7 @@ from shared.clock import utcnow
 from shared.ids import new_id
 from shared.images import ImageRejected, check_image
 from shared.job_view import PLACEHOLDER_MODEL_NAME
-from shared.models import Job
+from shared.models import Job, StoredImage
 from shared.schemas import JobCreate
 from shared.settings import Settings
 from shared.states import JobStatus
@@ -94,5 +94,12 @@ def _parent_job(session: Session, tenant_id: str, parent_id: str, image: bytes |
             409,
             "invalid_parent_job",
             f"job {parent_id} is not a succeeded 'ask' job (task {parent.task}, status {parent.status})",
+        )
+    image = session.get(StoredImage, parent.image_id)
+    if image is None or image.purged_at is not None:
+        raise ApiError(
+            409,
+            "image_deleted",
+            f"the image of job {parent_id} was deleted after VLMQ_IMAGE_RETENTION_S; ask again with the image",
         )
     return parent

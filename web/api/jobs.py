@@ -13,6 +13,7 @@ from shared.dispatch import enqueue_job
 from shared.job_view import job_to_dict
 from shared.jobs import cancel
 from shared.models import Job
+from shared.retention import delete_job
 from shared.states import JobStatus
 from shared.webhooks.dispatch import enqueue_job_deliveries
 from web.api.idempotency import REPLAYED, idempotency_key
@@ -118,3 +119,22 @@ def cancel_job(job_id: str) -> tuple[Response, int, dict[str, str]]:
     enqueue_job_deliveries(state.celery, state.sessions, job_id)
     with state.sessions() as session:
         return _job_response(session.get(Job, job_id), 200)
+
+
+@bp.delete("/v1/jobs/<job_id>")
+def delete_job_route(job_id: str) -> tuple[str, int]:
+    """Delete a finished job and its data now: result, webhook deliveries, and its image if no other job uses it."""
+    tenant_id = current_tenant()
+    with app_state().sessions.begin() as session:
+        job = load_job(session, tenant_id, job_id)
+        if not JobStatus(job.status).is_terminal():
+            raise ApiError(409, "job_not_finished", f"job {job_id} is {job.status}: cancel it first, then delete it")
+        if job.batch_id is not None:
+            raise ApiError(
+                409,
+                "job_in_batch",
+                f"job {job_id} belongs to batch {job.batch_id}, whose results list every job; "
+                "its data goes with the retention periods",
+            )
+        delete_job(session, job)
+    return "", 204
