@@ -1,7 +1,7 @@
 """Per-tenant request rate limits, counted in Redis so every web process agrees.
 
 Flask-Limiter keeps one moving window per tenant (`VLMQ_RATE_LIMIT`) for all `/v1`
-routes together; a request over it gets 429 `rate_limited` with `Retry-After`. If Redis
+routes and the pages' upload together; a request over it gets 429 `rate_limited` with `Retry-After`. If Redis
 is unreachable the limit is skipped rather than the API refused (the broker being down
 already fails submissions on their own).
 """
@@ -15,6 +15,7 @@ from shared.settings import Settings
 from web.auth import current_tenant
 
 API_PREFIX = "/v1/"
+UPLOAD_PAGE = "/upload"  # the upload form's route makes jobs like the API
 
 
 def init_rate_limits(app: Flask, settings: Settings) -> Limiter:
@@ -32,7 +33,7 @@ def init_rate_limits(app: Flask, settings: Settings) -> Limiter:
 
     @limiter.request_filter
     def _not_api() -> bool:
-        """Pages, health checks and metrics are not counted."""
-        return not request.path.startswith(API_PREFIX)
+        """Pages (but their upload), health checks and metrics are not counted."""
+        return not (request.path.startswith(API_PREFIX) or request.path == UPLOAD_PAGE)
 
     return limiter
