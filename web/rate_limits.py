@@ -8,11 +8,12 @@ already fails submissions on their own).
 
 from __future__ import annotations
 
-from flask import Flask, request
-from flask_limiter import Limiter
+from flask import Flask, Response, request
+from flask_limiter import Limiter, RateLimitExceeded
 
 from shared.settings import Settings
 from web.auth import current_tenant
+from web.errors import error_response
 
 API_PREFIX = "/v1/"
 UPLOAD_PAGE = "/upload"  # the upload form's route makes jobs like the API
@@ -35,5 +36,14 @@ def init_rate_limits(app: Flask, settings: Settings) -> Limiter:
     def _not_api() -> bool:
         """Pages (but their upload), health checks and metrics are not counted."""
         return not (request.path.startswith(API_PREFIX) or request.path == UPLOAD_PAGE)
+
+    @app.errorhandler(RateLimitExceeded)
+    def _too_many(exc: RateLimitExceeded) -> tuple[Response, int]:
+        return error_response(
+            429,
+            "too_many_requests",
+            f"this tenant sent more than {exc.limit.limit} requests (VLMQ_RATE_LIMIT); retry after the "
+            "Retry-After header's seconds",
+        )
 
     return limiter
