@@ -92,6 +92,8 @@ class StoredImage(Base):
     size_bytes: Mapped[int] = mapped_column(Integer)
     data: Mapped[bytes] = mapped_column(LargeBinary)
     created_at: Mapped[datetime]
+    # Set when retention emptied `data` (the row stays: jobs keep pointing at it).
+    purged_at: Mapped[datetime | None]
 
 
 class Job(Base):
@@ -104,6 +106,9 @@ class Job(Base):
         Index("ix_jobs_status_enqueued_at", "status", "enqueued_at"),
         Index("ix_jobs_batch_id_batch_index", "batch_id", "batch_index"),
         Index("ix_jobs_batch_id_status", "batch_id", "status"),
+        Index("ix_jobs_tenant_id_status", "tenant_id", "status"),
+        Index("ix_jobs_status_completed_at", "status", "completed_at"),
+        Index("ix_jobs_image_id", "image_id"),
     )
 
     id: Mapped[str] = mapped_column(String(40), primary_key=True)
@@ -137,6 +142,8 @@ class Job(Base):
     started_at: Mapped[datetime | None]
     heartbeat_at: Mapped[datetime | None]
     completed_at: Mapped[datetime | None]
+    # Set when retention removed the result.
+    purged_at: Mapped[datetime | None]
 
     @property
     def job_status(self) -> JobStatus:

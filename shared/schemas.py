@@ -13,14 +13,9 @@ from jsonschema import Draft202012Validator
 from jsonschema.exceptions import SchemaError
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from shared.schema_plan import (
-    MAX_SCHEMA_DEPTH,
-    SUPPORTED_SUMMARY,
-    UnsupportedSchema,
-    compile_schema,
-    nesting_depth,
-    normalized,
-)
+from shared import safe_json
+from shared.schema_limits import check_schema_cost
+from shared.schema_plan import SUPPORTED_SUMMARY, UnsupportedSchema, compile_schema, normalized
 from shared.webhooks.outbox import WebhookEventFilter
 
 TASKS: tuple[str, ...] = ("describe", "ocr", "attributes", "copy", "ask")
@@ -65,8 +60,7 @@ class JobParams(BaseModel):
             return None
         if len(json.dumps(value)) > MAX_SCHEMA_BYTES:
             raise ValueError(f"schema must be at most {MAX_SCHEMA_BYTES} bytes of JSON")
-        if nesting_depth(value) > MAX_SCHEMA_DEPTH:
-            raise ValueError(f"schema must nest at most {MAX_SCHEMA_DEPTH} levels of JSON objects and arrays")
+        check_schema_cost(value)  # depth and pattern cost first: a SchemaTooCostly is a ValueError, a 400
         try:
             Draft202012Validator.check_schema(value)
         except SchemaError as exc:
@@ -118,6 +112,13 @@ class SubmissionFields(BaseModel):
     webhook_events: list[WebhookEventFilter] | None = Field(None, min_length=1)
 
     _check_metadata = field_validator("metadata")(check_metadata_size)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _storable(cls, data: Any) -> Any:
+        """Form fields skip the JSON body checks: NUL, lone surrogates and NaN are refused here too."""
+        safe_json.check(data)
+        return data
 
     @field_validator("webhook_events", mode="before")
     @classmethod

@@ -13,6 +13,7 @@ import os
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
+import limits
 from pydantic import Field, field_validator, model_validator
 from pydantic_settings import (
     BaseSettings,
@@ -45,6 +46,8 @@ class Settings(BaseSettings):
     # HTTP API.
     public_url: str | None = None
     auth_enabled: bool = False
+    # Issue 8: the bearer token a Prometheus scraper sends for whole-service metrics.
+    metrics_token: str | None = Field(None, min_length=16)
     max_image_bytes: int = Field(10 * 1024 * 1024, gt=0)
     max_image_pixels: int = Field(40_000_000, gt=0)
     max_wait_s: float = Field(60.0, ge=0)
@@ -52,6 +55,13 @@ class Settings(BaseSettings):
     max_batch_items: int = Field(500, ge=1, le=10_000)
     # The whole `POST /v1/batches` body (other routes are sized for one image).
     max_batch_bytes: int = Field(100 * 1024 * 1024, gt=0)
+    # Issue 8: an `ask` question plus its earlier turns (the prompt-size estimate, ~1 token per character).
+    max_conversation_chars: int = Field(24_000, ge=1000, le=500_000)
+    # Issue 8: per-tenant request rate over all /v1 routes (limits syntax, e.g. "20/second;600/minute"),
+    # and quotas on what a tenant may have waiting or running.
+    rate_limit: str = "20/second;600/minute"
+    max_queued_jobs_per_tenant: int = Field(2000, ge=1)
+    max_queued_image_bytes_per_tenant: int = Field(512 * 1024 * 1024, ge=1024)
 
     # Job execution.
     max_attempts: int = Field(3, ge=1, le=20)
@@ -61,6 +71,10 @@ class Settings(BaseSettings):
     heartbeat_timeout_s: float = Field(60.0, gt=0)
     requeue_after_s: float = Field(30.0, ge=0)
     sweep_interval_s: float = Field(15.0, gt=0)
+    # Issue 8: retention, enforced by the sweeper. Follow-up questions need their image, so they
+    # work within the image retention.
+    image_retention_s: float = Field(24 * 3600, ge=0)
+    result_retention_s: float = Field(30 * 24 * 3600, ge=0)
 
     # Inference.
     model: str | None = None
@@ -90,6 +104,8 @@ class Settings(BaseSettings):
     # Images given by URL (`image_url`) are downloaded by the web server at submit time.
     image_url_allow_hosts: Annotated[tuple[str, ...], NoDecode] = ()
     image_fetch_timeout_s: float = Field(10.0, gt=0, le=120)
+    # Issue 8: how many `image_url` items of one batch are downloaded at once.
+    image_fetch_concurrency: int = Field(8, ge=1, le=64)
 
     # Webhooks.
     webhook_secret: str | None = Field(None, pattern=r"^whsec_[A-Za-z0-9+/]{16,}={0,2}$")
@@ -101,6 +117,8 @@ class Settings(BaseSettings):
     webhook_read_timeout_s: float = Field(15.0, gt=0, le=120)
     webhook_lease_s: float = Field(120.0, gt=0)
     webhook_max_per_endpoint: int = Field(4, ge=1, le=100)
+    # Issue 8: one tenant's slow endpoints hold at most this many light-worker threads.
+    webhook_max_per_tenant: int = Field(4, ge=1, le=100)
     webhook_poll_interval_s: float = Field(5.0, gt=0)
     webhook_secret_rotation_s: float = Field(24 * 3600, ge=0)
 
@@ -113,6 +131,13 @@ class Settings(BaseSettings):
             if "/" in entry:
                 ipaddress.ip_network(entry, strict=False)  # a typo in a network must not silently allow nothing
         return entries
+
+    @field_validator("rate_limit")
+    @classmethod
+    def _parse_rate_limit(cls, value: str) -> str:
+        """A typo must stop start-up, not silently disable the limit."""
+        limits.parse_many(value)
+        return value
 
     @classmethod
     def settings_customise_sources(

@@ -19,6 +19,9 @@ def store_image(session: Session, tenant_id: str, image: CheckedImage) -> Stored
     insert fails on the unique key inside a savepoint and it uses the winner's row.
     """
     if (existing := _find(session, tenant_id, image.sha256)) is not None:
+        if existing.purged_at is not None:  # retention emptied it; the same photo came again
+            existing.data, existing.purged_at = image.data, None
+            session.flush()
         return existing
     row = StoredImage(
         id=new_id("img"),
@@ -49,6 +52,6 @@ def _find(session: Session, tenant_id: str, sha256: str) -> StoredImage | None:
 def load_image_bytes(session: Session, image_id: str) -> bytes:
     """The stored bytes of one image."""
     data = session.scalar(select(StoredImage.data).where(StoredImage.id == image_id))
-    if data is None:
-        raise LookupError(f"image {image_id} is missing")
+    if not data:
+        raise LookupError(f"image {image_id} is missing or was deleted by retention")
     return data

@@ -54,7 +54,7 @@ REFUSALS: dict[str, tuple[dict[str, Any], str, list[str]]] = {
         "invalid_request",
         ["params.schema.properties.v: needs a single 'type'"],
     ),
-    "nested too deeply": ({"schema": deep_schema(500)}, "invalid_request", ["at most 32 levels"]),
+    "nested too deeply": ({"schema": deep_schema(22)}, "invalid_request", ["nested more than"]),
     "smallest answer over the requested budget": (
         {"schema": LONG_MINIMUM, "max_new_tokens": 200},
         "budget_too_small",

@@ -22,6 +22,7 @@ from web.app import create_app
 
 PHOTO = image_bytes(size=(80, 60), color="orange")
 LIMIT = 50_000
+TRICKLE_BYTES = 100  # 5 s of header bytes, well past the 1 s deadline
 
 
 class _ImageHost(BaseHTTPRequestHandler):
@@ -46,8 +47,22 @@ class _ImageHost(BaseHTTPRequestHandler):
         elif self.path == "/slow":
             time.sleep(3)
             self._send(200, PHOTO)
+        elif self.path == "/trickle-headers":
+            self.wfile.write(b"HTTP/1.1 200 OK\r\nX-Pad: ")
+            self._trickle(b"x" * TRICKLE_BYTES)
+            self.wfile.write(f"\r\nContent-Length: {len(PHOTO)}\r\n\r\n".encode() + PHOTO)
+        elif self.path == "/trickle-body":
+            self.wfile.write(f"HTTP/1.1 200 OK\r\nContent-Length: {len(PHOTO)}\r\n\r\n".encode())
+            self._trickle(PHOTO)
         else:
             self._send(404, b"no such image")
+
+    def _trickle(self, data: bytes) -> None:
+        """One byte every 50 ms: every read is quick, the whole takes seconds."""
+        for index in range(len(data)):
+            self.wfile.write(data[index : index + 1])
+            self.wfile.flush()
+            time.sleep(0.05)
 
     def _send(self, status: int, body: bytes) -> None:
         self.send_response(status)
@@ -97,7 +112,9 @@ FAILURES = {
     "redirect": ("/moved", 400, "image_fetch_failed", "HTTP 302"),
     "declared too large": ("/declared-huge", 413, "image_too_large", str(LIMIT)),
     "endless body": ("/endless", 413, "image_too_large", str(LIMIT)),
-    "too slow": ("/slow", 400, "image_fetch_failed", "ReadTimeoutError"),
+    "too slow": ("/slow", 400, "image_fetch_failed", "within 1 s"),
+    "trickled headers": ("/trickle-headers", 400, "image_fetch_failed", "within 1 s"),
+    "trickled body": ("/trickle-body", 400, "image_fetch_failed", "within 1 s"),
 }
 
 

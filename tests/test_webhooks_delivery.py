@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import threading
 from datetime import datetime, timedelta
 
 import pytest
@@ -13,13 +14,16 @@ from sqlalchemy.orm import Session, sessionmaker
 from standardwebhooks import Webhook
 
 from shared import jobs, ssrf
+from shared.auth import create_api_key
 from shared.celery_app import WEBHOOK_QUEUE
 from shared.clock import utcnow
 from shared.models import WebhookAttempt, WebhookDelivery
+from shared.schemas import JobCreate
 from shared.settings import Settings
 from shared.webhooks.tenant_secrets import current_secret
 from tests.helpers import submit
-from tests.webhook_receiver import HANG, HUGE, RESET, Answer, Receiver
+from tests.webhook_receiver import HANG, HUGE, RESET, TRICKLE, Answer, Receiver
+from web.job_records import insert_job
 from worker import endpoint_slots
 from worker.context import WorkerContext
 from worker.webhook_delivery import deliver
@@ -241,3 +245,47 @@ def test_endpoint_slots_expire_and_release(broker: redis.Redis) -> None:
     assert not endpoint_slots.acquire(broker, key, "d", 2, 1059.0, 60)
     assert endpoint_slots.acquire(broker, key, "d", 2, 1061.0, 60), "b's slot expired with its lease"
     assert broker.ttl(key) > 0
+
+
+def test_a_receiver_trickling_its_headers_is_cut_at_the_attempt_deadline(
+    client: FlaskClient, webhook_context: WorkerContext, receiver: Receiver, png: bytes
+) -> None:
+    """Every byte comes within the read timeout; only the whole-attempt deadline (1 + 0.5 s) stops it."""
+    receiver.expect(TRICKLE)
+    delivery = finished_job_delivery(client, webhook_context.sessions, png, receiver.url)
+    assert deliver(webhook_context, delivery.id, delivery.created_at) == "retrying"
+    (attempt,) = attempts(webhook_context.sessions, delivery.id)
+    assert attempt.status_code is None
+    assert attempt.error.startswith("timed out") and "within 1.5 s" in attempt.error
+
+
+def tenant_delivery(sessions: sessionmaker[Session], settings: Settings, png: bytes, tenant: str, url: str) -> str:
+    """A finished job of another tenant reporting to `url`; returns its delivery id."""
+    with sessions.begin() as session:
+        create_api_key(session, tenant)
+        job = insert_job(session, settings, tenant, JobCreate(task="describe", webhook=url), png)
+        assert jobs.cancel(session, job.id, utcnow())
+        return session.scalars(select(WebhookDelivery.id).where(WebhookDelivery.job_id == job.id)).one()
+
+
+def test_one_tenants_slow_endpoint_cannot_take_the_threads_of_others(
+    client: FlaskClient, webhook_context: WorkerContext, receiver: Receiver, png: bytes
+) -> None:
+    webhook_context.settings = webhook_context.settings.model_copy(update={"webhook_max_per_tenant": 1})
+    receiver.expect(TRICKLE)
+    slow = finished_job_delivery(client, webhook_context.sessions, png, receiver.url)
+    outcomes: list[str] = []
+    sender = threading.Thread(target=lambda: outcomes.append(deliver(webhook_context, slow.id, slow.created_at)))
+    sender.start()
+    receiver.wait_for(1)
+    with Receiver() as other_endpoint, Receiver() as other_tenant:
+        # The same tenant's second endpoint waits for the tenant's slot...
+        second = finished_job_delivery(client, webhook_context.sessions, png, other_endpoint.url)
+        assert deliver(webhook_context, second.id, second.created_at) == "busy"
+        assert other_endpoint.requests == []
+        # ...while another tenant is served at once.
+        other = tenant_delivery(webhook_context.sessions, webhook_context.settings, png, "shop-b", other_tenant.url)
+        assert deliver(webhook_context, other, utcnow()) == "delivered"
+        assert len(other_tenant.requests) == 1
+    sender.join()
+    assert outcomes == ["retrying"]

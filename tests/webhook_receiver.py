@@ -1,7 +1,8 @@
 """A real HTTP webhook receiver on 127.0.0.1 whose answers the test scripts.
 
 Each request takes the next scripted behaviour (then `default`): answer a status
-(with headers), hang until the test ends, reset the connection, or stream a huge body.
+(with headers), hang until the test ends, reset the connection, stream a huge body,
+or trickle its header lines a byte at a time.
 """
 
 from __future__ import annotations
@@ -9,6 +10,7 @@ from __future__ import annotations
 import socket
 import struct
 import threading
+import time
 from collections import deque
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -25,6 +27,8 @@ class Answer:
 HANG = "hang"
 RESET = "reset"
 HUGE = "huge"
+TRICKLE = "trickle"
+TRICKLE_BYTES = 100  # one every 100 ms: each read is quick, the whole answer takes 10 s
 Behaviour = Answer | str
 
 
@@ -103,6 +107,8 @@ class Receiver:
                     self.close_connection = True
                 elif behaviour == HUGE:
                     self._stream_huge_body()
+                elif behaviour == TRICKLE:
+                    self._trickle_headers()
                 else:
                     assert isinstance(behaviour, Answer)
                     self.send_response(behaviour.status)
@@ -123,6 +129,18 @@ class Receiver:
                         receiver.huge_bytes_sent += len(chunk)
                 except OSError:
                     pass  # the sender hung up after reading what it wanted
+                self.close_connection = True
+
+            def _trickle_headers(self) -> None:
+                try:
+                    self.wfile.write(b"HTTP/1.1 200 OK\r\nX-Pad: ")
+                    for _ in range(TRICKLE_BYTES):
+                        self.wfile.write(b"x")
+                        self.wfile.flush()
+                        time.sleep(0.1)
+                    self.wfile.write(b"\r\nContent-Length: 2\r\n\r\nok")
+                except OSError:
+                    pass  # the sender gave up, as it should
                 self.close_connection = True
 
             def log_message(self, format: str, *args: object) -> None:

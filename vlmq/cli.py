@@ -8,6 +8,9 @@ import os
 import sys
 from pathlib import Path
 
+from pydantic import ValidationError
+
+from shared.secret_text import settings_error_text
 from shared.settings import Settings
 
 
@@ -85,7 +88,10 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     try:
         settings = Settings()
-    except ValueError as exc:
+    except ValidationError as exc:
+        print(f"vlmq: invalid settings: {settings_error_text(exc)}", file=sys.stderr)
+        return 2
+    except ValueError as exc:  # the config file is missing
         print(f"vlmq: invalid settings: {exc}", file=sys.stderr)
         return 2
     return _run_with_settings(args, settings)

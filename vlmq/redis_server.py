@@ -1,7 +1,12 @@
-"""A private Redis server for the embedded default (`vlmq up`)."""
+"""A private Redis server for the embedded default (`vlmq up`), with a password.
+
+The password goes in a config file only its owner can read, not on the command line
+(where `ps` shows it to every local user).
+"""
 
 from __future__ import annotations
 
+import os
 import shutil
 import socket
 import subprocess
@@ -20,15 +25,24 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-def start_redis(data_dir: Path, port: int, env: dict[str, str]) -> subprocess.Popen[bytes]:
-    """Start redis-server on 127.0.0.1:`port`, persisting to `data_dir` (AOF)."""
+def redis_url(port: int, password: str) -> str:
+    return f"redis://:{password}@127.0.0.1:{port}/0"
+
+
+def start_redis(data_dir: Path, port: int, password: str, env: dict[str, str]) -> subprocess.Popen[bytes]:
+    """Start redis-server on 127.0.0.1:`port` requiring `password`, persisting to `data_dir` (AOF)."""
     binary = shutil.which("redis-server")
     if binary is None:
         raise SystemExit("redis-server is not installed: run `apt-get install redis-server` (scripts/setup.sh does)")
-    data_dir.mkdir(parents=True, exist_ok=True)
+    data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+    config = data_dir / "redis.conf"
+    config.unlink(missing_ok=True)
+    with os.fdopen(os.open(config, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600), "w") as file:
+        file.write(f"requirepass {password}\n")
     process = spawn(
         [
             binary,
+            str(config),
             "--port",
             str(port),
             "--bind",
@@ -46,7 +60,7 @@ def start_redis(data_dir: Path, port: int, env: dict[str, str]) -> subprocess.Po
         ],
         env,
     )
-    client = redis.Redis(port=port, socket_connect_timeout=1)
+    client = redis.Redis(port=port, password=password, socket_connect_timeout=1)
     deadline = time.monotonic() + 20
     while time.monotonic() < deadline:
         if process.poll() is not None:

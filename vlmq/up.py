@@ -8,6 +8,7 @@ URL, and stops everything on Ctrl-C or SIGTERM (or when any part dies).
 from __future__ import annotations
 
 import os
+import secrets
 import signal
 import subprocess
 import sys
@@ -18,23 +19,27 @@ from types import FrameType
 import requests
 
 from shared.migrate import upgrade_to_head
+from shared.secret_text import masked_url
 from shared.settings import Settings
 from vlmq.processes import spawn, stop
-from vlmq.redis_server import free_port, start_redis
+from vlmq.redis_server import free_port, redis_url, start_redis
 
 READY_TIMEOUT_S = 600
 
 
 def up(settings: Settings, host: str, port: int) -> int:
     data_dir = settings.data_dir.resolve()
-    data_dir.mkdir(parents=True, exist_ok=True)
-    print(f"vlmq: database {settings.sqlalchemy_url}", flush=True)
+    data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+    print(f"vlmq: database {masked_url(settings.sqlalchemy_url)}", flush=True)
     upgrade_to_head(settings.sqlalchemy_url)
 
     env = dict(os.environ, VLMQ_DATA_DIR=str(data_dir), PYTHONUNBUFFERED="1")
     redis_port = free_port()
-    env["VLMQ_REDIS_URL"] = f"redis://127.0.0.1:{redis_port}/0"
-    children: dict[str, subprocess.Popen[bytes]] = {"redis": start_redis(data_dir / "redis", redis_port, env)}
+    redis_password = secrets.token_urlsafe(24)  # a fresh one each start: only this run's processes know it
+    env["VLMQ_REDIS_URL"] = redis_url(redis_port, redis_password)
+    children: dict[str, subprocess.Popen[bytes]] = {
+        "redis": start_redis(data_dir / "redis", redis_port, redis_password, env)
+    }
     print(f"vlmq: redis on 127.0.0.1:{redis_port}", flush=True)
 
     stopping = False

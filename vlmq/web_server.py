@@ -9,6 +9,10 @@ from gunicorn.app.base import BaseApplication
 from shared.settings import Settings
 from web.app import create_app
 
+# Gunicorn's default format logs `%(u)s`, the Basic-auth user name: a client that sends its
+# API key that way would have it written to the log. This one leaves it (and cookies) out.
+ACCESS_LOG_FORMAT = '%(h)s %(t)s "%(r)s" %(s)s %(b)s %(M)sms "%(a)s"'
+
 
 class _Gunicorn(BaseApplication):
     def __init__(self, settings: Settings, options: dict[str, Any]) -> None:
@@ -32,6 +36,7 @@ def serve(settings: Settings, host: str, port: int, workers: int, threads: int) 
         "worker_class": "gthread",
         "timeout": int(settings.max_wait_s) + 60,
         "accesslog": "-",
+        "access_log_format": ACCESS_LOG_FORMAT,
     }
     _Gunicorn(settings, options).run()
     return 0

@@ -11,6 +11,10 @@ from shared.settings import Settings
 from web import health, metrics, openapi, pages
 from web.api import batches, chat, deliveries, jobs
 from web.errors import register_error_handlers
+from web.json_provider import SafeJSONProvider
+from web.rate_limits import init_rate_limits
+from web.request_guard import register_request_guard
+from web.security_headers import register_security_headers
 from web.state import AppState
 
 # Base64 in a JSON body is 4/3 the image size; leave room for the other fields.
@@ -23,7 +27,7 @@ def create_app(settings: Settings | None = None) -> Flask:
     settings = settings or Settings()
     app = Flask(__name__)
     app.config["MAX_CONTENT_LENGTH"] = settings.max_image_bytes * 4 // 3 + _BODY_OVERHEAD
-    app.json.sort_keys = False  # type: ignore[attr-defined]
+    app.json = SafeJSONProvider(app)
     engine = make_engine(settings.sqlalchemy_url)
     app.extensions["vlmq"] = AppState(
         settings=settings,
@@ -33,6 +37,9 @@ def create_app(settings: Settings | None = None) -> Flask:
         redis=redis.Redis.from_url(settings.redis_url, socket_connect_timeout=3, socket_timeout=5),
     )
     register_error_handlers(app)
+    register_request_guard(app)
+    register_security_headers(app)
+    init_rate_limits(app, settings)
     app.register_blueprint(health.bp)
     app.register_blueprint(metrics.bp)
     app.register_blueprint(openapi.bp)

@@ -1,23 +1,31 @@
 """Which tenant a request acts for.
 
-With auth on, a bearer key is required. With auth off (the embedded default) every
+With auth on, a bearer key is required; the HTML pages may carry it in their cookie
+instead (`web.page_session`), the API never. With auth off (the embedded default) every
 request acts for the default tenant and any key sent is ignored, so clients that
 always send one (the OpenAI SDKs) work unchanged.
 """
 
 from __future__ import annotations
 
-from flask import request
+from flask import g, request
 
 from shared.auth import DEFAULT_TENANT_ID, tenant_for_key
 from web.errors import ApiError
+from web.page_session import cookie_key
 from web.state import app_state
 
-KEY_COOKIE = "vlmq_api_key"
+PAGES_BLUEPRINT = "pages"
 
 
 def current_tenant() -> str:
-    """The tenant id for this request, or a 401 `ApiError`."""
+    """The tenant id for this request, or a 401 `ApiError`; looked up once per request."""
+    if "vlmq_tenant" not in g:
+        g.vlmq_tenant = _find_tenant()
+    return str(g.vlmq_tenant)
+
+
+def _find_tenant() -> str:
     state = app_state()
     if not state.settings.auth_enabled:
         return DEFAULT_TENANT_ID
@@ -40,4 +48,4 @@ def _presented_key() -> str | None:
         if scheme.lower() != "bearer" or not token.strip():
             raise ApiError(401, "unauthorized", "the Authorization header must be 'Bearer <api key>'")
         return token.strip()
-    return request.cookies.get(KEY_COOKIE)
+    return cookie_key() if request.blueprint == PAGES_BLUEPRINT else None

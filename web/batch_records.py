@@ -11,6 +11,7 @@ from shared.settings import Settings
 from web.api.batch_input import BatchSubmission, item_error
 from web.errors import ApiError
 from web.job_records import insert_job
+from web.quotas import check_queue_quota
 
 
 def load_batch(session: Session, tenant_id: str, batch_id: str) -> Batch:
@@ -30,6 +31,8 @@ def insert_batch(
     then rolls back, so a refused batch leaves no batch, no job and no image behind.
     """
     shared = submission.shared
+    new_bytes = sum(len(item.image or b"") for item in submission.items)
+    check_queue_quota(session, settings, tenant_id, len(submission.items), new_bytes)
     batch = Batch(
         id=new_id("bat"),
         tenant_id=tenant_id,

@@ -14,11 +14,12 @@ log = logging.getLogger(__name__)
 class ApiError(Exception):
     """An error a client caused or can act on."""
 
-    def __init__(self, status: int, code: str, message: str) -> None:
+    def __init__(self, status: int, code: str, message: str, headers: dict[str, str] | None = None) -> None:
         super().__init__(message)
         self.status = status
         self.code = code
         self.message = message
+        self.headers = headers or {}
 
 
 def error_response(status: int, code: str, message: str) -> tuple[Response, int]:
@@ -39,10 +40,10 @@ def describe_validation_error(exc: ValidationError) -> str:
 
 def register_error_handlers(app: Flask) -> None:
     @app.errorhandler(ApiError)
-    def _api_error(exc: ApiError) -> tuple[Response, int] | tuple[str, int]:
+    def _api_error(exc: ApiError) -> tuple[Response | str, int, dict[str, str]]:
         if not _wants_json():
-            return render_template("error.html", error=exc), exc.status
-        return error_response(exc.status, exc.code, exc.message)
+            return render_template("error.html", error=exc), exc.status, exc.headers
+        return *error_response(exc.status, exc.code, exc.message), exc.headers
 
     @app.errorhandler(ValidationError)
     def _validation_error(exc: ValidationError) -> tuple[Response, int]:

@@ -8,11 +8,12 @@ from shared.clock import utcnow
 from shared.ids import new_id
 from shared.images import ImageRejected, check_image
 from shared.job_view import PLACEHOLDER_MODEL_NAME
-from shared.models import Job
+from shared.models import Job, StoredImage
 from shared.schemas import JobCreate
 from shared.settings import Settings
 from shared.states import JobStatus
 from shared.storage import store_image
+from web.conversation_bounds import check_conversation
 from web.errors import ApiError
 
 
@@ -41,20 +42,10 @@ def insert_job(
     enqueues (`interactive` jobs, whose caller waits, on the lane GPU workers drain first).
     """
     parent_id = spec.params.parent_job_id
-    if parent_id is not None:
-        if image is not None:
-            raise ApiError(
-                400,
-                "invalid_request",
-                "a follow-up question (params.parent_job_id) reuses its parent's image: omit 'image'",
-            )
-        parent = load_job(session, tenant_id, parent_id)
-        if parent.task != "ask" or parent.status != JobStatus.SUCCEEDED:
-            raise ApiError(
-                409,
-                "invalid_parent_job",
-                f"job {parent_id} is not a succeeded 'ask' job (task {parent.task}, status {parent.status})",
-            )
+    parent = _parent_job(session, tenant_id, parent_id, image) if parent_id is not None else None
+    if spec.task == "ask":
+        check_conversation(session, settings, spec, parent)
+    if parent is not None:
         image_id = parent.image_id
     elif image is None:
         raise ApiError(
@@ -89,3 +80,28 @@ def insert_job(
     session.add(job)
     session.flush()
     return job
+
+
+def _parent_job(session: Session, tenant_id: str, parent_id: str, image: bytes | None) -> Job:
+    """The succeeded `ask` job a follow-up question continues."""
+    if image is not None:
+        raise ApiError(
+            400,
+            "invalid_request",
+            "a follow-up question (params.parent_job_id) reuses its parent's image: omit 'image'",
+        )
+    parent = load_job(session, tenant_id, parent_id)
+    if parent.task != "ask" or parent.status != JobStatus.SUCCEEDED:
+        raise ApiError(
+            409,
+            "invalid_parent_job",
+            f"job {parent_id} is not a succeeded 'ask' job (task {parent.task}, status {parent.status})",
+        )
+    image = session.get(StoredImage, parent.image_id)
+    if image is None or image.purged_at is not None:
+        raise ApiError(
+            409,
+            "image_deleted",
+            f"the image of job {parent_id} was deleted after VLMQ_IMAGE_RETENTION_S; ask again with the image",
+        )
+    return parent

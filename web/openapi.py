@@ -193,7 +193,12 @@ def openapi_document() -> dict[str, Any]:
                 },
             },
             "/v1/jobs/{job_id}": {
-                "get": {"summary": "Get a job", "parameters": [_JOB_ID], "responses": {"200": _JOB, "404": _ERROR}}
+                "get": {"summary": "Get a job", "parameters": [_JOB_ID], "responses": {"200": _JOB, "404": _ERROR}},
+                "delete": {
+                    "summary": "Delete a finished job and its data (result, webhook deliveries, its unshared image)",
+                    "parameters": [_JOB_ID],
+                    "responses": {"204": {"description": "Deleted"}, "404": _ERROR, "409": _ERROR},
+                },
             },
             "/v1/jobs/{job_id}/deliveries": {
                 "get": {

@@ -1,19 +1,23 @@
-"""HTML pages: an upload form with recent jobs, and self-refreshing job and batch pages."""
+"""HTML pages: an upload form with recent jobs, self-refreshing job and batch pages, and the key login."""
 
 from __future__ import annotations
 
-from flask import Blueprint, render_template
+from flask import Blueprint, Response, redirect, render_template, request
 from sqlalchemy import select
 
+from shared.auth import tenant_for_key
 from shared.batch_view import render_batch
 from shared.job_view import PLACEHOLDER_WARNING, job_to_dict
 from shared.models import Job
 from shared.schemas import TASKS
 from shared.states import JobStatus
 from shared.webhooks.delivery_log import job_deliveries
+from web.api.jobs import create_job
 from web.auth import current_tenant
 from web.batch_records import load_batch
+from web.errors import ApiError
 from web.job_records import load_job
+from web.page_session import check_csrf, cookie_key, csrf_token, safe_next, set_key_cookie
 from web.state import app_state
 from web.urls import base_url
 
@@ -35,6 +39,7 @@ def index() -> str:
         "index.html",
         jobs=recent,
         tasks=TASKS,
+        csrf_token=csrf_token(cookie_key()),
         placeholder_warning=PLACEHOLDER_WARNING if state.settings.uses_placeholder_model else None,
     )
 
@@ -61,3 +66,25 @@ def batch_page(batch_id: str) -> str:
         rows = [job_to_dict(job, base_url()) | {"index": job.batch_index} for job in jobs]
     refresh_s = None if batch["completed_at"] else REFRESH_S
     return render_template("batch.html", batch=batch, jobs=rows, shown_limit=BATCH_PAGE_JOBS, refresh_s=refresh_s)
+
+
+@bp.post("/upload")
+def upload() -> tuple[Response, int, dict[str, str]]:
+    """The upload form's submission: `POST /v1/jobs` for a page, behind its CSRF token."""
+    check_csrf()
+    return create_job()
+
+
+@bp.post("/login")
+def login() -> Response | tuple[str, int]:
+    """Check a key typed into the page and keep it in an HttpOnly cookie."""
+    state = app_state()
+    key = request.form.get("api_key", "").strip()
+    with state.sessions() as session:
+        tenant_id = tenant_for_key(session, key) if key else None
+    if tenant_id is None:
+        error = ApiError(401, "invalid_api_key", "the API key is unknown or revoked")
+        return render_template("error.html", error=error), 401
+    response = redirect(safe_next(request.form.get("next")), code=303)
+    set_key_cookie(response, key, state.settings)
+    return response

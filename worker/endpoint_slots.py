@@ -1,4 +1,8 @@
-"""A Redis semaphore per webhook endpoint, so one slow shop cannot take every sender thread.
+"""Redis semaphores per webhook endpoint and per tenant, so one slow shop cannot take every sender thread.
+
+A delivery needs a slot of its endpoint and one of its tenant: a tenant with many slow
+endpoints still holds at most `VLMQ_WEBHOOK_MAX_PER_TENANT` threads, leaving the rest to
+other tenants and to the sweeper that shares the light worker.
 
 Each holder is a member of a sorted set scored by when its slot expires; expired
 members are dropped before counting, so a worker killed mid-send frees its slot
@@ -12,6 +16,7 @@ from urllib.parse import urlsplit
 import redis
 
 _PREFIX = "vlmq:webhook-slots:"
+_TENANT_PREFIX = "vlmq:webhook-tenant-slots:"
 
 _ACQUIRE = """
 redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', ARGV[1])
@@ -29,6 +34,11 @@ def endpoint_key(url: str) -> str:
     parts = urlsplit(url)
     port = parts.port or (443 if parts.scheme == "https" else 80)
     return f"{_PREFIX}{parts.scheme}://{(parts.hostname or '').lower()}:{port}"
+
+
+def tenant_key(tenant_id: str) -> str:
+    """Deliveries of one tenant share these slots, whatever their endpoints."""
+    return _TENANT_PREFIX + tenant_id
 
 
 def acquire(client: redis.Redis, key: str, token: str, limit: int, now_ts: float, ttl_s: float) -> bool:

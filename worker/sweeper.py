@@ -5,6 +5,7 @@
 - `queued` jobs with no message in the broker are sent again.
 - batches whose jobs all ended but that no transition completed are completed
   (`shared.batches.complete_finished_batches`), so `batch.completed` is late, never lost.
+- images and results whose retention ran out are removed (`shared.retention`).
 Runs every `sweep_interval_s` from Celery beat on the light worker.
 """
 
@@ -25,6 +26,7 @@ from shared.broker_inspect import live_job_ids
 from shared.celery_app import GPU_QUEUES
 from shared.dispatch import enqueue_job
 from shared.models import Job
+from shared.retention import purge_expired
 from shared.settings import Settings
 from shared.states import JobStatus
 from shared.webhooks.dispatch import enqueue_batch_deliveries
@@ -40,6 +42,8 @@ class SweepReport:
     failed_lost: int
     resent: int
     completed_batches: int
+    purged_images: int = 0
+    purged_results: int = 0
 
 
 def sweep(
@@ -68,6 +72,8 @@ def sweep(
         completed = complete_finished_batches(session, now)
     for batch_id in completed:
         enqueue_batch_deliveries(celery, sessions, batch_id)
+    with sessions.begin() as session:
+        purged = purge_expired(session, now, settings.image_retention_s, settings.result_retention_s)
     if requeued or failed or resent or completed:
         log.warning(
             "sweep: %d lost jobs requeued, %d failed, %d resent, %d batches completed late",
@@ -76,7 +82,14 @@ def sweep(
             resent,
             len(completed),
         )
-    return SweepReport(requeued_lost=len(requeued), failed_lost=failed, resent=resent, completed_batches=len(completed))
+    return SweepReport(
+        requeued_lost=len(requeued),
+        failed_lost=failed,
+        resent=resent,
+        completed_batches=len(completed),
+        purged_images=purged.images,
+        purged_results=purged.results,
+    )
 
 
 def _resend_orphans(

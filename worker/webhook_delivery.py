@@ -32,7 +32,7 @@ from worker.context import WorkerContext
 
 log = logging.getLogger(__name__)
 
-# How long a delivery waits when its endpoint already has every slot taken.
+# How long a delivery waits when its endpoint or its tenant already has every slot taken.
 BUSY_RETRY_S = 2.0
 
 
@@ -57,14 +57,19 @@ def deliver(ctx: WorkerContext, delivery_id: str, now: datetime) -> str:
             return "done"
         if delivery.next_attempt_at > now or (delivery.lease_until is not None and delivery.lease_until > now):
             return "not_due"
-        url = delivery.url
-    slot_key, token = endpoint_slots.endpoint_key(url), secrets.token_hex(8)
-    if not endpoint_slots.acquire(
-        ctx.redis, slot_key, token, settings.webhook_max_per_endpoint, now.timestamp(), settings.webhook_lease_s
-    ):
-        enqueue_delivery(ctx.celery, ctx.sessions, delivery_id, countdown=BUSY_RETRY_S)
-        return "busy"
+        url, tenant_id = delivery.url, delivery.tenant_id
+    token = secrets.token_hex(8)
+    slots = [
+        (endpoint_slots.tenant_key(tenant_id), settings.webhook_max_per_tenant),
+        (endpoint_slots.endpoint_key(url), settings.webhook_max_per_endpoint),
+    ]
+    held: list[str] = []
     try:
+        for key, limit in slots:
+            if not endpoint_slots.acquire(ctx.redis, key, token, limit, now.timestamp(), settings.webhook_lease_s):
+                enqueue_delivery(ctx.celery, ctx.sessions, delivery_id, countdown=BUSY_RETRY_S)
+                return "busy"
+            held.append(key)
         with ctx.sessions.begin() as session:
             claimed = _claim(session, settings, delivery_id, now)
         if claimed is None:
@@ -73,7 +78,8 @@ def deliver(ctx: WorkerContext, delivery_id: str, now: datetime) -> str:
         with ctx.sessions.begin() as session:
             return _record(session, settings, delivery_id, claimed, outcome, now)
     finally:
-        endpoint_slots.release(ctx.redis, slot_key, token)
+        for key in held:
+            endpoint_slots.release(ctx.redis, key, token)
 
 
 def _claim(session: Session, settings: Settings, delivery_id: str, now: datetime) -> _Claimed | None:

@@ -2,8 +2,10 @@
 
 The request goes to the address the SSRF check approved (with the URL's host in
 `Host` and, for https, in SNI and certificate checks), never through a proxy, never
-following redirects. Connect and read timeouts bound a silent receiver; at most
-`MAX_EXCERPT_BYTES` of the response are read, so a huge or endless body costs nothing.
+following redirects. A deadline of connect + read timeout bounds the whole attempt, so
+a receiver that trickles its status line, headers or body cannot hold a sender thread
+longer; at most `MAX_EXCERPT_BYTES` of the response are read, so a huge or endless
+body costs nothing.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ from dataclasses import dataclass
 import urllib3
 from urllib3.exceptions import HTTPError
 
+from shared.http_deadline import Deadline, bound_by
 from shared.ssrf import CheckedTarget, pinned_pool
 
 MAX_EXCERPT_BYTES = 1024
@@ -36,46 +39,56 @@ class HttpOutcome:
 def post(target: CheckedTarget, headers: dict[str, str], body: bytes, connect_s: float, read_s: float) -> HttpOutcome:
     """POST `body` to `target`; network failures come back as an outcome, never as an exception."""
     started = time.monotonic()
-    pool = pinned_pool(target, urllib3.Timeout(connect=connect_s, read=read_s))
     request_headers = {
         **headers,
         "Host": target.host_header,
         "Content-Type": "application/json",
         "User-Agent": USER_AGENT,
     }
-    try:
-        response = pool.urlopen(
-            "POST",
-            target.path,
-            body=body,
-            headers=request_headers,
-            redirect=False,
-            retries=False,
-            preload_content=False,
-            assert_same_host=False,
-        )
+    total_s = connect_s + read_s
+    with Deadline(total_s) as deadline:
+        pool = bound_by(pinned_pool(target, urllib3.Timeout(connect=connect_s, read=read_s, total=total_s)), deadline)
         try:
-            excerpt = _read_excerpt(response, started + connect_s + read_s)
+            response = pool.urlopen(
+                "POST",
+                target.path,
+                body=body,
+                headers=request_headers,
+                redirect=False,
+                retries=False,
+                preload_content=False,
+                assert_same_host=False,
+            )
+            if deadline.expired:  # cut mid-headers: what arrived can look like a complete answer
+                response.close()
+                return HttpOutcome(None, _too_slow(total_s), None, None, _ms_since(started))
+            try:
+                excerpt = _read_excerpt(response)
+            finally:
+                response.close()  # drop the connection rather than drain a body we do not want
+            return HttpOutcome(
+                status_code=response.status,
+                error=None,
+                excerpt=excerpt,
+                retry_after=response.headers.get("Retry-After"),
+                duration_ms=_ms_since(started),
+            )
+        except (HTTPError, OSError) as exc:
+            error = _too_slow(total_s) if deadline.expired else _describe(exc)
+            return HttpOutcome(None, error, None, None, _ms_since(started))
         finally:
-            response.close()  # drop the connection rather than drain a body we do not want
-        return HttpOutcome(
-            status_code=response.status,
-            error=None,
-            excerpt=excerpt,
-            retry_after=response.headers.get("Retry-After"),
-            duration_ms=_ms_since(started),
-        )
-    except (HTTPError, OSError) as exc:
-        return HttpOutcome(None, _describe(exc), None, None, _ms_since(started))
-    finally:
-        pool.close()
+            pool.close()
 
 
-def _read_excerpt(response: urllib3.BaseHTTPResponse, deadline: float) -> str:
-    """Up to MAX_EXCERPT_BYTES of the body, giving up at `deadline` on a receiver that drips bytes."""
+def _too_slow(total_s: float) -> str:
+    return f"timed out: the receiver did not answer within {total_s:g} s (connect + read timeout)"
+
+
+def _read_excerpt(response: urllib3.BaseHTTPResponse) -> str:
+    """Up to MAX_EXCERPT_BYTES of the body; the deadline cuts a receiver that drips bytes."""
     data = b""
     try:
-        while len(data) < MAX_EXCERPT_BYTES and time.monotonic() < deadline:
+        while len(data) < MAX_EXCERPT_BYTES:
             chunk = response.read1(MAX_EXCERPT_BYTES - len(data))
             if not chunk:
                 break

@@ -5,11 +5,14 @@ plus `items`, each with its own `image` data URI (or `image_url`) and optional o
 Every problem is an `ApiError` (or a `ValidationError`) naming the item by its index,
 `items.<k>`, raised before anything is stored: all fields are checked before any image
 is decoded or downloaded, and image contents are checked as the jobs are inserted, in
-one transaction that a bad image rolls back.
+one transaction that a bad image rolls back. `image_url` items are downloaded a few at a
+time (`VLMQ_IMAGE_FETCH_CONCURRENCY`), and together with the body they may not exceed
+`VLMQ_MAX_BATCH_BYTES`: the first download past it stops them all.
 """
 
 from __future__ import annotations
 
+from concurrent.futures import FIRST_EXCEPTION, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from typing import Any
 
@@ -27,6 +30,7 @@ from web.api.job_input import (
     json_form_field,
 )
 from web.errors import ApiError, describe_validation_error
+from web.remote_images import ByteBudget
 
 # Form parts besides the images: the shared fields, with room to spare so a few extra
 # images still get the clear `too_many_items` error rather than werkzeug's 413.
@@ -76,7 +80,8 @@ def read_batch_submission(request: Request, settings: Settings) -> BatchSubmissi
             f"the batch has {count} items; the limit is {settings.max_batch_items} (VLMQ_MAX_BATCH_ITEMS)",
         )
     specs = [_item_spec(shared, index, item, settings) for index, (item, _) in enumerate(entries)]
-    images = [_item_image(index, item, image, settings) for index, (item, image) in enumerate(entries)]
+    budget = ByteBudget(limit - (request.content_length or 0))
+    images = _item_images(entries, settings, budget)
     return BatchSubmission(
         shared=shared, items=[JobSubmission(spec, image) for spec, image in zip(specs, images, strict=True)]
     )
@@ -103,13 +108,42 @@ def _item_spec(shared: BatchCreate, index: int, item: BatchItem | None, settings
     return spec
 
 
-def _item_image(index: int, item: BatchItem | None, image: bytes | None, settings: Settings) -> bytes | None:
+def _item_images(
+    entries: list[tuple[BatchItem | None, bytes | None]], settings: Settings, budget: ByteBudget
+) -> list[bytes | None]:
+    """Every item's bytes, in order; the first failure (lowest index among those seen) stops the rest."""
+    with ThreadPoolExecutor(max_workers=settings.image_fetch_concurrency, thread_name_prefix="image-fetch") as pool:
+        futures = [
+            pool.submit(_item_image, index, item, image, settings, budget)
+            for index, (item, image) in enumerate(entries)
+        ]
+        done, _ = wait(futures, return_when=FIRST_EXCEPTION)
+        failed = [future for future in futures if future in done and future.exception() is not None]
+        if failed:
+            budget.stop()
+            pool.shutdown(wait=True, cancel_futures=True)
+            raise _first_error(failed)
+    return [future.result() for future in futures]
+
+
+def _first_error(failed: list[Future[bytes | None]]) -> BaseException:
+    """The error to report: a real problem before the `download_stopped` of items cut short by it."""
+    errors = [future.exception() for future in failed]
+    real = [error for error in errors if not (isinstance(error, ApiError) and error.code == "download_stopped")]
+    error = (real or errors)[0]
+    assert error is not None
+    return error
+
+
+def _item_image(
+    index: int, item: BatchItem | None, image: bytes | None, settings: Settings, budget: ByteBudget
+) -> bytes | None:
     """A multipart item's bytes as uploaded; a JSON item's decoded or downloaded now."""
     if item is None:
         return image
     try:
         if item.image_url is not None:
-            return image_from_reference(item.image_url, settings)
+            return image_from_reference(item.image_url, settings, budget)
         return decode_data_uri(item.image)
     except ApiError as exc:
         raise item_error(index, exc) from None

@@ -28,6 +28,7 @@ from web.api.waiting import wait_until_finished
 from web.auth import current_tenant
 from web.errors import ApiError, error_response
 from web.job_records import insert_job
+from web.quotas import check_queue_quota
 from web.state import app_state
 
 bp = Blueprint("chat_api", __name__)
@@ -44,6 +45,7 @@ def chat_completions() -> Response | tuple[Response, int]:
         raise ApiError(400, "invalid_json", "the body must be a JSON object in OpenAI's chat completion format")
     chat = chat_to_job(ChatRequest.model_validate(body), state.settings)
     with state.sessions.begin() as session:
+        check_queue_quota(session, state.settings, tenant_id, 1, len(chat.image or b""))
         job_id = insert_job(session, state.settings, tenant_id, chat.spec, chat.image, interactive=True).id
     enqueue_job(state.celery, state.sessions, job_id, interactive=True)
     deadline = time.monotonic() + state.settings.max_wait_s

@@ -15,11 +15,12 @@ from typing import Any
 
 from flask import Request
 
+from shared import safe_json
 from shared.attributes_budget import budget_shortfall, job_budget
 from shared.schemas import JobCreate
 from shared.settings import Settings
 from web.errors import ApiError
-from web.remote_images import fetch_image
+from web.remote_images import ByteBudget, fetch_image
 
 _DATA_URI = re.compile(
     r"^data:(?P<type>[\w.+-]+/[\w.+-]+)?(?P<params>(;[\w-]+=[\w.-]+)*);base64,(?P<data>.*)$", re.DOTALL
@@ -93,17 +94,19 @@ def _from_json(request: Request, settings: Settings) -> JobSubmission:
 def json_form_field(name: str, raw: str) -> Any:
     """A form field that carries JSON (`params`, `metadata`), or a 400 saying where it breaks."""
     try:
-        return json.loads(raw)
+        return safe_json.loads(raw)
     except json.JSONDecodeError as exc:
         raise ApiError(
             400, "invalid_json", f"form field '{name}' must be JSON: {exc.msg} at position {exc.pos}"
         ) from None
+    except safe_json.UnsafeJson as exc:
+        raise ApiError(400, "invalid_json", f"form field '{name}': {exc}") from None
 
 
-def image_from_reference(value: Any, settings: Settings) -> bytes:
+def image_from_reference(value: Any, settings: Settings, budget: ByteBudget | None = None) -> bytes:
     """Bytes of an image given as a data URI or a URL (downloaded now; only http(s) passes the guard)."""
     if isinstance(value, str) and "://" in value.split(",", 1)[0]:
-        return fetch_image(value, settings)
+        return fetch_image(value, settings, budget)
     return decode_data_uri(value)
 
 

@@ -13,6 +13,7 @@ from shared.dispatch import enqueue_job
 from shared.job_view import job_to_dict
 from shared.jobs import cancel
 from shared.models import Job
+from shared.retention import delete_job
 from shared.states import JobStatus
 from shared.webhooks.dispatch import enqueue_job_deliveries
 from web.api.idempotency import REPLAYED, idempotency_key
@@ -22,6 +23,7 @@ from web.api.waiting import requested_wait_s, wait_until_finished
 from web.auth import current_tenant
 from web.errors import ApiError
 from web.job_records import insert_job, load_job
+from web.quotas import check_queue_quota
 from web.state import app_state
 from web.urls import base_url
 from web.webhook_input import check_job_webhook
@@ -46,6 +48,7 @@ def create_job() -> tuple[Response, int, dict[str, str]]:
     check_job_webhook(submission.spec, tenant_id)
     try:
         with state.sessions.begin() as session:
+            check_queue_quota(session, state.settings, tenant_id, 1, len(submission.image or b""))
             job = insert_job(
                 session, state.settings, tenant_id, submission.spec, submission.image, key, interactive=wait_s > 0
             )
@@ -118,3 +121,22 @@ def cancel_job(job_id: str) -> tuple[Response, int, dict[str, str]]:
     enqueue_job_deliveries(state.celery, state.sessions, job_id)
     with state.sessions() as session:
         return _job_response(session.get(Job, job_id), 200)
+
+
+@bp.delete("/v1/jobs/<job_id>")
+def delete_job_route(job_id: str) -> tuple[str, int]:
+    """Delete a finished job and its data now: result, webhook deliveries, and its image if no other job uses it."""
+    tenant_id = current_tenant()
+    with app_state().sessions.begin() as session:
+        job = load_job(session, tenant_id, job_id)
+        if not JobStatus(job.status).is_terminal():
+            raise ApiError(409, "job_not_finished", f"job {job_id} is {job.status}: cancel it first, then delete it")
+        if job.batch_id is not None:
+            raise ApiError(
+                409,
+                "job_in_batch",
+                f"job {job_id} belongs to batch {job.batch_id}, whose results list every job; "
+                "its data goes with the retention periods",
+            )
+        delete_job(session, job)
+    return "", 204

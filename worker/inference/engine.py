@@ -18,6 +18,7 @@ from typing import Any, Protocol
 import jsonschema
 from PIL import Image
 
+from shared.schema_limits import validate_output
 from worker.inference import redaction
 from worker.inference.budget_guard import BudgetGuard
 from worker.inference.constrained import ConstraintFactory, SchemaMask, constrains, request_schema
@@ -196,14 +197,14 @@ class HFEngine:
             raw = self.inputs.tokenizer.decode(new_ids, skip_special_tokens=True)
         try:
             data = json.loads(raw)
-            jsonschema.validate(data, schema)
+            validate_output(data, schema)
         except (ValueError, jsonschema.ValidationError) as exc:
             raise InferenceError("invalid_output", f"model output does not match the schema: {exc}") from exc
         counts: Counter[str] = Counter()
         if self.redact_pii:
             data, counts = redaction.redact_data(data, schema)
             try:
-                jsonschema.validate(data, schema)
+                validate_output(data, schema)
             except jsonschema.ValidationError as exc:
                 raise InferenceError(
                     "invalid_output", f"redacted output no longer matches the schema: {exc.message}"
