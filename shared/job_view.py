@@ -31,6 +31,7 @@ def job_to_dict(job: Job, base_url: str) -> dict[str, Any]:
         "id": job.id,
         "status": job.status,
         "task": job.task,
+        "name": job.source_name,
         "prompt": job.prompt,
         "params": job.params,
         "model": job.model,
