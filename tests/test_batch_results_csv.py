@@ -6,7 +6,8 @@ import csv
 import io
 
 from shared.models import Job
-from web.api.batch_results import BOM, csv_lines, result_row
+from shared.spreadsheets import BOM
+from web.api.batch_results import csv_lines, result_row
 
 
 def test_formula_like_cells_are_shown_not_run() -> None:

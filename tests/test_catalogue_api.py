@@ -52,7 +52,7 @@ def batch_of_two(client: FlaskClient) -> tuple[str, list[str]]:
 def test_results_carry_names_metadata_and_feedback_in_every_format(
     client: FlaskClient, sessions: sessionmaker[Session]
 ) -> None:
-    batch_id, (first, second) = batch_of_two(client)
+    batch_id, (first, _) = batch_of_two(client)
     finish(sessions, first, TRICKY_TEXT, {"category": "shoes", "color": "红色"})
     feedback = client.post(
         f"/v1/jobs/{first}/feedback", json={"score": 3, "corrections": {"color": "red"}, "comment": "wrong color"}

@@ -93,7 +93,7 @@ def batch_paths() -> dict[str, Any]:
         {"name": "cursor", "in": "query", "schema": {"type": "string"}},
     ]
     results = {
-        "description": "One row per job in submission order: JSON Lines {index, job_id, name, status, result, "
+        "description": "One row per job in submission order: JSON Lines {index, job_id, name, status, result, metrics, "
         "error, metadata, feedback}, or CSV (with a BOM) or XLSX with columns index, job_id, name, sku, status, "
         "text, data, error_code, error_message, metadata, feedback_score, feedback_corrections, feedback_comment",
         "content": {

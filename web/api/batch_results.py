@@ -8,20 +8,17 @@ file written whole, so it is built in memory.
 
 from __future__ import annotations
 
-import csv
-import io
 import json
 from collections.abc import Iterator
 from typing import Any
 
-from openpyxl import Workbook
-from openpyxl.cell import WriteOnlyCell
-from openpyxl.cell.cell import ILLEGAL_CHARACTERS_RE
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
 from shared.feedback import feedback_to_dict, latest_feedback
+from shared.job_view import job_metrics
 from shared.models import Feedback, Job
+from shared.spreadsheets import BOM, csv_line, xlsx_bytes
 
 PAGE_SIZE = 500
 COLUMNS = (
@@ -44,9 +41,6 @@ FORMATS = {
     "csv": "text/csv; charset=utf-8",
     "xlsx": "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
 }
-FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
-# Excel reads a CSV as the machine's legacy code page unless it starts with a UTF-8 byte order mark.
-BOM = "\ufeff"
 
 
 def batch_rows(sessions: sessionmaker[Session], batch_id: str) -> Iterator[dict[str, Any]]:
@@ -78,6 +72,7 @@ def result_row(job: Job, feedback: Feedback | None = None) -> dict[str, Any]:
         "result": job.result,
         "error": {"code": job.error_code, "message": job.error_message} if job.error_code else None,
         "metadata": job.meta,
+        "metrics": job_metrics(job),
         "feedback": feedback_to_dict(feedback) if feedback is not None else None,
     }
 
@@ -111,39 +106,10 @@ def flat_values(row: dict[str, Any]) -> tuple[Any, ...]:
 
 def csv_lines(rows: Iterator[dict[str, Any]]) -> Iterator[str]:
     """CSV with a BOM and a header; formula-like cells are defused."""
-    yield BOM + _csv_line(COLUMNS)
+    yield BOM + csv_line(COLUMNS)
     for row in rows:
-        yield _csv_line(flat_values(row))
+        yield csv_line(flat_values(row))
 
 
-def xlsx_bytes(rows: Iterator[dict[str, Any]]) -> bytes:
-    """A real spreadsheet; every text cell is stored as text, so nothing a model wrote runs as a formula."""
-    workbook = Workbook(write_only=True)
-    sheet = workbook.create_sheet("results")
-    sheet.append(list(COLUMNS))
-    for row in rows:
-        sheet.append([_text_cell(sheet, value) if isinstance(value, str) else value for value in flat_values(row)])
-    buffer = io.BytesIO()
-    workbook.save(buffer)
-    return buffer.getvalue()
-
-
-def _text_cell(sheet: Any, value: str) -> WriteOnlyCell:
-    # XML cannot hold most control characters; a tiny model's noise may contain them.
-    cell = WriteOnlyCell(sheet, value=ILLEGAL_CHARACTERS_RE.sub("", value))
-    cell.data_type = "s"
-    return cell
-
-
-def _csv_line(values: tuple[Any, ...]) -> str:
-    buffer = io.StringIO()
-    csv.writer(buffer).writerow([_inert(value) for value in values])
-    return buffer.getvalue()
-
-
-def _inert(value: Any) -> Any:
-    """Model text opens in a shop's spreadsheet: a cell starting like a formula gets a `'` in front,
-    so `=HYPERLINK(...)` written by a model (or echoed from a photo) is shown, never run."""
-    if isinstance(value, str) and value[:1] in FORMULA_STARTS:
-        return "'" + value
-    return value
+def xlsx_results(rows: Iterator[dict[str, Any]]) -> bytes:
+    return xlsx_bytes(COLUMNS, (flat_values(row) for row in rows))

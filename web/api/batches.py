@@ -16,7 +16,7 @@ from shared.jobs import cancel
 from shared.models import Batch, Job
 from shared.webhooks.dispatch import enqueue_job_deliveries
 from web.api.batch_input import read_batch_submission
-from web.api.batch_results import FORMATS, batch_rows, csv_lines, jsonl_lines, xlsx_bytes
+from web.api.batch_results import FORMATS, batch_rows, csv_lines, jsonl_lines, xlsx_results
 from web.api.idempotency import REPLAYED, idempotency_key
 from web.api.query_args import int_query_arg
 from web.auth import current_tenant
@@ -106,7 +106,7 @@ def batch_results(batch_id: str) -> Response:
         load_batch(session, tenant_id, batch_id)
     rows = batch_rows(state.sessions, batch_id)
     if result_format == "xlsx":
-        body: Any = xlsx_bytes(rows)
+        body: Any = xlsx_results(rows)
     else:
         body = stream_with_context((jsonl_lines if result_format == "jsonl" else csv_lines)(rows))
     return Response(
