@@ -42,11 +42,14 @@ class FeedbackCreate(BaseModel):
         return value
 
 
+def is_usable(score: int, corrections: dict[str, Any]) -> bool:
+    """Whether a person accepted the output unchanged."""
+    return score >= USABLE_MIN_SCORE and not corrections
+
+
 def usable_without_edits(feedback: Feedback | None) -> bool | None:
-    """None without feedback; otherwise whether the person accepted the output unchanged."""
-    if feedback is None:
-        return None
-    return feedback.score >= USABLE_MIN_SCORE and not feedback.corrections
+    """None without feedback; otherwise `is_usable` of it."""
+    return None if feedback is None else is_usable(feedback.score, feedback.corrections)
 
 
 def feedback_to_dict(feedback: Feedback) -> dict[str, Any]:

@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from shared.result_rows import flat_result
 from vlmq.catalogue_source import SourceItem, read_source
 from vlmq.client import EXIT_JOB_FAILED, EXIT_OK, EXIT_STILL_RUNNING, ApiClient, CliError
 from vlmq.progress import ProgressBar
@@ -195,28 +196,8 @@ def _result_rows(client: ApiClient, batch: SentBatch) -> list[dict[str, Any]]:
 
 
 def _result_row(item: SourceItem, result: dict[str, Any], batch_id: str) -> dict[str, Any]:
-    output = result["result"] or {}
-    data = output.get("data") if isinstance(output.get("data"), dict) else {}
-    error = result["error"] or {}
-    feedback = result.get("feedback") or {}
-    metrics = result.get("metrics") or {}
-    return {
-        "name": item.name,
-        "sku": item.sku,
-        "status": result["status"],
-        **{field: data.get(field) for field in ("category", "color", "material", "key_features", "marketing_copy")},
-        "text": output.get("text"),
-        "data": output.get("data"),
-        "error_code": error.get("code"),
-        "error_message": error.get("message"),
-        "queue_s": metrics.get("queue_s"),
-        "inference_s": metrics.get("inference_s"),
-        "feedback_score": feedback.get("score"),
-        "feedback_corrections": feedback.get("corrections"),
-        "job_id": result["job_id"],
-        "batch_id": batch_id,
-        "metadata": result["metadata"],
-    }
+    """The server's row, keyed by the photo's name and SKU as listed here."""
+    return flat_result(result) | {"name": item.name, "sku": item.sku, "batch_id": batch_id}
 
 
 def _error_row(item: SourceItem, status: str, error: dict[str, str]) -> dict[str, Any]:

@@ -59,6 +59,11 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--timeout", type=float, help="give up waiting after this many seconds (default: never)")
     _add_server_arguments(run)
 
+    evaluate = commands.add_parser("eval", help="measure attributes results against a person's labels")
+    evaluate.add_argument("labels", type=Path, help="labels: .csv or .xlsx with sku or name, category, color, ...")
+    evaluate.add_argument("--results", type=Path, required=True, help="a results file of `vlmq batch run`")
+    evaluate.add_argument("--report", type=Path, help="also write an HTML report with charts here")
+
     jobs = commands.add_parser("jobs", help="the newest jobs as a table")
     jobs.add_argument("--status")
     jobs.add_argument("--task")
@@ -107,7 +112,7 @@ def _add_server_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--api-key", default=os.environ.get("VLMQ_API_KEY"))
 
 
-CLIENT_COMMANDS = ("submit", "batch", "jobs", "batches")
+CLIENT_COMMANDS = ("submit", "batch", "jobs", "batches", "eval")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -135,7 +140,11 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _run_client(args: argparse.Namespace) -> int:
-    """The commands that talk to a running vlmq over HTTP; they need no settings of their own."""
+    """The commands of a vlmq user (most talk to a running vlmq over HTTP); they need no settings of their own."""
+    if args.command == "eval":
+        from vlmq.eval_report import run_eval
+
+        return run_eval(args.labels, args.results, args.report)
     from vlmq.client import ApiClient
 
     client = ApiClient(args.url, args.api_key)

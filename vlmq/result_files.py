@@ -6,16 +6,12 @@ The suffix picks the format: `.csv` (with a BOM, for Excel), `.jsonl` or `.xlsx`
 
 from __future__ import annotations
 
-import csv
-import io
 import json
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
-from openpyxl import load_workbook
-
-from shared.spreadsheets import BOM, FORMULA_STARTS, csv_line, xlsx_bytes
+from shared.spreadsheets import BOM, csv_line, read_table, xlsx_bytes
 from vlmq.client import CliError
 
 RESULT_COLUMNS = (
@@ -79,26 +75,11 @@ def _cell(value: Any) -> Any:
 
 
 def read_rows(path: Path) -> list[dict[str, Any]]:
-    """Rows of a `.csv`, `.jsonl` or `.xlsx` table as dicts keyed by lower-case column names."""
+    """Rows of a `.csv`, `.jsonl` or `.xlsx` file as dicts keyed by lower-case column names."""
     check_suffix(path)
-    if not path.is_file():
-        raise CliError(f"{path} does not exist")
-    suffix = path.suffix.lower()
-    if suffix == ".jsonl":
-        return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
-    if suffix == ".csv":
-        reader = csv.DictReader(io.StringIO(path.read_text(encoding="utf-8-sig")))
-        return [{(key or "").strip().lower(): _undefused(value) for key, value in row.items()} for row in reader]
-    sheet = load_workbook(path, read_only=True).active
-    table = [list(row) for row in sheet.iter_rows(values_only=True)]
-    if not table:
-        return []
-    header = [str(name or "").strip().lower() for name in table[0]]
-    return [dict(zip(header, row, strict=False)) for row in table[1:] if any(value is not None for value in row)]
-
-
-def _undefused(value: str | None) -> str | None:
-    """Undo the `'` that writing put before a formula-like cell."""
-    if value and value.startswith("'") and value[1:2] in FORMULA_STARTS:
-        return value[1:]
-    return value
+    try:
+        return read_table(path.read_bytes(), path.suffix.lower().lstrip("."))
+    except OSError as exc:
+        raise CliError(f"cannot read {path}: {exc.strerror}") from None
+    except ValueError as exc:
+        raise CliError(f"{path}: {exc}") from None
