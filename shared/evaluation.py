@@ -49,7 +49,7 @@ def evaluate(labels: list[dict[str, Any]], results: list[dict[str, Any]]) -> dic
         sku, name = _text(label.get("sku")), _text(label.get("name"))
         result = (by_sku.get(sku) if sku else None) or (by_name.get(name) if name else None)
         if result is None or result.get("status") != "succeeded":
-            missing.append(sku or name)
+            missing.append(str(label.get("sku") or label.get("name")))
         else:
             pairs.append((label, result))
     return {
