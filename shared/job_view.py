@@ -59,6 +59,7 @@ def job_to_dict(job: Job, base_url: str) -> dict[str, Any]:
             "self": f"{base_url}/v1/jobs/{job.id}",
             "cancel": f"{base_url}/v1/jobs/{job.id}/cancel",
             "page": f"{base_url}/jobs/{job.id}",
+            "image": f"{base_url}/v1/jobs/{job.id}/image",
         },
     }
     if job.model == PLACEHOLDER_MODEL_NAME:
