@@ -8,7 +8,6 @@ import re
 import signal
 import socket
 import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -21,33 +20,9 @@ from shared.models import Job
 from shared.settings import Settings
 from tests.conftest import image_bytes
 from tests.helpers import submit
+from tests.live_service import VLMQ, vlmq_env, wait_for_line
 from tests.services import free_port
 from worker.inference.types import Engine
-
-VLMQ = str(Path(sys.executable).with_name("vlmq"))
-
-
-def _wait_for_line(log: Path, pattern: str, timeout_s: float) -> str:
-    """Wait until the process log has a line matching `pattern`; return that line."""
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        for line in log.read_text().splitlines():
-            if re.search(pattern, line):
-                return line
-        time.sleep(0.2)
-    raise AssertionError(f"no line matching {pattern!r}; output was:\n{log.read_text()}")
-
-
-def _env(settings: Settings | None = None, **overrides: str) -> dict[str, str]:
-    """The test's environment without stray VLMQ_* values, plus the test's settings."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("VLMQ_")}
-    if settings is not None:
-        env.update(
-            VLMQ_DATA_DIR=str(settings.data_dir),
-            VLMQ_DATABASE_URL=settings.sqlalchemy_url,
-            VLMQ_REDIS_URL=settings.redis_url,
-        )
-    return env | {"PYTHONUNBUFFERED": "1"} | {f"VLMQ_{k.upper()}": v for k, v in overrides.items()}
 
 
 def _port_open(port: int) -> bool:
@@ -61,12 +36,12 @@ def test_vlmq_up_serves_a_round_trip_and_stops_cleanly(tmp_path: Path, model_dat
     data_dir.mkdir()
     (data_dir / "models").symlink_to(model_data_dir / "models")  # reuse the tiny model built for this run
     port = free_port()
-    env = _env(data_dir=str(data_dir), max_new_tokens="32")
+    env = vlmq_env(data_dir=str(data_dir), max_new_tokens="32")
     log = tmp_path / "up.log"
     with log.open("w") as output:
         process = subprocess.Popen([VLMQ, "up", "--port", str(port)], env=env, stdout=output, stderr=subprocess.STDOUT)
     try:
-        ready = _wait_for_line(log, r"ready at http://", 180)
+        ready = wait_for_line(log, r"ready at http://", 180)
         url = ready.split("ready at ")[1].split()[0]
         photo = tmp_path / "shoe.png"
         photo.write_bytes(image_bytes(size=(320, 240), color="navy"))
@@ -109,7 +84,7 @@ def test_gpu_worker_loads_the_model_once_per_process(
     png: bytes,
     tmp_path: Path,
 ) -> None:
-    env = _env(settings, max_new_tokens="16")
+    env = vlmq_env(settings, max_new_tokens="16")
     log_path = tmp_path / "worker.log"
     with log_path.open("w") as log:
         worker = subprocess.Popen([VLMQ, "worker", "gpu"], env=env, stdout=log, stderr=subprocess.STDOUT)
@@ -146,7 +121,7 @@ def test_gpu_worker_with_an_impossible_setting_stops_with_a_clear_error(
 
     if torch.cuda.is_available():
         pytest.skip("int8 works on this machine: it has CUDA")
-    env = _env(settings, quantization="int8")
+    env = vlmq_env(settings, quantization="int8")
     result = subprocess.run([VLMQ, "worker", "gpu"], env=env, capture_output=True, text=True, timeout=120)
     assert result.returncode == 3, result.stderr[-3000:]
     assert "int8" in result.stderr and "CUDA" in result.stderr
@@ -164,7 +139,7 @@ def test_job_survives_a_kill_9_of_its_gpu_worker(
     tmp_path: Path,
 ) -> None:
     # Its own data dir (for the beat schedule file); the model comes from the shared one.
-    env = _env(
+    env = vlmq_env(
         settings, data_dir=str(tmp_path), heartbeat_interval_s="0.5", heartbeat_timeout_s="3", sweep_interval_s="1"
     )
     (tmp_path / "models").symlink_to(settings.data_dir / "models")

@@ -126,6 +126,11 @@ def main(argv: list[str] | None = None) -> int:
         except CliError as exc:
             print(f"vlmq: {exc.message}", file=sys.stderr)
             return exc.exit_code
+        except KeyboardInterrupt:
+            print(
+                "vlmq: interrupted; what was sent keeps running (run the same command again to resume)", file=sys.stderr
+            )
+            return 130
     if args.command == "model":
         from worker.inference.tiny import build_tiny_checkpoint
 
