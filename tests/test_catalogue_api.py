@@ -21,9 +21,10 @@ from shared.clock import utcnow
 from shared.jobs import start, succeed
 from shared.models import Feedback
 from shared.settings import Settings
+from tests.catalogue import catalogue
 from tests.conftest import image_bytes
 from tests.helpers import data_uri, queued_messages, submit
-from web.api.batch_results import COLUMNS
+from web.api.batch_results import COLUMNS, FORMATS
 from web.app import create_app
 
 RED, GREEN = image_bytes(color="red"), image_bytes(size=(800, 600), color="green")
@@ -206,3 +207,47 @@ def test_a_batch_that_finished_on_its_own_stays_completed(client: FlaskClient, s
     assert (batch["status"], batch["canceled_at"]) == ("completed", None)
     assert client.post(f"/v1/batches/{batch_id}/cancel").status_code == 409
     assert client.get(f"/v1/batches/{batch_id}").get_json()["status"] == "completed"
+
+
+def test_a_batch_is_evaluated_against_uploaded_labels(client: FlaskClient, sessions: sessionmaker[Session]) -> None:
+    photos = catalogue(3)  # shoes red, bag blue, mug green
+    items = [{"image": data_uri(p.png()), "name": p.name, "metadata": {"sku": p.sku}} for p in photos]
+    batch_id = client.post("/v1/batches", json={"task": "attributes", "items": items}).get_json()["id"]
+    job_ids = [json.loads(line)["job_id"] for line in client.get(f"/v1/batches/{batch_id}/results").text.splitlines()]
+    # By hand: shoes right; bag called shoes; the mug's job never ran (missing). Category 1 of 2 right,
+    # color 2 of 2, material 1 of 2 (the bag's); key features 1 and 1/2 → 0.75.
+    outputs = [
+        {"category": "shoes", "color": "red", "material": "leather", "key_features": ["lace-up", "rubber sole"]},
+        {"category": "shoes", "color": "blue", "material": "leather", "key_features": ["zip"]},
+    ]
+    for job_id, data in zip(job_ids, outputs, strict=False):
+        finish(sessions, job_id, json.dumps(data), data)
+    assert client.post(f"/v1/jobs/{job_ids[0]}/feedback", json={"score": 5}).status_code == 201
+    labels = io.StringIO()
+    writer = csv.DictWriter(labels, fieldnames=list(photos[0].label))
+    writer.writeheader()
+    writer.writerows(p.label for p in photos)
+
+    response = client.post(f"/v1/batches/{batch_id}/evaluation", data=labels.getvalue(), content_type="text/csv")
+    assert response.status_code == 200, response.get_json()
+    measures = response.get_json()
+    assert measures["items"] == {"labelled": 3, "with_output": 2, "missing": [photos[2].sku]}
+    assert {field: value["accuracy"] for field, value in measures["accuracy"].items()} == {
+        "category": 0.5,
+        "color": 1.0,
+        "material": 0.5,
+    }
+    assert measures["key_features"] == {"judged": 2, "mean_jaccard": 0.75}
+    assert measures["feedback"] == {"with_feedback": 1, "usable_without_edits": 1, "share": 1.0}
+
+    as_file = {"labels": (io.BytesIO(labels.getvalue().encode()), "labels.csv")}
+    multipart = client.post(f"/v1/batches/{batch_id}/evaluation", data=as_file, content_type="multipart/form-data")
+    assert multipart.get_json() == measures
+    for body, content_type, status, code in (
+        (b"category\nshoes\n", "text/csv", 400, "invalid_labels"),
+        (b"not a workbook", FORMATS["xlsx"], 400, "invalid_labels"),
+        (b"sku,category", "text/plain", 415, "unsupported_media_type"),
+    ):
+        refused = client.post(f"/v1/batches/{batch_id}/evaluation", data=body, content_type=content_type)
+        assert (refused.status_code, refused.get_json()["error"]["code"]) == (status, code)
+    assert client.post("/v1/batches/bat_nope/evaluation", data=b"sku\n", content_type="text/csv").status_code == 404

@@ -1,4 +1,4 @@
-"""The catalogue-workflow routes of the OpenAPI document: feedback, a job's photo, retry."""
+"""The catalogue-workflow routes of the OpenAPI document: feedback, a job's photo, retry, batch evaluation."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ from typing import Any
 from shared.feedback import FeedbackCreate
 
 _ERROR = {"$ref": "#/components/responses/Error"}
+_BATCH_ID = {"name": "batch_id", "in": "path", "required": True, "schema": {"type": "string"}}
 _JOB_ID = {"name": "job_id", "in": "path", "required": True, "schema": {"type": "string"}}
 _JOB = {"description": "The job", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Job"}}}}
 
@@ -69,6 +70,37 @@ def catalogue_paths() -> dict[str, Any]:
                     "200": {"description": "The image", "content": {"image/*": {}}},
                     "400": _ERROR,
                     "404": _ERROR,
+                },
+            }
+        },
+        "/v1/batches/{batch_id}/evaluation": {
+            "post": {
+                "summary": "Measure the batch's attributes output against labels (columns sku or name, category, "
+                "color, material, key_features): per-field accuracy, category precision/recall and confusion "
+                "matrix, key-feature overlap, share usable without edits, latency percentiles",
+                "parameters": [_BATCH_ID],
+                "requestBody": {
+                    "required": True,
+                    "content": {
+                        "text/csv": {},
+                        "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet": {},
+                        "application/x-ndjson": {},
+                        "multipart/form-data": {
+                            "schema": {
+                                "type": "object",
+                                "properties": {"labels": {"type": "string", "format": "binary"}},
+                            }
+                        },
+                    },
+                },
+                "responses": {
+                    "200": {
+                        "description": "The measures",
+                        "content": {"application/json": {"schema": {"type": "object"}}},
+                    },
+                    "400": _ERROR,
+                    "404": _ERROR,
+                    "415": _ERROR,
                 },
             }
         },
