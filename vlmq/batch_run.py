@@ -84,13 +84,21 @@ def _chunks(items: list[SourceItem], chunk_size: int) -> list[list[SourceItem]]:
     chunks: list[list[SourceItem]] = [[]]
     size = 0
     for item in items:
-        item_size = (item.path.stat().st_size * 4 // 3 + 1024) if item.path is not None else 1024
+        item_size = _encoded_size(item)
         if chunks[-1] and (len(chunks[-1]) >= chunk_size or size + item_size > MAX_CHUNK_BYTES):
             chunks.append([])
             size = 0
         chunks[-1].append(item)
         size += item_size
     return [chunk for chunk in chunks if chunk]
+
+
+def _encoded_size(item: SourceItem) -> int:
+    """About what the photo adds to a request body (a file that cannot be read is reported when sent)."""
+    try:
+        return (item.path.stat().st_size * 4 // 3 if item.path is not None else 0) + 1024
+    except OSError:
+        return 1024
 
 
 @dataclass(frozen=True)
