@@ -61,7 +61,7 @@ def test_a_folder_of_200_photos_runs_resumes_exports_and_evaluates(live: str, tm
     assert "run the same command again to resume" in log.read_text()
 
     # The same command again sends only what the first run had not, then waits with progress.
-    rerun = cli("batch", "run", str(folder), *RUN, "--out", str(out), url=live)
+    rerun = cli("batch", "run", str(folder), *RUN, "--out", str(out), url=live, timeout_s=600)  # a slow machine
     assert rerun.returncode == 0, rerun.stderr
     assert f"{PHOTOS} photos in 4 batches" in rerun.stderr
     assert "already sent" in rerun.stderr  # at least the batch the first run got through
