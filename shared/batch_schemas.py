@@ -11,7 +11,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from shared.schemas import MAX_PROMPT_CHARS, JobCreate, JobParams, SubmissionFields, check_metadata_size
+from shared.schemas import MAX_NAME_CHARS, MAX_PROMPT_CHARS, JobCreate, JobParams, SubmissionFields, check_metadata_size
 
 
 class BatchItem(BaseModel):
@@ -21,6 +21,7 @@ class BatchItem(BaseModel):
 
     image: str | None = Field(None, description="data:image/...;base64,")
     image_url: str | None = Field(None, description="http(s) URL, downloaded at submit time")
+    name: str | None = Field(None, max_length=MAX_NAME_CHARS, description="the photo's file name, echoed in results")
     prompt: str | None = Field(None, max_length=MAX_PROMPT_CHARS)
     params: JobParams | None = None
     metadata: dict[str, Any] | None = None
@@ -39,8 +40,8 @@ class BatchCreate(SubmissionFields):
 
     items: list[BatchItem] = Field(default_factory=list)
 
-    def job_spec(self, item: BatchItem | None) -> JobCreate:
-        """One item as a job request (None: a multipart image, which has no overrides).
+    def job_spec(self, item: BatchItem | None, name: str | None = None) -> JobCreate:
+        """One item as a job request (None: a multipart image, named by its file `name`, with no overrides).
 
         Raises `ValidationError` when the merged fields break a job rule (say, `ask` without a prompt).
         """
@@ -48,6 +49,7 @@ class BatchCreate(SubmissionFields):
         metadata = dict(self.metadata)
         prompt = self.prompt
         if item is not None:
+            name = item.name
             params |= item.params.model_dump(by_alias=True, exclude_unset=True) if item.params else {}
             metadata |= item.metadata or {}
             prompt = item.prompt if item.prompt is not None else prompt
@@ -59,5 +61,6 @@ class BatchCreate(SubmissionFields):
                 "metadata": metadata,
                 "webhook": self.webhook,
                 "webhook_events": self.webhook_events,
+                "name": name,
             }
         )

@@ -28,13 +28,22 @@ def batch_counts(session: Session, batch_ids: Iterable[str]) -> dict[str, dict[s
     return counts
 
 
+def batch_status(batch: Batch) -> str:
+    """`running` until every job ended, then `canceled` if someone canceled the batch, else `completed`.
+
+    `completed_at` is set in the transaction that ended the last job, so it never disagrees with the jobs.
+    """
+    if batch.completed_at is None:
+        return "running"
+    return "canceled" if batch.canceled_at is not None else "completed"
+
+
 def batch_to_dict(batch: Batch, counts: dict[str, int], base_url: str) -> dict[str, Any]:
     """Render a batch; `base_url` (no trailing slash) makes the links absolute."""
     finished = sum(counts[status.value] for status in TERMINAL_STATUSES)
     return {
         "id": batch.id,
-        # `completed_at` is set in the transaction that ended the last job, so the two never disagree.
-        "status": "completed" if batch.completed_at else "running",
+        "status": batch_status(batch),
         "task": batch.task,
         "total": batch.total,
         "counts": counts,
@@ -43,6 +52,7 @@ def batch_to_dict(batch: Batch, counts: dict[str, int], base_url: str) -> dict[s
         "webhook": batch.webhook_url,
         "created_at": iso_utc(batch.created_at),
         "completed_at": iso_utc(batch.completed_at),
+        "canceled_at": iso_utc(batch.canceled_at),
         "urls": {
             "self": f"{base_url}/v1/batches/{batch.id}",
             "results": f"{base_url}/v1/batches/{batch.id}/results",

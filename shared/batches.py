@@ -59,3 +59,13 @@ def complete_finished_batches(session: Session, now: datetime) -> list[str]:
         select(Batch.id).where(Batch.completed_at.is_(None), ~unfinished).order_by(Batch.id).limit(SWEEP_LIMIT)
     ).all()
     return [batch_id for batch_id in candidates if complete_batch(session, batch_id, now)]
+
+
+def mark_batch_canceled(session: Session, batch_id: str, now: datetime) -> None:
+    """Record that someone canceled the batch (once); it then reports `canceled` when its jobs have ended."""
+    session.execute(
+        update(Batch)
+        .where(Batch.id == batch_id, Batch.canceled_at.is_(None))
+        .values(canceled_at=now)
+        .execution_options(synchronize_session=False)
+    )

@@ -25,12 +25,21 @@ def _seconds_between(start: datetime | None, end: datetime | None) -> float | No
     return round((end - start).total_seconds(), 3)
 
 
+def job_metrics(job: Job) -> dict[str, float | None]:
+    """Seconds the job waited for a worker and spent in the model (None until known)."""
+    return {
+        "queue_s": _seconds_between(job.created_at, job.started_at),
+        "inference_s": round(job.inference_s, 3) if job.inference_s is not None else None,
+    }
+
+
 def job_to_dict(job: Job, base_url: str) -> dict[str, Any]:
     """Render a job; `base_url` (no trailing slash) makes the links absolute."""
     body: dict[str, Any] = {
         "id": job.id,
         "status": job.status,
         "task": job.task,
+        "name": job.source_name,
         "prompt": job.prompt,
         "params": job.params,
         "model": job.model,
@@ -45,14 +54,12 @@ def job_to_dict(job: Job, base_url: str) -> dict[str, Any]:
         "started_at": iso_utc(job.started_at),
         "completed_at": iso_utc(job.completed_at),
         "progress": _progress(job),
-        "metrics": {
-            "queue_s": _seconds_between(job.created_at, job.started_at),
-            "inference_s": round(job.inference_s, 3) if job.inference_s is not None else None,
-        },
+        "metrics": job_metrics(job),
         "urls": {
             "self": f"{base_url}/v1/jobs/{job.id}",
             "cancel": f"{base_url}/v1/jobs/{job.id}/cancel",
             "page": f"{base_url}/jobs/{job.id}",
+            "image": f"{base_url}/v1/jobs/{job.id}/image",
         },
     }
     if job.model == PLACEHOLDER_MODEL_NAME:

@@ -126,6 +126,8 @@ class Job(Base):
     # A caller is waiting (chat, `Prefer: wait`): sent to the queue GPU workers drain first.
     interactive: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
     meta: Mapped[dict[str, Any]] = mapped_column("metadata", JSON)
+    # The uploaded file's name (or a JSON batch item's `name`), so results can be matched to files.
+    source_name: Mapped[str | None] = mapped_column(String(255))
     idempotency_key: Mapped[str | None] = mapped_column(String(255))
     webhook_url: Mapped[str | None] = mapped_column(String(2048))
     webhook_events: Mapped[list[str] | None] = mapped_column(JSON)
@@ -226,3 +228,20 @@ class Batch(Base):
     webhook_url: Mapped[str | None] = mapped_column(String(2048))
     created_at: Mapped[datetime]
     completed_at: Mapped[datetime | None]
+    # Set by `POST /v1/batches/{id}/cancel`, so an ended batch says it was canceled rather than completed.
+    canceled_at: Mapped[datetime | None]
+
+
+class Feedback(Base):
+    """A person's verdict on a job's output: a 1-5 score, corrected fields and a comment; the newest counts."""
+
+    __tablename__ = "feedback"
+    __table_args__ = (Index("ix_feedback_job_id_id", "job_id", "id"),)
+
+    id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    tenant_id: Mapped[str] = mapped_column(ForeignKey("tenants.id"))
+    job_id: Mapped[str] = mapped_column(ForeignKey("jobs.id"))
+    score: Mapped[int] = mapped_column(Integer)
+    corrections: Mapped[dict[str, Any]]
+    comment: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime]

@@ -27,6 +27,7 @@ MAX_METADATA_BYTES = 16 * 1024
 MAX_SCHEMA_BYTES = 16 * 1024
 MAX_NEW_TOKENS_LIMIT = 2048
 MAX_HISTORY_TURNS = 40
+MAX_NAME_CHARS = 255
 
 
 class HistoryTurn(BaseModel):
@@ -132,6 +133,10 @@ class SubmissionFields(BaseModel):
 
 class JobCreate(SubmissionFields):
     """The fields of `POST /v1/jobs` besides the image itself."""
+
+    name: str | None = Field(
+        None, max_length=MAX_NAME_CHARS, description="the photo's file name (multipart: the upload's file name)"
+    )
 
     @model_validator(mode="after")
     def _options_fit_task(self) -> JobCreate:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import json
+import os
 import secrets
 import shutil
 import threading
@@ -217,3 +218,16 @@ def browser_page() -> Iterator[object]:
         browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
         yield browser.new_page()
         browser.close()
+
+
+@pytest.fixture(scope="session")
+def screenshots() -> Path:
+    """Where page screenshots are kept after the run (CI can publish the folder): `VLMQ_TEST_ARTIFACTS`
+    or `test-artifacts/` in the checkout, one sub-folder `screenshots`."""
+    root = Path(os.environ.get("VLMQ_TEST_ARTIFACTS") or Path(__file__).resolve().parent.parent / "test-artifacts")
+    folder = root / "screenshots"
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder
+
+
+PHONE = {"width": 390, "height": 844}

@@ -15,7 +15,8 @@ from flask.testing import FlaskClient
 
 from shared.product_schema import DEFAULT_PRODUCT_SCHEMA
 from shared.settings import Settings
-from tests.helpers import VLMQ, submit, wait_for_line, worker_env
+from tests.helpers import submit
+from tests.live_service import VLMQ, vlmq_env, wait_for_line
 from worker.inference.types import Engine
 
 FLAT = {
@@ -53,7 +54,7 @@ def test_fifty_attributes_jobs_all_return_schema_valid_data(
 ) -> None:
     log_path = tmp_path / "worker.log"
     with log_path.open("w") as log:  # the worker's own defaults: no max_new_tokens or sampling override
-        worker = subprocess.Popen([VLMQ, "worker", "gpu"], env=worker_env(settings), stdout=log, stderr=log)
+        worker = subprocess.Popen([VLMQ, "worker", "gpu"], env=vlmq_env(settings), stdout=log, stderr=log)
     try:
         wait_for_line(log_path, r"loaded in worker process", 120)
         schemas = [None, FLAT, NESTED]

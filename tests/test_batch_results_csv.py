@@ -6,7 +6,8 @@ import csv
 import io
 
 from shared.models import Job
-from web.api.batch_results import csv_lines
+from shared.spreadsheets import BOM
+from web.api.batch_results import csv_lines, result_row
 
 
 def test_formula_like_cells_are_shown_not_run() -> None:
@@ -19,7 +20,9 @@ def test_formula_like_cells_are_shown_not_run() -> None:
         error_code=None,
         error_message=None,
     )
-    header, row = csv.reader(io.StringIO("".join(csv_lines(iter([job])))))
+    text = "".join(csv_lines(iter([result_row(job)])))
+    assert text.startswith(BOM)
+    header, row = csv.reader(io.StringIO(text.removeprefix(BOM)))
     cells = dict(zip(header, row, strict=True))
     assert cells["text"] == '\'=HYPERLINK("http://evil.example","click")'
     assert cells["job_id"] == "job_1" and cells["index"] == "0"

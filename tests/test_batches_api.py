@@ -214,8 +214,10 @@ def test_results_stream_in_submission_order_as_jsonl_and_csv(
     as_csv = client.get(f"/v1/batches/{batch_id}/results?format=csv")
     assert as_csv.mimetype == "text/csv"
     assert as_csv.headers["Content-Disposition"] == f'attachment; filename="{batch_id}.csv"'
-    rows = list(csv.DictReader(io.StringIO(as_csv.get_data(as_text=True))))
-    assert list(rows[0]) == list(batch_results.CSV_COLUMNS)
+    raw = as_csv.get_data()
+    assert raw.startswith(b"\xef\xbb\xbf")  # a BOM, so Excel reads UTF-8
+    rows = list(csv.DictReader(io.StringIO(raw.decode("utf-8-sig"))))
+    assert list(rows[0]) == list(batch_results.COLUMNS)
     assert [(row["index"], row["job_id"], row["status"]) for row in rows] == [
         (str(line["index"]), line["job_id"], line["status"]) for line in lines
     ]
@@ -235,7 +237,8 @@ def test_cancel_ends_every_unfinished_job_and_completes_the_batch(
     assert canceled.status_code == 200
     batch = canceled.get_json()
     assert batch["counts"] == {"queued": 0, "running": 0, "succeeded": 1, "failed": 0, "canceled": 2}
-    assert (batch["status"], batch["progress"]) == ("completed", 1.0) and batch["completed_at"] is not None
+    assert (batch["status"], batch["progress"]) == ("canceled", 1.0) and batch["completed_at"] is not None
+    assert batch["canceled_at"] is not None
     again = client.post(f"/v1/batches/{batch_id}/cancel")
     assert (again.status_code, again.get_json()["error"]["code"]) == (409, "batch_already_finished")
 

@@ -19,7 +19,8 @@ from sqlalchemy.orm import Session, sessionmaker
 from shared.models import Job
 from shared.settings import Settings
 from tests.conftest import image_bytes
-from tests.helpers import VLMQ, submit, wait_for_line, worker_env
+from tests.helpers import submit
+from tests.live_service import VLMQ, vlmq_env, wait_for_line
 from tests.services import free_port
 from worker.inference.types import Engine
 
@@ -35,7 +36,7 @@ def test_vlmq_up_serves_a_round_trip_and_stops_cleanly(tmp_path: Path, model_dat
     data_dir.mkdir()
     (data_dir / "models").symlink_to(model_data_dir / "models")  # reuse the tiny model built for this run
     port = free_port()
-    env = worker_env(data_dir=str(data_dir), max_new_tokens="32")
+    env = vlmq_env(data_dir=str(data_dir), max_new_tokens="32")
     log = tmp_path / "up.log"
     with log.open("w") as output:
         process = subprocess.Popen([VLMQ, "up", "--port", str(port)], env=env, stdout=output, stderr=subprocess.STDOUT)
@@ -83,7 +84,7 @@ def test_gpu_worker_loads_the_model_once_per_process(
     png: bytes,
     tmp_path: Path,
 ) -> None:
-    env = worker_env(settings, max_new_tokens="16")
+    env = vlmq_env(settings, max_new_tokens="16")
     log_path = tmp_path / "worker.log"
     with log_path.open("w") as log:
         worker = subprocess.Popen([VLMQ, "worker", "gpu"], env=env, stdout=log, stderr=subprocess.STDOUT)
@@ -120,7 +121,7 @@ def test_gpu_worker_with_an_impossible_setting_stops_with_a_clear_error(
 
     if torch.cuda.is_available():
         pytest.skip("int8 works on this machine: it has CUDA")
-    env = worker_env(settings, quantization="int8")
+    env = vlmq_env(settings, quantization="int8")
     result = subprocess.run([VLMQ, "worker", "gpu"], env=env, capture_output=True, text=True, timeout=120)
     assert result.returncode == 3, result.stderr[-3000:]
     assert "int8" in result.stderr and "CUDA" in result.stderr
@@ -138,7 +139,7 @@ def test_job_survives_a_kill_9_of_its_gpu_worker(
     tmp_path: Path,
 ) -> None:
     # Its own data dir (for the beat schedule file); the model comes from the shared one.
-    env = worker_env(
+    env = vlmq_env(
         settings, data_dir=str(tmp_path), heartbeat_interval_s="0.5", heartbeat_timeout_s="3", sweep_interval_s="1"
     )
     (tmp_path / "models").symlink_to(settings.data_dir / "models")

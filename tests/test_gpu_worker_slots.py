@@ -18,7 +18,8 @@ from sqlalchemy.orm import Session, sessionmaker
 from shared.celery_app import GPU_QUEUE, INTERACTIVE_QUEUE
 from shared.models import Job
 from shared.settings import Settings
-from tests.helpers import VLMQ, submit, wait_for_line, worker_env
+from tests.helpers import submit
+from tests.live_service import VLMQ, vlmq_env, wait_for_line
 from worker.inference.types import Engine
 
 LONG = json.dumps({"max_new_tokens": 1500, "temperature": 0})  # greedy tiny model: runs the whole budget
@@ -47,7 +48,7 @@ def test_worker_holds_one_message_per_slot_and_serves_interactive_first(
     png: bytes,
     tmp_path: Path,
 ) -> None:
-    env = worker_env(settings, heartbeat_interval_s="0.2")
+    env = vlmq_env(settings, heartbeat_interval_s="0.2")
     log_path = tmp_path / "worker.log"
     with log_path.open("w") as log:
         worker = subprocess.Popen([VLMQ, "worker", "gpu", "--concurrency", "2"], env=env, stdout=log, stderr=log)

@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
+import json
 import logging
 import os
 import sys
 from pathlib import Path
+from typing import Any
 
 from pydantic import ValidationError
 
@@ -44,11 +47,35 @@ def _parser() -> argparse.ArgumentParser:
 
     submit = commands.add_parser("submit", help="submit an image and print the job as JSON")
     submit.add_argument("image", type=Path)
-    submit.add_argument("--task", required=True)
-    submit.add_argument("--prompt")
-    submit.add_argument("--wait", action="store_true", help="wait (up to 60 s) for the job to finish")
-    submit.add_argument("--url", default=os.environ.get("VLMQ_URL", "http://127.0.0.1:8000"))
-    submit.add_argument("--api-key", default=os.environ.get("VLMQ_API_KEY"))
+    _add_request_arguments(submit)
+    submit.add_argument("--wait", action="store_true", help="follow the job, with progress, until it ends")
+    submit.add_argument("--timeout", type=float, default=60.0, help="seconds --wait waits (default 60)")
+    _add_server_arguments(submit)
+
+    batch = commands.add_parser("batch", help="run a catalogue of photos")
+    batch_commands = batch.add_subparsers(dest="batch_command", required=True)
+    run = batch_commands.add_parser("run", help="send a folder (or CSV) of photos, wait, write the results")
+    run.add_argument("source", type=Path, help="a folder of photos, or a CSV with path or url, sku, metadata")
+    _add_request_arguments(run)
+    run.add_argument("--out", type=Path, default=Path("results.csv"), help=".csv, .jsonl or .xlsx")
+    run.add_argument("--chunk-size", type=int, default=100, help="photos per batch request (default 100)")
+    run.add_argument("--timeout", type=float, help="give up waiting after this many seconds (default: never)")
+    _add_server_arguments(run)
+
+    evaluate = commands.add_parser("eval", help="measure attributes results against a person's labels")
+    evaluate.add_argument("labels", type=Path, help="labels: .csv or .xlsx with sku or name, category, color, ...")
+    evaluate.add_argument("--results", type=Path, required=True, help="a results file of `vlmq batch run`")
+    evaluate.add_argument("--report", type=Path, help="also write an HTML report with charts here")
+
+    jobs = commands.add_parser("jobs", help="the newest jobs as a table")
+    jobs.add_argument("--status")
+    jobs.add_argument("--task")
+    jobs.add_argument("--search", help="text in the file name or metadata, e.g. a SKU")
+    jobs.add_argument("--limit", type=int, default=20)
+    _add_server_arguments(jobs)
+    batches = commands.add_parser("batches", help="the newest batches as a table")
+    batches.add_argument("--limit", type=int, default=20)
+    _add_server_arguments(batches)
 
     keys = commands.add_parser("keys", help="API keys")
     keys_commands = keys.add_subparsers(dest="keys_command", required=True)
@@ -74,13 +101,39 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _add_request_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--task", required=True, help="describe, ocr, attributes, copy or ask")
+    parser.add_argument("--prompt", help="the question for 'ask', or an instruction")
+    parser.add_argument(
+        "--param", action="append", default=[], metavar="KEY=VALUE", help="a task parameter, e.g. channel=title"
+    )
+    parser.add_argument("--metadata", action="append", default=[], metavar="KEY=VALUE", help="kept with each job")
+
+
+def _add_server_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--url", default=os.environ.get("VLMQ_URL", "http://127.0.0.1:8000"))
+    parser.add_argument("--api-key", default=os.environ.get("VLMQ_API_KEY"))
+
+
+CLIENT_COMMANDS = ("submit", "batch", "jobs", "batches", "eval")
+
+
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    if args.command == "submit":
-        from vlmq.submit import submit
+    if args.command in CLIENT_COMMANDS:
+        from vlmq.client import CliError
 
-        return submit(args.url, args.image, args.task, args.prompt, 60.0 if args.wait else 0.0, args.api_key)
+        try:
+            return _run_client(args)
+        except CliError as exc:
+            print(f"vlmq: {exc.message}", file=sys.stderr)
+            return exc.exit_code
+        except KeyboardInterrupt:
+            print(
+                "vlmq: interrupted; what was sent keeps running (run the same command again to resume)", file=sys.stderr
+            )
+            return 130
     if args.command == "model":
         from worker.inference.tiny import build_tiny_checkpoint
 
@@ -95,6 +148,50 @@ def main(argv: list[str] | None = None) -> int:
         print(f"vlmq: invalid settings: {exc}", file=sys.stderr)
         return 2
     return _run_with_settings(args, settings)
+
+
+def _run_client(args: argparse.Namespace) -> int:
+    """The commands of a vlmq user (most talk to a running vlmq over HTTP); they need no settings of their own."""
+    if args.command == "eval":
+        from vlmq.eval_report import run_eval
+
+        return run_eval(args.labels, args.results, args.report)
+    from vlmq.client import ApiClient
+
+    client = ApiClient(args.url, args.api_key)
+    if args.command == "jobs":
+        from vlmq.listings import list_jobs
+
+        return list_jobs(client, args.status, args.task, args.search, args.limit)
+    if args.command == "batches":
+        from vlmq.listings import list_batches
+
+        return list_batches(client, args.limit)
+    params, metadata = _key_values("--param", args.param, as_json=True), _key_values("--metadata", args.metadata)
+    if args.command == "submit":
+        from vlmq.submit import submit
+
+        return submit(client, args.image, args.task, args.prompt, params, metadata, args.timeout if args.wait else 0)
+    from vlmq.batch_run import RunRequest, batch_run
+
+    request = RunRequest(task=args.task, prompt=args.prompt, params=params, metadata=metadata)
+    return batch_run(client, args.source, request, args.out, args.chunk_size, args.timeout)
+
+
+def _key_values(option: str, pairs: list[str], as_json: bool = False) -> dict[str, Any]:
+    """`KEY=VALUE` pairs; with `as_json`, a value that reads as JSON (a number, true, an object) is taken as such."""
+    from vlmq.client import CliError
+
+    values: dict[str, Any] = {}
+    for pair in pairs:
+        key, sep, raw = pair.partition("=")
+        if not sep or not key.strip():
+            raise CliError(f"{option} takes KEY=VALUE, got {pair!r}")
+        values[key.strip()] = raw
+        if as_json:
+            with contextlib.suppress(json.JSONDecodeError):
+                values[key.strip()] = json.loads(raw)
+    return values
 
 
 def _run_with_settings(args: argparse.Namespace, settings: Settings) -> int:

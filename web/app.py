@@ -9,7 +9,7 @@ from shared.celery_app import make_celery
 from shared.db import make_engine, make_session_factory
 from shared.settings import Settings
 from web import health, metrics, openapi, pages
-from web.api import batches, chat, deliveries, jobs
+from web.api import batch_evaluation, batches, chat, deliveries, feedback, job_actions, jobs
 from web.errors import register_error_handlers
 from web.json_provider import SafeJSONProvider
 from web.rate_limits import init_rate_limits
@@ -45,7 +45,10 @@ def create_app(settings: Settings | None = None) -> Flask:
     app.register_blueprint(openapi.bp)
     app.register_blueprint(jobs.bp)
     app.register_blueprint(deliveries.bp)
+    app.register_blueprint(feedback.bp)
+    app.register_blueprint(job_actions.bp)
     app.register_blueprint(batches.bp)
+    app.register_blueprint(batch_evaluation.bp)
     app.register_blueprint(chat.bp)
     app.register_blueprint(pages.bp)
     return app

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from sqlalchemy import Select, String, cast, or_
 from sqlalchemy.orm import Session
 
 from shared.clock import utcnow
@@ -9,7 +10,7 @@ from shared.ids import new_id
 from shared.images import ImageRejected, check_image
 from shared.job_view import PLACEHOLDER_MODEL_NAME
 from shared.models import Job, StoredImage
-from shared.schemas import JobCreate
+from shared.schemas import TASKS, JobCreate
 from shared.settings import Settings
 from shared.states import JobStatus
 from shared.storage import store_image
@@ -71,6 +72,7 @@ def insert_job(
         batch_id=batch_id,
         interactive=interactive,
         meta=spec.metadata,
+        source_name=spec.name,
         idempotency_key=idempotency_key,
         webhook_url=spec.webhook,
         webhook_events=spec.webhook_events,
@@ -105,3 +107,50 @@ def _parent_job(session: Session, tenant_id: str, parent_id: str, image: bytes |
             f"the image of job {parent_id} was deleted after VLMQ_IMAGE_RETENTION_S; ask again with the image",
         )
     return parent
+
+
+def insert_retry(session: Session, settings: Settings, job: Job) -> Job:
+    """A queued copy of an ended job (same image, task, prompt, params, metadata, name and webhook).
+
+    It is a job of its own, outside any batch: the batch keeps its results as they were.
+    """
+    retry = Job(
+        id=new_id("job"),
+        tenant_id=job.tenant_id,
+        status=JobStatus.QUEUED.value,
+        task=job.task,
+        prompt=job.prompt,
+        params=job.params,
+        model=settings.model or PLACEHOLDER_MODEL_NAME,
+        image_id=job.image_id,
+        parent_job_id=job.parent_job_id,
+        meta=job.meta,
+        source_name=job.source_name,
+        webhook_url=job.webhook_url,
+        webhook_events=job.webhook_events,
+        attempts=0,
+        created_at=utcnow(),
+    )
+    session.add(retry)
+    session.flush()
+    return retry
+
+
+def filter_jobs(
+    query: Select[tuple[Job]], status: str | None, task: str | None, search: str | None
+) -> Select[tuple[Job]]:
+    """Narrow a job listing by status, task, and text found in the file name or metadata (a SKU, say)."""
+    if status:
+        if status not in JobStatus._value2member_map_:
+            raise ApiError(400, "invalid_status", f"status must be one of {', '.join(s.value for s in JobStatus)}")
+        query = query.where(Job.status == status)
+    if task:
+        if task not in TASKS:
+            raise ApiError(400, "invalid_task", f"task must be one of {', '.join(TASKS)}")
+        query = query.where(Job.task == task)
+    if search and search.strip():
+        pattern = "%" + search.strip().replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+        query = query.where(
+            or_(Job.source_name.ilike(pattern, escape="\\"), cast(Job.meta, String).ilike(pattern, escape="\\"))
+        )
+    return query

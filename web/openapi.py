@@ -15,6 +15,7 @@ from shared.schemas import JobCreate
 from shared.states import JobStatus
 from web.api.chat_input import ChatRequest
 from web.openapi_batches import batch_paths, batch_schemas
+from web.openapi_catalogue import catalogue_paths, catalogue_schemas
 
 bp = Blueprint("openapi", __name__)
 
@@ -46,6 +47,7 @@ def _job_schema() -> dict[str, Any]:
             "id": {"type": "string"},
             "status": {"type": "string", "enum": [s.value for s in JobStatus]},
             "task": {"type": "string"},
+            "name": {"type": ["string", "null"], "description": "the photo's file name"},
             "prompt": {"type": ["string", "null"]},
             "params": {"type": "object"},
             "model": {"type": "string"},
@@ -165,6 +167,8 @@ def openapi_document() -> dict[str, Any]:
     list_params = [
         {"name": "status", "in": "query", "schema": {"type": "string", "enum": [s.value for s in JobStatus]}},
         {"name": "batch_id", "in": "query", "schema": {"type": "string"}},
+        {"name": "task", "in": "query", "schema": {"type": "string"}},
+        {"name": "q", "in": "query", "schema": {"type": "string"}, "description": "text in the file name or metadata"},
         {"name": "limit", "in": "query", "schema": {"type": "integer", "minimum": 1, "maximum": 500}},
         {"name": "cursor", "in": "query", "schema": {"type": "string"}},
     ]
@@ -249,6 +253,7 @@ def openapi_document() -> dict[str, Any]:
                 }
             },
             **batch_paths(),
+            **catalogue_paths(),
         },
         "components": {
             "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}},
@@ -259,6 +264,7 @@ def openapi_document() -> dict[str, Any]:
                 "Delivery": _delivery_schema(),
                 **definitions,
                 **batch_schemas(),
+                **catalogue_schemas(),
             },
             "responses": {
                 "Error": {

@@ -24,7 +24,7 @@ def batch_schemas() -> dict[str, Any]:
         "type": "object",
         "properties": {
             "id": {"type": "string"},
-            "status": {"type": "string", "enum": ["running", "completed"]},
+            "status": {"type": "string", "enum": ["running", "completed", "canceled"]},
             "task": {"type": "string"},
             "total": {"type": "integer"},
             "counts": {
@@ -36,6 +36,7 @@ def batch_schemas() -> dict[str, Any]:
             "webhook": {"type": ["string", "null"]},
             "created_at": {"type": "string", "format": "date-time"},
             "completed_at": nullable_time,
+            "canceled_at": nullable_time,
             "urls": {"type": "object"},
         },
         "required": ["id", "status", "task", "total", "counts", "progress", "created_at", "urls"],
@@ -92,9 +93,14 @@ def batch_paths() -> dict[str, Any]:
         {"name": "cursor", "in": "query", "schema": {"type": "string"}},
     ]
     results = {
-        "description": "One line per job in submission order: JSON Lines {index, job_id, status, result, error, "
-        "metadata}, or CSV with columns index, job_id, status, text, data, error_code, error_message, metadata",
-        "content": {"application/x-ndjson": {}, "text/csv": {}},
+        "description": "One row per job in submission order: JSON Lines {index, job_id, name, status, result, metrics, "
+        "error, metadata, feedback}, or CSV (with a BOM) or XLSX with columns index, job_id, name, sku, status, "
+        "text, data, error_code, error_message, metadata, feedback_score, feedback_corrections, feedback_comment",
+        "content": {
+            "application/x-ndjson": {},
+            "text/csv": {},
+            "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet": {},
+        },
     }
     return {
         "/v1/batches": {
@@ -117,10 +123,10 @@ def batch_paths() -> dict[str, Any]:
         },
         "/v1/batches/{batch_id}/results": {
             "get": {
-                "summary": "The batch's results, streamed",
+                "summary": "The batch's results with each item's name, metadata and newest feedback",
                 "parameters": [
                     _BATCH_ID,
-                    {"name": "format", "in": "query", "schema": {"type": "string", "enum": ["jsonl", "csv"]}},
+                    {"name": "format", "in": "query", "schema": {"type": "string", "enum": ["jsonl", "csv", "xlsx"]}},
                 ],
                 "responses": {"200": results, "400": _ERROR, "404": _ERROR},
             }

@@ -1,14 +1,17 @@
-"""HTML pages: an upload form with recent jobs, self-refreshing job and batch pages, and the key login."""
+"""HTML pages for the people who run the catalogue: upload forms, filtered job lists, job and batch pages."""
 
 from __future__ import annotations
+
+from typing import Any
 
 from flask import Blueprint, Response, redirect, render_template, request
 from sqlalchemy import select
 
 from shared.auth import tenant_for_key
-from shared.batch_view import render_batch
+from shared.batch_view import batch_counts, batch_to_dict, render_batch
+from shared.feedback import feedback_to_dict
 from shared.job_view import PLACEHOLDER_WARNING, job_to_dict
-from shared.models import Job
+from shared.models import Batch, Feedback, Job
 from shared.schemas import TASKS
 from shared.states import JobStatus
 from shared.webhooks.delivery_log import job_deliveries
@@ -16,7 +19,7 @@ from web.api.jobs import create_job
 from web.auth import current_tenant
 from web.batch_records import load_batch
 from web.errors import ApiError
-from web.job_records import load_job
+from web.job_records import filter_jobs, load_job
 from web.page_session import check_csrf, cookie_key, csrf_token, safe_next, set_key_cookie
 from web.state import app_state
 from web.urls import base_url
@@ -24,6 +27,7 @@ from web.urls import base_url
 bp = Blueprint("pages", __name__)
 
 RECENT_JOBS = 20
+RECENT_BATCHES = 5
 BATCH_PAGE_JOBS = 1000
 REFRESH_S = 2
 
@@ -32,14 +36,26 @@ REFRESH_S = 2
 def index() -> str:
     state = app_state()
     tenant_id = current_tenant()
+    filters = {name: request.args.get(name) or None for name in ("status", "task", "q")}
+    query = select(Job).where(Job.tenant_id == tenant_id).order_by(Job.id.desc()).limit(RECENT_JOBS)
+    query = filter_jobs(query, filters["status"], filters["task"], filters["q"])
     with state.sessions() as session:
-        jobs = session.scalars(select(Job).where(Job.tenant_id == tenant_id).order_by(Job.id.desc()).limit(RECENT_JOBS))
-        recent = [job_to_dict(job, base_url()) for job in jobs]
+        recent = [job_to_dict(job, base_url()) for job in session.scalars(query)]
+        batches = list(
+            session.scalars(
+                select(Batch).where(Batch.tenant_id == tenant_id).order_by(Batch.id.desc()).limit(RECENT_BATCHES)
+            )
+        )
+        counts = batch_counts(session, [batch.id for batch in batches])
+        recent_batches = [batch_to_dict(batch, counts[batch.id], base_url()) for batch in batches]
     return render_template(
         "index.html",
         jobs=recent,
+        batches=recent_batches,
         tasks=TASKS,
         csrf_token=csrf_token(cookie_key()),
+        statuses=[status.value for status in JobStatus],
+        filters=filters,
         placeholder_warning=PLACEHOLDER_WARNING if state.settings.uses_placeholder_model else None,
     )
 
@@ -51,8 +67,38 @@ def job_page(job_id: str) -> str:
         job = load_job(session, tenant_id, job_id)
         view = job_to_dict(job, base_url())
         deliveries = job_deliveries(session, job_id)
+        feedback = [
+            feedback_to_dict(entry)
+            for entry in session.scalars(select(Feedback).where(Feedback.job_id == job_id).order_by(Feedback.id.desc()))
+        ]
     finished = JobStatus(view["status"]).is_terminal()
-    return render_template("job.html", job=view, deliveries=deliveries, refresh_s=None if finished else REFRESH_S)
+    data = (view["result"] or {}).get("data")
+    attributes = list(data.items()) if isinstance(data, dict) else []
+    return render_template(
+        "job.html",
+        job=view,
+        finished=finished,
+        attributes=attributes,
+        result_text=_readable(view["result"]),
+        correctable=[field for field, _ in attributes] or ["text"],
+        feedback=feedback,
+        deliveries=deliveries,
+        refresh_s=None if finished else REFRESH_S,
+    )
+
+
+def _readable(result: dict[str, Any] | None) -> str:
+    """The result as a person would paste it: `field: value` lines for structured data, else the text."""
+    if not result:
+        return ""
+    data = result.get("data")
+    if not isinstance(data, dict):
+        return result.get("text") or ""
+    lines = []
+    for field, value in data.items():
+        shown = ", ".join(str(part) for part in value) if isinstance(value, list) else value
+        lines.append(f"{field.replace('_', ' ').capitalize()}: {shown}")
+    return "\n".join(lines)
 
 
 @bp.get("/batches/<batch_id>")
@@ -63,7 +109,11 @@ def batch_page(batch_id: str) -> str:
         jobs = session.scalars(
             select(Job).where(Job.batch_id == batch_id).order_by(Job.batch_index).limit(BATCH_PAGE_JOBS)
         )
-        rows = [job_to_dict(job, base_url()) | {"index": job.batch_index} for job in jobs]
+        rows = [
+            job_to_dict(job, base_url())
+            | {"index": job.batch_index, "summary": _readable(job.result).replace("\n", "; ")}
+            for job in jobs
+        ]
     refresh_s = None if batch["completed_at"] else REFRESH_S
     return render_template("batch.html", batch=batch, jobs=rows, shown_limit=BATCH_PAGE_JOBS, refresh_s=refresh_s)
 

@@ -28,6 +28,7 @@ from web.api.job_input import (
     decode_data_uri,
     image_from_reference,
     json_form_field,
+    upload_name,
 )
 from web.errors import ApiError, describe_validation_error
 from web.remote_images import ByteBudget
@@ -57,12 +58,13 @@ def read_batch_submission(request: Request, settings: Settings) -> BatchSubmissi
     request.max_content_length = limit
     request.max_form_parts = 2 * settings.max_batch_items + _SPARE_FORM_PARTS
     entries: list[tuple[BatchItem | None, bytes | None]]
+    names: list[str | None]
     if request.mimetype == "multipart/form-data":
-        shared, images = _from_multipart(request)
-        entries = [(None, image) for image in images]
+        shared, uploads = _from_multipart(request)
+        entries, names = [(None, image) for _, image in uploads], [name for name, _ in uploads]
     elif request.mimetype == "application/json":
         shared = _from_json(request)
-        entries = [(item, None) for item in shared.items]
+        entries, names = [(item, None) for item in shared.items], [None] * len(shared.items)
     else:
         raise ApiError(
             415,
@@ -79,7 +81,10 @@ def read_batch_submission(request: Request, settings: Settings) -> BatchSubmissi
             "too_many_items",
             f"the batch has {count} items; the limit is {settings.max_batch_items} (VLMQ_MAX_BATCH_ITEMS)",
         )
-    specs = [_item_spec(shared, index, item, settings) for index, (item, _) in enumerate(entries)]
+    specs = [
+        _item_spec(shared, index, item, name, settings)
+        for index, ((item, _), name) in enumerate(zip(entries, names, strict=True))
+    ]
     budget = ByteBudget(limit - (request.content_length or 0))
     images = _item_images(entries, settings, budget)
     return BatchSubmission(
@@ -87,9 +92,11 @@ def read_batch_submission(request: Request, settings: Settings) -> BatchSubmissi
     )
 
 
-def _item_spec(shared: BatchCreate, index: int, item: BatchItem | None, settings: Settings) -> JobCreate:
+def _item_spec(
+    shared: BatchCreate, index: int, item: BatchItem | None, name: str | None, settings: Settings
+) -> JobCreate:
     try:
-        spec = shared.job_spec(item)
+        spec = shared.job_spec(item, name)
     except ValidationError as exc:
         # Field errors were caught with their paths already; what is left are rules across fields.
         message = describe_validation_error(exc).removeprefix("body: ")
@@ -154,7 +161,8 @@ def item_error(index: int, exc: ApiError) -> ApiError:
     return ApiError(exc.status, exc.code, f"items.{index}: {exc.message}")
 
 
-def _from_multipart(request: Request) -> tuple[BatchCreate, list[bytes]]:
+def _from_multipart(request: Request) -> tuple[BatchCreate, list[tuple[str | None, bytes]]]:
+    """The shared fields, and each uploaded image with its file name."""
     extra_files = set(request.files) - {"image"}
     if extra_files:
         raise ApiError(
@@ -168,7 +176,7 @@ def _from_multipart(request: Request) -> tuple[BatchCreate, list[bytes]]:
     if "items" in fields:
         raise ApiError(400, "invalid_request", "items: only JSON bodies have 'items'; send each image as 'image'")
     shared = BatchCreate.model_validate(fields)
-    return shared, [upload.read() for upload in request.files.getlist("image")]
+    return shared, [(upload_name(upload.filename), upload.read()) for upload in request.files.getlist("image")]
 
 
 def _from_json(request: Request) -> BatchCreate:

@@ -9,14 +9,14 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
 from shared.batch_view import batch_counts, batch_to_dict, render_batch
-from shared.batches import UNFINISHED
+from shared.batches import UNFINISHED, mark_batch_canceled
 from shared.clock import utcnow
 from shared.dispatch import enqueue_job
 from shared.jobs import cancel
 from shared.models import Batch, Job
 from shared.webhooks.dispatch import enqueue_job_deliveries
 from web.api.batch_input import read_batch_submission
-from web.api.batch_results import FORMATS, batch_jobs, csv_lines, jsonl_lines
+from web.api.batch_results import FORMATS, batch_rows, csv_lines, jsonl_lines, xlsx_results
 from web.api.idempotency import REPLAYED, idempotency_key
 from web.api.query_args import int_query_arg
 from web.auth import current_tenant
@@ -96,7 +96,7 @@ def list_batches() -> Response:
 
 @bp.get("/v1/batches/<batch_id>/results")
 def batch_results(batch_id: str) -> Response:
-    """One line per job in submission order; streamed, so any batch size fits in memory."""
+    """One row per job in submission order; JSON Lines and CSV stream, so any batch size fits in memory."""
     state = app_state()
     tenant_id = current_tenant()
     result_format = request.args.get("format", "jsonl")
@@ -104,9 +104,13 @@ def batch_results(batch_id: str) -> Response:
         raise ApiError(400, "invalid_format", f"format must be one of {', '.join(FORMATS)}")
     with state.sessions() as session:
         load_batch(session, tenant_id, batch_id)
-    lines = jsonl_lines if result_format == "jsonl" else csv_lines
+    rows = batch_rows(state.sessions, batch_id)
+    if result_format == "xlsx":
+        body: Any = xlsx_results(rows)
+    else:
+        body = stream_with_context((jsonl_lines if result_format == "jsonl" else csv_lines)(rows))
     return Response(
-        stream_with_context(lines(batch_jobs(state.sessions, batch_id))),
+        body,
         content_type=FORMATS[result_format],
         headers={"Content-Disposition": f'attachment; filename="{batch_id}.{result_format}"'},
     )
@@ -118,7 +122,8 @@ def cancel_batch(batch_id: str) -> tuple[Response, int, dict[str, str]]:
 
     One transaction per job: a transaction that ends a batch job locks the batch row after
     the job row (`shared.batches`), so holding several job rows at once could deadlock with
-    a worker finishing one of them.
+    a worker finishing one of them. The first job it cancels also marks the batch canceled,
+    so a batch whose jobs had all ended already keeps saying `completed`.
     """
     state = app_state()
     tenant_id = current_tenant()
@@ -131,6 +136,8 @@ def cancel_batch(batch_id: str) -> tuple[Response, int, dict[str, str]]:
     for job_id in job_ids:
         with state.sessions.begin() as session:
             moved = cancel(session, job_id, utcnow())
+            if moved and not canceled:
+                mark_batch_canceled(session, batch_id, utcnow())
         if moved:
             canceled += 1
             enqueue_job_deliveries(state.celery, state.sessions, job_id)

@@ -17,7 +17,7 @@ from flask import Request
 
 from shared import safe_json
 from shared.attributes_budget import budget_shortfall, job_budget
-from shared.schemas import JobCreate
+from shared.schemas import MAX_NAME_CHARS, JobCreate
 from shared.settings import Settings
 from web.errors import ApiError
 from web.remote_images import ByteBudget, fetch_image
@@ -65,6 +65,8 @@ def _from_multipart(request: Request, settings: Settings) -> JobSubmission:
             fields[name] = request.form[name]
     upload = request.files.get("image")
     image = upload.read() if upload is not None else None
+    if upload is not None and "name" not in fields:
+        fields["name"] = upload_name(upload.filename)
     extra_files = set(request.files) - {"image"}
     if extra_files:
         raise ApiError(
@@ -89,6 +91,13 @@ def _from_json(request: Request, settings: Settings) -> JobSubmission:
     if url_field is not None:
         return JobSubmission(spec=spec, image=image_from_reference(url_field, settings))
     return JobSubmission(spec=spec, image=None)
+
+
+def upload_name(filename: str | None) -> str | None:
+    """An uploaded file's name as the client sent it, without any folder, cut to the stored length."""
+    if not filename:
+        return None
+    return filename.replace("\\", "/").rsplit("/", 1)[-1][:MAX_NAME_CHARS] or None
 
 
 def json_form_field(name: str, raw: str) -> Any:

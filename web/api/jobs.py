@@ -22,7 +22,7 @@ from web.api.query_args import int_query_arg
 from web.api.waiting import requested_wait_s, wait_until_finished
 from web.auth import current_tenant
 from web.errors import ApiError
-from web.job_records import insert_job, load_job
+from web.job_records import filter_jobs, insert_job, load_job
 from web.quotas import check_queue_quota
 from web.state import app_state
 from web.urls import base_url
@@ -87,10 +87,7 @@ def list_jobs() -> Response:
     tenant_id = current_tenant()
     limit = int_query_arg("limit", state.settings.default_page_size, 1, 500)
     query = select(Job).where(Job.tenant_id == tenant_id).order_by(Job.id.desc()).limit(limit + 1)
-    if (status := request.args.get("status")) is not None:
-        if status not in JobStatus._value2member_map_:
-            raise ApiError(400, "invalid_status", f"status must be one of {', '.join(s.value for s in JobStatus)}")
-        query = query.where(Job.status == status)
+    query = filter_jobs(query, request.args.get("status"), request.args.get("task"), request.args.get("q"))
     if (batch_id := request.args.get("batch_id")) is not None:
         query = query.where(Job.batch_id == batch_id)
     if (cursor := request.args.get("cursor")) is not None:
