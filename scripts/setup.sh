@@ -9,6 +9,9 @@ command -v redis-server >/dev/null || packages+=(redis-server)
 if [ "${VLMQ_SETUP_TEST_TOOLS:-0}" = 1 ]; then
   command -v chromium >/dev/null || packages+=(chromium)
   command -v initdb >/dev/null || ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || packages+=(postgresql)
+  # The deployment tests render docker-compose.yml and the Caddyfile offline.
+  command -v docker-compose >/dev/null || packages+=(docker-compose)
+  command -v caddy >/dev/null || packages+=(caddy)
 fi
 if [ ${#packages[@]} -gt 0 ]; then
   sudo=""
