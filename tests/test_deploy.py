@@ -21,8 +21,12 @@ from tests.services import missing
 from vlmq.cli import _parser
 
 ROOT = Path(__file__).resolve().parents[1]
-SECRETS = {"POSTGRES_PASSWORD": "pg-secret", "REDIS_PASSWORD": "redis-secret", "VLMQ_PUBLIC_URL": "https://vlmq.test"}
-ONE_SHOT = {"migrate", "fetch-model"}
+SECRETS = {
+    "POSTGRES_PASSWORD": "pg-secret",
+    "REDIS_PASSWORD": "redis-secret",
+    "GRAFANA_ADMIN_PASSWORD": "grafana-secret",
+    "VLMQ_PUBLIC_URL": "https://vlmq.test",
+}
 
 
 def _compose(tmp_path: Path, env: dict[str, str], *files: Path) -> subprocess.CompletedProcess[str]:
@@ -47,20 +51,27 @@ def _gpu_ids(service: dict) -> list[str]:
     return [gpu for device in service["deploy"]["resources"]["reservations"]["devices"] for gpu in device["device_ids"]]
 
 
-@pytest.mark.parametrize("secret", sorted(SECRETS))
-def test_compose_refuses_to_render_without_each_secret(tmp_path: Path, secret: str) -> None:
-    for value in (None, ""):
-        env = {k: v for k, v in SECRETS.items() if k != secret} | ({secret: value} if value is not None else {})
-        result = _compose(tmp_path, env)
-        assert result.returncode != 0
-        assert f"set {secret}" in result.stderr
+def _beyond_loopback(port: str | dict) -> bool:
+    """A published port reachable from other hosts (rendered either as a string or a mapping)."""
+    host = port.get("host_ip", "") if isinstance(port, dict) else port.rsplit(":", 2)[0] if port.count(":") == 2 else ""
+    return host != "127.0.0.1"
+
+
+@pytest.mark.parametrize(("secret", "value"), [*((name, None) for name in sorted(SECRETS)), ("REDIS_PASSWORD", "")])
+def test_compose_refuses_to_render_without_each_secret(tmp_path: Path, secret: str, value: str | None) -> None:
+    """Unset or empty: no default password, and no stack started with one."""
+    env = {k: v for k, v in SECRETS.items() if k != secret} | ({} if value is None else {secret: value})
+    result = _compose(tmp_path, env)
+    assert result.returncode != 0
+    assert f"set {secret}" in result.stderr
 
 
 def test_every_service_restarts_runs_a_real_command_and_has_production_settings(tmp_path: Path) -> None:
     services = _rendered(tmp_path)["services"]
-    assert {"proxy", "postgres", "redis", "migrate", "web", "light-worker", "gpu-worker-0", "fetch-model"} == set(
-        services
-    )
+    assert set(services) == {
+        *("proxy", "postgres", "redis", "migrate", "web", "light-worker", "gpu-worker-0", "fetch-model"),
+        *("prometheus", "grafana"),
+    }
     for name, service in services.items():
         assert service.get("restart") == ("no" if name == "migrate" else "unless-stopped") or name == "fetch-model"
         command = service.get("command", [])
@@ -80,8 +91,12 @@ def test_every_service_restarts_runs_a_real_command_and_has_production_settings(
     }
     assert "HF_HUB_OFFLINE" not in json.dumps(services)
     assert not re.search(r"^ENV .*HF_HUB_OFFLINE", (ROOT / "Dockerfile").read_text(), re.M)
-    # Only the TLS proxy is published; the GPU worker may finish its batch when stopped.
-    assert [name for name, s in services.items() if s.get("ports")] == ["proxy"]
+    # Only the TLS proxy is published beyond loopback; the GPU worker may finish its batch when stopped.
+    published = {name for name, service in services.items() if any(map(_beyond_loopback, service.get("ports", [])))}
+    assert published == {"proxy"}
+    # The monitoring profile loads the shipped rules and dashboard.
+    assert any(volume.startswith(f"{ROOT}/deploy/prometheus:") for volume in services["prometheus"]["volumes"])
+    assert any("vlmq-dashboard.json" in volume for volume in services["grafana"]["volumes"])
     assert services["gpu-worker-0"]["stop_grace_period"] == "11m"
     assert _gpu_ids(services["gpu-worker-0"]) == ["0"]
     assert "--requirepass" in " ".join(services["redis"]["command"])
