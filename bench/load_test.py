@@ -18,17 +18,19 @@ import argparse
 import json
 import os
 import platform
+import resource
 import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager
 from datetime import UTC, datetime
 from importlib.metadata import version
 from pathlib import Path
 from typing import Any
 
+import psutil
 import redis
 import requests
 import sqlalchemy as sa
@@ -67,8 +69,8 @@ def database(kind: str, workdir: Path) -> Iterator[str]:
 
 
 @contextmanager
-def service(database_url: str, workdir: Path, web_workers: int, threads: int) -> Iterator[tuple[str, str, str]]:
-    """Redis and `vlmq web` (gunicorn) on loopback; yields (base URL, API key, Redis URL)."""
+def service(database_url: str, workdir: Path, web_workers: int, threads: int) -> Iterator[tuple[str, str, str, int]]:
+    """Redis and `vlmq web` (gunicorn) on loopback; yields (base URL, API key, Redis URL, gunicorn's pid)."""
     redis_port, web_port = free_port(), free_port()
     redis_url = f"redis://127.0.0.1:{redis_port}/0"
     env = {
@@ -100,7 +102,7 @@ def service(database_url: str, workdir: Path, web_workers: int, threads: int) ->
             if time.monotonic() > deadline or web.poll() is not None:
                 raise SystemExit(f"the web server did not start; see {workdir / 'web.log'}")
             time.sleep(0.2)
-        yield url, key, redis_url
+        yield url, key, redis_url, web.pid
     finally:
         stop(web)
         stop(redis_process)
@@ -121,6 +123,18 @@ def run_locust(url: str, key: str, user_class: str, users: int, duration_s: int,
     return json.loads(summary.read_text())
 
 
+def cpu_seconds(pid: int) -> float:
+    """CPU time used so far by a process and its children (gunicorn's master and workers)."""
+    tree = [psutil.Process(pid), *psutil.Process(pid).children(recursive=True)]
+    return sum(sum(process.cpu_times()[:2]) for process in tree)
+
+
+def children_cpu_seconds() -> float:
+    """CPU time of this script's finished children (the locust runs)."""
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
 def count_lost(database_url: str, redis_url: str, accepted: list[str]) -> dict[str, int]:
     """Accepted jobs missing from the database, and jobs without their broker message."""
     engine = make_engine(database_url)
@@ -139,31 +153,46 @@ def count_lost(database_url: str, redis_url: str, accepted: list[str]) -> dict[s
     }
 
 
+def measured(web_pid: int, run: Callable[[], dict[str, Any]]) -> dict[str, Any]:
+    """Run one locust phase and add its CPU cost: the web server's per request, locust's, the machine's."""
+    load, web, locust, machine = os.getloadavg()[0], cpu_seconds(web_pid), children_cpu_seconds(), psutil.cpu_times()
+    result = run()
+    after = psutil.cpu_times()
+    busy = (sum(after) - after.idle) - (sum(machine) - machine.idle)
+    answered = sum(r["count"] for r in result["requests"].values())
+    result["load_average_before"] = round(load, 2)
+    result["cpu"] = {
+        "web_ms_per_request": round(1000 * (cpu_seconds(web_pid) - web) / max(answered, 1), 2),
+        "locust_cores": round((children_cpu_seconds() - locust) / result["elapsed_s"], 2),
+        "machine_busy_share": round(busy / (sum(after) - sum(machine)), 2),
+    }
+    return result
+
+
 def run_database(kind: str, args: argparse.Namespace) -> dict[str, Any]:
-    with tempfile.TemporaryDirectory(prefix=f"vlmq-load-{kind}-") as tmp:
+    with tempfile.TemporaryDirectory(prefix=f"vlmq-load-{kind}-") as tmp, ExitStack() as stack:
         workdir = Path(tmp)
-        with database(kind, workdir) as url, service(url, workdir, args.web_workers, args.threads) as (base, key, rurl):
-            phases: dict[str, Any] = {}
-            accepted: list[str] = []
+        url = stack.enter_context(database(kind, workdir))
+        base, key, redis_url, web_pid = stack.enter_context(service(url, workdir, args.web_workers, args.threads))
+        phases: dict[str, Any] = {}
+        accepted: list[str] = []
 
-            def phase(name: str, user_class: str, users: int, **env: str) -> dict[str, Any]:
-                load_before = os.getloadavg()[0]
-                result = run_locust(base, key, user_class, users, args.duration, workdir, **env)
-                accepted.extend(result.pop("accepted_ids"))
-                result["users"], result["load_average_before"] = users, round(load_before, 2)
-                result.update({k.lower(): v for k, v in env.items() if k == "LOAD_RATE"})
-                phases[name] = result
-                print(f"{kind} {name}: {json.dumps(result['requests'])}", flush=True)
-                return result["requests"]
+        def phase(name: str, user_class: str, users: int, **env: str) -> dict[str, Any]:
+            result = measured(web_pid, lambda: run_locust(base, key, user_class, users, args.duration, workdir, **env))
+            accepted.extend(result.pop("accepted_ids"))
+            result["users"], result["rate_per_user"] = users, float(env.get("LOAD_RATE", 0)) or None
+            phases[name] = result
+            print(f"{kind} {name}: {json.dumps(result['requests'])} cpu {json.dumps(result['cpu'])}", flush=True)
+            return result["requests"]
 
-            submit_rate = phase("submit", "SubmitUser", args.users)[SUBMIT]["per_s"]
-            ids = workdir / "ids.txt"
-            ids.write_text("\n".join(accepted))
-            read_rate = phase("read", "ReadUser", args.users, LOAD_IDS_IN=str(ids))[READ]["per_s"]
-            many = args.users * 4
-            phase("submit_2x", "SubmitUser", many, LOAD_RATE=f"{2 * submit_rate / many:.3f}")
-            phase("read_2x", "ReadUser", many, LOAD_RATE=f"{2 * read_rate / many:.3f}", LOAD_IDS_IN=str(ids))
-            return {"phases": phases, "integrity": count_lost(url, rurl, accepted)}
+        submit_rate = phase("submit", "SubmitUser", args.users)[SUBMIT]["per_s"]
+        ids = workdir / "ids.txt"
+        ids.write_text("\n".join(accepted))
+        read_rate = phase("read", "ReadUser", args.users, LOAD_IDS_IN=str(ids))[READ]["per_s"]
+        many = args.users * 4
+        phase("submit_2x", "SubmitUser", many, LOAD_RATE=f"{2 * submit_rate / many:.3f}")
+        phase("read_2x", "ReadUser", many, LOAD_RATE=f"{2 * read_rate / many:.3f}", LOAD_IDS_IN=str(ids))
+        return {"phases": phases, "integrity": count_lost(url, redis_url, accepted)}
 
 
 def judge(runs: dict[str, Any]) -> dict[str, Any]:
