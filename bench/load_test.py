@@ -242,7 +242,7 @@ def main() -> int:
             "locust_on_same_cores": True,
         },
         "versions": {name: version(name) for name in ("flask", "gunicorn", "sqlalchemy", "psycopg", "locust")},
-        "config": {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()},
+        "config": {k: v for k, v in vars(args).items() if k != "out"},
         "runs": runs,
         "verdict": judge(runs),
     }
