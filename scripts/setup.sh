@@ -9,6 +9,10 @@ command -v redis-server >/dev/null || packages+=(redis-server)
 if [ "${VLMQ_SETUP_TEST_TOOLS:-0}" = 1 ]; then
   command -v chromium >/dev/null || packages+=(chromium)
   command -v initdb >/dev/null || ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || packages+=(postgresql)
+  # The deployment tests render docker-compose.yml and the Caddyfile offline; promtool checks the alerts.
+  command -v docker-compose >/dev/null || packages+=(docker-compose)
+  command -v caddy >/dev/null || packages+=(caddy)
+  command -v promtool >/dev/null || packages+=(prometheus)
 fi
 if [ ${#packages[@]} -gt 0 ]; then
   sudo=""
