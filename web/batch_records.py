@@ -22,7 +22,12 @@ def load_batch(session: Session, tenant_id: str, batch_id: str) -> Batch:
 
 
 def insert_batch(
-    session: Session, settings: Settings, tenant_id: str, submission: BatchSubmission, idempotency_key: str | None
+    session: Session,
+    settings: Settings,
+    tenant_id: str,
+    submission: BatchSubmission,
+    idempotency_key: str | None,
+    request_hash: str | None = None,
 ) -> tuple[Batch, list[str]]:
     """Add the batch row and one queued job per item; returns the batch and its job ids in item order.
 
@@ -37,6 +42,7 @@ def insert_batch(
         total=len(submission.items),
         meta=shared.metadata,
         idempotency_key=idempotency_key,
+        request_hash=request_hash,
         webhook_url=shared.webhook,
         created_at=utcnow(),
     )

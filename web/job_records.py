@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from shared.clock import utcnow
@@ -14,6 +15,7 @@ from shared.settings import Settings
 from shared.states import JobStatus
 from shared.storage import store_image
 from web.errors import ApiError
+from web.state import app_state
 
 
 def load_job(session: Session, tenant_id: str, job_id: str) -> Job:
@@ -24,6 +26,12 @@ def load_job(session: Session, tenant_id: str, job_id: str) -> Job:
     return job
 
 
+def find_by_idempotency_key(tenant_id: str, key: str) -> Job | None:
+    """The tenant's job created with this Idempotency-Key, if any."""
+    with app_state().sessions() as session:
+        return session.scalar(select(Job).where(Job.tenant_id == tenant_id, Job.idempotency_key == key))
+
+
 def insert_job(
     session: Session,
     settings: Settings,
@@ -32,6 +40,7 @@ def insert_job(
     image: bytes | None,
     idempotency_key: str | None = None,
     batch_id: str | None = None,
+    request_hash: str | None = None,
 ) -> Job:
     """Check the image (or the follow-up's parent), store it and add a queued job row.
 
@@ -79,6 +88,7 @@ def insert_job(
         batch_id=batch_id,
         meta=spec.metadata,
         idempotency_key=idempotency_key,
+        request_hash=request_hash,
         webhook_url=spec.webhook,
         webhook_events=spec.webhook_events,
         attempts=0,

@@ -33,8 +33,12 @@ class BatchSubmission:
     items: list[JobSubmission]
 
 
-def read_batch_submission(request: Request, settings: Settings) -> BatchSubmission:
-    """Parse and check the request against the batch limits; raises naming the rule (and the item)."""
+def open_batch_body(request: Request, settings: Settings) -> None:
+    """Refuse a body over the batch limit, and let the body be read up to it.
+
+    The app-wide limit is sized for one image; a batch has its own. Call before anything
+    reads the body.
+    """
     limit = settings.max_batch_bytes
     if request.content_length is not None and request.content_length > limit:
         raise ApiError(
@@ -43,9 +47,13 @@ def read_batch_submission(request: Request, settings: Settings) -> BatchSubmissi
             f"the request body is {request.content_length} bytes; a batch may be at most {limit} bytes: "
             "split it into several batches",
         )
-    # The app-wide limit is sized for one image; a batch has its own.
     request.max_content_length = limit
     request.max_form_parts = 2 * settings.max_batch_items + _SPARE_FORM_PARTS
+
+
+def read_batch_submission(request: Request, settings: Settings) -> BatchSubmission:
+    """Parse and check the request against the batch limits; raises naming the rule (and the item)."""
+    open_batch_body(request, settings)
     entries: list[tuple[BatchItem | None, bytes | None]]
     if request.mimetype == "multipart/form-data":
         shared, images = _from_multipart(request)

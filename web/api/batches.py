@@ -15,9 +15,9 @@ from shared.dispatch import enqueue_job
 from shared.jobs import cancel
 from shared.models import Batch, Job
 from shared.webhooks.dispatch import enqueue_job_deliveries
-from web.api.batch_input import read_batch_submission
+from web.api.batch_input import open_batch_body, read_batch_submission
 from web.api.batch_results import FORMATS, batch_jobs, csv_lines, jsonl_lines
-from web.api.idempotency import REPLAYED, idempotency_key
+from web.api.idempotency import REPLAYED, check_same_request, idempotency_key, request_fingerprint
 from web.api.query_args import int_query_arg
 from web.auth import current_tenant
 from web.batch_records import insert_batch, load_batch
@@ -41,19 +41,23 @@ def create_batch() -> tuple[Response, int, dict[str, str]]:
     state = app_state()
     tenant_id = current_tenant()
     key = idempotency_key()
+    open_batch_body(request, state.settings)
+    fingerprint = request_fingerprint(request) if key else None
     if key and (replay := _find_by_idempotency_key(tenant_id, key)) is not None:
+        check_same_request(replay.request_hash, fingerprint, key, f"batch {replay.id}")
         return _batch_response(replay.id, 200, **REPLAYED)
 
     submission = read_batch_submission(request, state.settings)
     check_job_webhook(submission.items[0].spec, tenant_id)  # webhook fields are shared by every item
     try:
         with state.sessions.begin() as session:
-            batch, job_ids = insert_batch(session, state.settings, tenant_id, submission, key)
+            batch, job_ids = insert_batch(session, state.settings, tenant_id, submission, key, fingerprint)
     except IntegrityError:
         # Two requests with one Idempotency-Key raced; the other one won.
         replay = _find_by_idempotency_key(tenant_id, key) if key else None
         if replay is None:
             raise
+        check_same_request(replay.request_hash, fingerprint, key, f"batch {replay.id}")
         return _batch_response(replay.id, 200, **REPLAYED)
 
     for job_id in job_ids:

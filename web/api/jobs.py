@@ -15,13 +15,13 @@ from shared.jobs import cancel
 from shared.models import Job
 from shared.states import JobStatus
 from shared.webhooks.dispatch import enqueue_job_deliveries
-from web.api.idempotency import REPLAYED, idempotency_key
+from web.api.idempotency import REPLAYED, check_same_request, idempotency_key, request_fingerprint
 from web.api.job_input import read_job_submission
 from web.api.query_args import int_query_arg
 from web.api.waiting import requested_wait_s, wait_until_finished
 from web.auth import current_tenant
 from web.errors import ApiError
-from web.job_records import insert_job, load_job
+from web.job_records import find_by_idempotency_key, insert_job, load_job
 from web.state import app_state
 from web.urls import base_url
 from web.webhook_input import check_job_webhook
@@ -38,7 +38,9 @@ def create_job() -> tuple[Response, int, dict[str, str]]:
     state = app_state()
     tenant_id = current_tenant()
     key = idempotency_key()
-    if key and (replay := _find_by_idempotency_key(tenant_id, key)) is not None:
+    fingerprint = request_fingerprint(request) if key else None
+    if key and (replay := find_by_idempotency_key(tenant_id, key)) is not None:
+        check_same_request(replay.request_hash, fingerprint, key, f"job {replay.id}")
         return _job_response(replay, 200, **REPLAYED)
 
     wait_s = requested_wait_s(request.headers.get("Prefer"), state.settings.max_wait_s)
@@ -46,12 +48,15 @@ def create_job() -> tuple[Response, int, dict[str, str]]:
     check_job_webhook(submission.spec, tenant_id)
     try:
         with state.sessions.begin() as session:
-            job = insert_job(session, state.settings, tenant_id, submission.spec, submission.image, key)
+            job = insert_job(
+                session, state.settings, tenant_id, submission.spec, submission.image, key, request_hash=fingerprint
+            )
     except IntegrityError:
         # Two requests with one Idempotency-Key raced; the other one won.
-        replay = _find_by_idempotency_key(tenant_id, key) if key else None
+        replay = find_by_idempotency_key(tenant_id, key) if key else None
         if replay is None:
             raise
+        check_same_request(replay.request_hash, fingerprint, key, f"job {replay.id}")
         return _job_response(replay, 200, **REPLAYED)
 
     enqueue_job(state.celery, state.sessions, job.id)
@@ -62,11 +67,6 @@ def create_job() -> tuple[Response, int, dict[str, str]]:
     with state.sessions() as session:
         job = session.get(Job, job.id)
     return _job_response(job, 200 if JobStatus(job.status).is_terminal() else 202, **headers)
-
-
-def _find_by_idempotency_key(tenant_id: str, key: str) -> Job | None:
-    with app_state().sessions() as session:
-        return session.scalar(select(Job).where(Job.tenant_id == tenant_id, Job.idempotency_key == key))
 
 
 @bp.get("/v1/jobs/<job_id>")
