@@ -11,7 +11,7 @@ from shared.settings import Settings
 from web import health, metrics, openapi, pages
 from web.api import batches, chat, deliveries, jobs
 from web.errors import register_error_handlers
-from web.openai import models
+from web.openai import files, models
 from web.state import AppState
 
 # Base64 in a JSON body is 4/3 the image size; leave room for the other fields.
@@ -42,5 +42,6 @@ def create_app(settings: Settings | None = None) -> Flask:
     app.register_blueprint(batches.bp)
     app.register_blueprint(chat.bp)
     app.register_blueprint(models.bp)
+    app.register_blueprint(files.bp)
     app.register_blueprint(pages.bp)
     return app

@@ -9,19 +9,22 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
 from shared.batch_view import batch_counts, batch_to_dict, render_batch
-from shared.batches import UNFINISHED
-from shared.clock import utcnow
 from shared.dispatch import enqueue_job
-from shared.jobs import cancel
-from shared.models import Batch, Job
-from shared.webhooks.dispatch import enqueue_job_deliveries
+from shared.models import Batch
 from web.api.batch_input import open_batch_body, read_batch_submission
 from web.api.batch_results import FORMATS, batch_jobs, csv_lines, jsonl_lines
 from web.api.idempotency import REPLAYED, check_same_request, idempotency_key, request_fingerprint
 from web.api.query_args import int_query_arg
 from web.auth import current_tenant
-from web.batch_records import insert_batch, load_batch
+from web.batch_records import cancel_unfinished_jobs, insert_batch, load_batch
 from web.errors import ApiError
+from web.openai.batches import (
+    cancel_openai_batch,
+    create_openai_batch,
+    get_openai_batch,
+    is_openai_batch_id,
+    is_openai_batch_request,
+)
 from web.state import app_state
 from web.urls import base_url
 from web.webhook_input import check_job_webhook
@@ -36,12 +39,17 @@ def _batch_response(batch_id: str, status: int, **headers: str) -> tuple[Respons
 
 
 @bp.post("/v1/batches")
-def create_batch() -> tuple[Response, int, dict[str, str]]:
-    """Check every item, insert the batch and its jobs in one transaction, commit, then enqueue each job."""
+def create_batch() -> tuple[Response, int, dict[str, str]] | Response:
+    """Check every item, insert the batch and its jobs in one transaction, commit, then enqueue each job.
+
+    A JSON body naming an `input_file_id` is an OpenAI batch (`web.openai.batches`).
+    """
     state = app_state()
     tenant_id = current_tenant()
-    key = idempotency_key()
     open_batch_body(request, state.settings)
+    if is_openai_batch_request():
+        return create_openai_batch(tenant_id)
+    key = idempotency_key()
     fingerprint = request_fingerprint(request) if key else None
     if key and (replay := _find_by_idempotency_key(tenant_id, key)) is not None:
         check_same_request(replay.request_hash, fingerprint, key, f"batch {replay.id}")
@@ -71,8 +79,10 @@ def _find_by_idempotency_key(tenant_id: str, key: str) -> Batch | None:
 
 
 @bp.get("/v1/batches/<batch_id>")
-def get_batch(batch_id: str) -> tuple[Response, int, dict[str, str]]:
+def get_batch(batch_id: str) -> tuple[Response, int, dict[str, str]] | Response:
     tenant_id = current_tenant()
+    if is_openai_batch_id(batch_id):
+        return get_openai_batch(tenant_id, batch_id)
     with app_state().sessions() as session:
         load_batch(session, tenant_id, batch_id)
     return _batch_response(batch_id, 200)
@@ -117,27 +127,13 @@ def batch_results(batch_id: str) -> Response:
 
 
 @bp.post("/v1/batches/<batch_id>/cancel")
-def cancel_batch(batch_id: str) -> tuple[Response, int, dict[str, str]]:
-    """Cancel every queued or running job of the batch, each through the job state machine.
-
-    One transaction per job: a transaction that ends a batch job locks the batch row after
-    the job row (`shared.batches`), so holding several job rows at once could deadlock with
-    a worker finishing one of them.
-    """
-    state = app_state()
+def cancel_batch(batch_id: str) -> tuple[Response, int, dict[str, str]] | Response:
+    """Cancel every queued or running job of the batch."""
     tenant_id = current_tenant()
-    with state.sessions() as session:
+    if is_openai_batch_id(batch_id):
+        return cancel_openai_batch(tenant_id, batch_id)
+    with app_state().sessions() as session:
         load_batch(session, tenant_id, batch_id)
-        job_ids = session.scalars(
-            select(Job.id).where(Job.batch_id == batch_id, Job.status.in_(UNFINISHED)).order_by(Job.batch_index)
-        ).all()
-    canceled = 0
-    for job_id in job_ids:
-        with state.sessions.begin() as session:
-            moved = cancel(session, job_id, utcnow())
-        if moved:
-            canceled += 1
-            enqueue_job_deliveries(state.celery, state.sessions, job_id)
-    if not canceled:
+    if not cancel_unfinished_jobs(batch_id):
         raise ApiError(409, "batch_already_finished", f"every job of batch {batch_id} already ended; nothing to cancel")
     return _batch_response(batch_id, 200)

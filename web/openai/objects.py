@@ -79,3 +79,58 @@ class ChatCompletionChunk(BaseModel):
 def dump(model: BaseModel) -> dict[str, Any]:
     """The JSON-ready dict of a response object."""
     return model.model_dump(mode="json")
+
+
+class FileObject(BaseModel):
+    id: str
+    object: Literal["file"] = "file"
+    bytes: int
+    created_at: int
+    filename: str
+    purpose: Literal["batch", "batch_output"]
+    status: Literal["processed"] = "processed"
+    status_details: None = None
+    expires_at: None = None
+
+
+class FileList(BaseModel):
+    object: Literal["list"] = "list"
+    data: list[FileObject]
+    first_id: str | None
+    last_id: str | None
+    has_more: bool
+
+
+class RequestCounts(BaseModel):
+    total: int
+    completed: int = Field(description="requests that succeeded")
+    failed: int = Field(description="requests that failed or were cancelled")
+
+
+BatchStatus = Literal["in_progress", "finalizing", "completed", "cancelling", "cancelled"]
+
+
+class BatchObject(BaseModel):
+    """OpenAI's batch. vlmq checks every request when the batch is created, so it never reports
+    `validating` or `failed`; it runs every accepted request, so it never reports `expired`."""
+
+    id: str
+    object: Literal["batch"] = "batch"
+    endpoint: str
+    errors: None = None
+    input_file_id: str
+    completion_window: str
+    status: BatchStatus
+    output_file_id: str | None
+    error_file_id: str | None
+    created_at: int
+    in_progress_at: int
+    expires_at: int
+    finalizing_at: int | None
+    completed_at: int | None
+    failed_at: None = None
+    expired_at: None = None
+    cancelling_at: int | None
+    cancelled_at: int | None
+    request_counts: RequestCounts
+    metadata: dict[str, str] | None
