@@ -2,18 +2,18 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from flask import Blueprint, Response, jsonify, request, stream_with_context
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
-from shared.batch_view import batch_counts, batch_to_dict, render_batch
+from shared.batch_view import batch_counts, batch_view, render_batch
 from shared.dispatch import enqueue_job
+from shared.job_view import render
 from shared.models import Batch
 from web.api.batch_input import open_batch_body, read_batch_submission
 from web.api.batch_results import FORMATS, batch_jobs, csv_lines, jsonl_lines
 from web.api.idempotency import REPLAYED, check_same_request, idempotency_key, request_fingerprint
+from web.api.listing import BatchPage
 from web.api.query_args import int_query_arg
 from web.auth import current_tenant
 from web.batch_records import cancel_unfinished_jobs, insert_batch, load_batch
@@ -100,12 +100,12 @@ def list_batches() -> Response:
         batches = list(session.scalars(query))
         page, has_more = batches[:limit], len(batches) > limit
         counts = batch_counts(session, [batch.id for batch in page])
-    body: dict[str, Any] = {
-        "data": [batch_to_dict(batch, counts[batch.id], base_url()) for batch in page],
-        "has_more": has_more,
-        "next_cursor": page[-1].id if has_more else None,
-    }
-    return jsonify(body)
+    listing = BatchPage(
+        data=[batch_view(batch, counts[batch.id], base_url()) for batch in page],
+        has_more=has_more,
+        next_cursor=page[-1].id if has_more else None,
+    )
+    return jsonify(render(listing))
 
 
 @bp.get("/v1/batches/<batch_id>/results")

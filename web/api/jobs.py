@@ -2,21 +2,20 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from flask import Blueprint, Response, jsonify, request
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
 from shared.clock import utcnow
 from shared.dispatch import enqueue_job
-from shared.job_view import job_to_dict
+from shared.job_view import job_to_dict, job_view, render
 from shared.jobs import cancel
 from shared.models import Job
 from shared.states import JobStatus
 from shared.webhooks.dispatch import enqueue_job_deliveries
 from web.api.idempotency import REPLAYED, check_same_request, idempotency_key, request_fingerprint
 from web.api.job_input import read_job_submission
+from web.api.listing import JobPage
 from web.api.query_args import int_query_arg
 from web.api.waiting import requested_wait_s, wait_until_finished
 from web.auth import current_tenant
@@ -93,12 +92,12 @@ def list_jobs() -> Response:
     with state.sessions() as session:
         jobs = list(session.scalars(query))
     page, has_more = jobs[:limit], len(jobs) > limit
-    body: dict[str, Any] = {
-        "data": [job_to_dict(job, base_url()) for job in page],
-        "has_more": has_more,
-        "next_cursor": page[-1].id if has_more else None,
-    }
-    return jsonify(body)
+    listing = JobPage(
+        data=[job_view(job, base_url()) for job in page],
+        has_more=has_more,
+        next_cursor=page[-1].id if has_more else None,
+    )
+    return jsonify(render(listing))
 
 
 @bp.post("/v1/jobs/<job_id>/cancel")
