@@ -34,7 +34,7 @@ def redeliver_job_delivery(job_id: str) -> tuple[Response, int]:
     state = app_state()
     tenant_id = current_tenant()
     body = request.get_json(silent=True) if request.content_length else {}
-    if not isinstance(body, dict) or not isinstance(body.get("delivery_id", ""), str):
+    if not isinstance(body, dict) or set(body) - {"delivery_id"} or not isinstance(body.get("delivery_id", ""), str):
         raise ApiError(400, "invalid_request", 'the body must be empty or {"delivery_id": "msg_..."}')
     with state.sessions.begin() as session:
         load_job(session, tenant_id, job_id)
