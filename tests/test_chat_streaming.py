@@ -2,15 +2,23 @@
 
 from __future__ import annotations
 
+import time
+
 import openai
 import redis
+from flask import Flask
+from flask.testing import FlaskClient
 from sqlalchemy.orm import Session, sessionmaker
 
 from shared import jobs
 from shared.clock import utcnow
 from shared.models import Job
 from shared.streaming import publish_delta, publish_done
-from tests.helpers import data_uri, wait_for_only_job
+from tests.helpers import data_uri, submit, wait_for_only_job
+from web.api.chat import finished_or_given_up
+from web.api.chat_stream import relay
+from web.api.chat_waiters import start_waiting
+from web.state import app_state
 
 RESULT = {
     "text": "A red square.",
@@ -83,3 +91,23 @@ def test_a_retry_with_the_same_key_replays_the_stream_from_its_start(
     assert "".join(c.choices[0].delta.content or "" for c in rest) == " square."
     assert rest[-1].choices[0].finish_reason == "length"
     assert all(chunk.id == f"chatcmpl-{job.id}" for chunk in rest)
+
+
+def test_a_stream_its_client_abandons_cancels_the_job_unless_it_had_a_key(
+    app: Flask, client: FlaskClient, sessions: sessionmaker[Session], png: bytes
+) -> None:
+    job_id = submit(client, png, task="ask", prompt="What is it?").get_json()["id"]
+    with app.test_request_context():
+        token = start_waiting(app_state().redis, job_id, 30)
+
+        def give_up() -> Job:
+            return finished_or_given_up(job_id, token)
+
+        kept = relay(job_id, time.monotonic() + 30, False, give_up, abandon=None)
+        next(kept)
+        kept.close()
+        assert _status(sessions, job_id) == "queued"  # a retry with the same key may still come for it
+        dropped = relay(job_id, time.monotonic() + 30, False, give_up, abandon=give_up)
+        next(dropped)
+        dropped.close()
+    assert _status(sessions, job_id) == "canceled"

@@ -2,9 +2,10 @@
 
 Each request becomes an `ask` job on the same queue as every other job, and the
 request is held until the job ends (at most `VLMQ_MAX_WAIT_S`). A job that does not
-finish in time is canceled, so an abandoned call does not keep a GPU busy, unless a
-retry with the same `Idempotency-Key` is waiting for it (`web.api.chat_waiters`):
-such a retry attaches to the running job instead of starting another. With
+finish in time, or whose streaming client went away, is canceled so an abandoned call
+does not keep a GPU busy, unless the call carried an `Idempotency-Key`: a retry with
+that key attaches to the running job instead of starting another, and the deadline
+cancels only when no such retry is still waiting (`web.api.chat_waiters`). With
 `stream: true` the text is relayed as it is generated (`web.api.chat_stream`).
 """
 
@@ -52,7 +53,12 @@ def chat_completions() -> Response | tuple[Response, int]:
     deadline = time.monotonic() + wait_s
     if chat.stream:
         include_usage = chat.stream_options is not None and chat.stream_options.include_usage
-        events = relay(job_id, deadline, include_usage, lambda: finished_or_given_up(job_id, token))
+
+        def give_up() -> Job:
+            return finished_or_given_up(job_id, token)
+
+        # A client that leaves without a key cannot come back for the answer; one with a key can.
+        events = relay(job_id, deadline, include_usage, give_up, abandon=None if key else give_up)
         return Response(stream_with_context(events), mimetype="text/event-stream", headers=headers)
     wait_until_finished(state.sessions, job_id, wait_s)
     job = finished_or_given_up(job_id, token)

@@ -26,9 +26,27 @@ KEEP_ALIVE_S = 5.0
 POLL_MS = 1000
 
 
-def relay(job_id: str, deadline: float, include_usage: bool, give_up: Callable[[], Job]) -> Iterator[str]:
-    """Server-sent events for the job until it ends or `deadline` (monotonic) passes; `give_up`
-    returns the job as the call leaves it (canceling it when nobody else waits)."""
+def relay(
+    job_id: str,
+    deadline: float,
+    include_usage: bool,
+    give_up: Callable[[], Job],
+    abandon: Callable[[], object] | None,
+) -> Iterator[str]:
+    """Server-sent events for the job until it ends or `deadline` (monotonic) passes.
+
+    `give_up` returns the job as the call leaves it (canceling it when nobody else waits);
+    `abandon`, when given, runs if the client goes away mid-stream.
+    """
+    try:
+        yield from _events(job_id, deadline, include_usage, give_up)
+    except GeneratorExit:
+        if abandon is not None:
+            abandon()
+        raise
+
+
+def _events(job_id: str, deadline: float, include_usage: bool, give_up: Callable[[], Job]) -> Iterator[str]:
     state = app_state()
     with state.sessions() as session:
         job = session.get_one(Job, job_id)
