@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field, WithJsonSchema
 
@@ -39,7 +39,7 @@ class JobResult(BaseModel):
     text: str
     data: dict[str, Any] | None = None
     usage: dict[str, int] = Field(default_factory=dict, description="prompt_tokens, completion_tokens")
-    finish_reason: Literal["stop", "length"] | None = None
+    finish_reason: str | None = Field(None, description="stop or length, as the engine reports it")
     redactions: list[dict[str, Any]] = Field(default_factory=list)
 
 
