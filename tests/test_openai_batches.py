@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import io
 import json
 
 import openai
 import pytest
 import redis
+from flask.testing import FlaskClient
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -130,3 +132,15 @@ def test_a_batch_needs_a_known_file_and_the_chat_endpoint(
         openai_client.batches.create(input_file_id=uploaded.id, endpoint="/v1/embeddings", completion_window="24h")
     assert "endpoint" in refused.value.body["message"]
     assert job_count(sessions) == 0
+
+
+@pytest.mark.parametrize("form", [{"purpose": "fine-tune"}, {"purpose": "batch", "expires_after": "3600"}])
+def test_an_upload_with_another_purpose_or_an_unknown_field_is_refused(
+    form: dict[str, str], client: FlaskClient, sessions: sessionmaker[Session], png: bytes
+) -> None:
+    data = {**form, "file": (io.BytesIO(_batch_file(png)), "requests.jsonl")}
+    refused = client.post("/v1/files", data=data, content_type="multipart/form-data")
+    assert refused.status_code == 400
+    assert refused.get_json()["error"]["code"] == "invalid_request"
+    with sessions() as session:
+        assert session.scalars(select(OpenAIFile)).all() == []

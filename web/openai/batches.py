@@ -11,10 +11,11 @@ batches are `batch_...`, vlmq's are `bat_...`.
 from __future__ import annotations
 
 from datetime import timedelta
-from typing import Any, Literal
+from typing import Literal
 
 from flask import Response, jsonify, request
 from pydantic import BaseModel, ConfigDict, Field
+from sqlalchemy.orm import Session
 
 from shared.batch_schemas import BatchCreate
 from shared.batch_view import batch_counts
@@ -107,7 +108,7 @@ def cancel_openai_batch(tenant_id: str, batch_id: str) -> Response:
     return _batch_response(tenant_id, batch_id)
 
 
-def _load(session: Any, tenant_id: str, batch_id: str) -> OpenAIBatch:
+def _load(session: Session, tenant_id: str, batch_id: str) -> OpenAIBatch:
     openai_batch = session.get(OpenAIBatch, batch_id)
     if openai_batch is None or openai_batch.tenant_id != tenant_id:
         raise ApiError(404, "batch_not_found", f"no batch {batch_id!r}")

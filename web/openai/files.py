@@ -54,6 +54,8 @@ def upload_file() -> tuple[Response, int]:
     open_batch_body(request, state.settings)
     if request.mimetype != "multipart/form-data":
         raise ApiError(415, "unsupported_media_type", "send multipart/form-data with a 'file' and 'purpose': 'batch'")
+    if extra := sorted(set(request.form) - {"purpose"}):
+        raise ApiError(400, "invalid_request", f"unknown form fields {extra}; send 'file' and 'purpose'")
     purpose = request.form.get("purpose")
     if purpose != "batch":
         raise ApiError(400, "invalid_request", f"purpose must be 'batch' (got {purpose!r}); only batch files are kept")
