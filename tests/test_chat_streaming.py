@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from functools import partial
 
 import openai
 import redis
@@ -17,8 +18,6 @@ from shared.streaming import publish_delta, publish_done
 from tests.helpers import data_uri, submit, wait_for_only_job
 from web.api.chat import finished_or_given_up
 from web.api.chat_stream import relay
-from web.api.chat_waiters import start_waiting
-from web.state import app_state
 
 RESULT = {
     "text": "A red square.",
@@ -98,15 +97,11 @@ def test_a_stream_its_client_abandons_cancels_the_job_unless_it_had_a_key(
 ) -> None:
     job_id = submit(client, png, task="ask", prompt="What is it?").get_json()["id"]
     with app.test_request_context():
-        token = start_waiting(app_state().redis, job_id, 30)
-
-        def give_up() -> Job:
-            return finished_or_given_up(job_id, token)
-
-        kept = relay(job_id, time.monotonic() + 30, False, give_up, abandon=None)
+        kept = relay(job_id, time.monotonic() + 30, False, lambda: finished_or_given_up(job_id, cancel=False), None)
         next(kept)
         kept.close()
         assert _status(sessions, job_id) == "queued"  # a retry with the same key may still come for it
+        give_up = partial(finished_or_given_up, job_id, cancel=True)
         dropped = relay(job_id, time.monotonic() + 30, False, give_up, abandon=give_up)
         next(dropped)
         dropped.close()

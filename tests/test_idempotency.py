@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import threading
-import time
 from collections.abc import Iterator
 
 import openai
@@ -18,7 +17,6 @@ from tests.conftest import image_bytes, serving
 from tests.helpers import data_uri, finish_like_a_worker, job_count, queued_messages, submit, wait_for_only_job
 from web.app import create_app
 
-MAX_WAIT_S = 3.0
 RESULT = {"text": "Leather.", "data": None, "usage": {"prompt_tokens": 9, "completion_tokens": 2}}
 
 
@@ -29,44 +27,36 @@ def _messages(png: bytes, question: str = "What material is it?") -> list[dict]:
 
 @pytest.fixture
 def short_wait_url(settings: Settings) -> Iterator[str]:
-    app = create_app(settings.model_copy(update={"max_wait_s": MAX_WAIT_S}))
+    app = create_app(settings.model_copy(update={"max_wait_s": 0.5}))
     with serving(app) as url:
         yield url
     app.extensions["vlmq"].engine.dispose()
 
 
-def test_a_chat_retry_attaches_to_the_running_job(
+def test_a_chat_retry_attaches_to_the_job_the_timed_out_call_left_running(
     short_wait_url: str, sessions: sessionmaker[Session], broker: redis.Redis, png: bytes
 ) -> None:
     client = openai.OpenAI(base_url=f"{short_wait_url}/v1", api_key="x", max_retries=0)
     key = {"Idempotency-Key": "ask-material-7"}
-    outcomes: dict[str, object] = {}
-
-    def first_call() -> None:
-        try:
-            client.chat.completions.create(model="any", messages=_messages(png), extra_headers=key)
-        except openai.APIStatusError as exc:
-            outcomes["first"] = exc
-
-    thread = threading.Thread(target=first_call)
-    thread.start()
+    with pytest.raises(openai.APIStatusError) as gave_up:
+        client.chat.completions.create(model="any", messages=_messages(png), extra_headers=key)
+    assert gave_up.value.status_code == 504
+    assert "repeat the call with the same Idempotency-Key" in gave_up.value.body["message"]
     job = wait_for_only_job(sessions)
-    time.sleep(MAX_WAIT_S / 2)  # the client gave up on its side and retries; its wait ends after the first one's
-    retry = threading.Thread(
-        target=lambda: outcomes.update(
-            retry=client.chat.completions.with_raw_response.create(
+    assert job.status == "queued"  # not canceled: the caller said it would come back for it
+
+    retry: dict[str, object] = {}
+    thread = threading.Thread(
+        target=lambda: retry.update(
+            answer=client.chat.completions.with_raw_response.create(
                 model="any", messages=_messages(png), extra_headers=key
             )
         )
     )
-    retry.start()
-    thread.join()
-    gave_up = outcomes["first"]
-    assert isinstance(gave_up, openai.APIStatusError) and gave_up.status_code == 504
-    assert "is still queued" in gave_up.body["message"]  # not canceled: the retry still waits for it
+    thread.start()
     finish_like_a_worker(sessions, job.id, RESULT)
-    retry.join()
-    answer = outcomes["retry"]
+    thread.join()
+    answer = retry["answer"]
     assert answer.headers["Idempotent-Replayed"] == "true"
     assert answer.parse().id == f"chatcmpl-{job.id}"
     assert answer.parse().choices[0].message.content == "Leather."

@@ -3,29 +3,29 @@
 Each request becomes an `ask` job on the same queue as every other job, and the
 request is held until the job ends (at most `VLMQ_MAX_WAIT_S`). A job that does not
 finish in time, or whose streaming client went away, is canceled so an abandoned call
-does not keep a GPU busy, unless the call carried an `Idempotency-Key`: a retry with
-that key attaches to the running job instead of starting another, and the deadline
-cancels only when no such retry is still waiting (`web.api.chat_waiters`). With
+does not keep a GPU busy, unless the call carried an `Idempotency-Key`: then the job
+runs on, and a retry with that key (after a timeout or a dropped connection) attaches
+to it instead of starting another. With
 `stream: true` the text is relayed as it is generated (`web.api.chat_stream`).
 """
 
 from __future__ import annotations
 
 import time
+from functools import partial
 
 from flask import Blueprint, Response, jsonify, request, stream_with_context
 from sqlalchemy.exc import IntegrityError
 
+from shared import jobs
 from shared.clock import utcnow
 from shared.dispatch import enqueue_job
-from shared.jobs import cancel
 from shared.models import Job
 from shared.states import JobStatus
 from shared.webhooks.dispatch import enqueue_job_deliveries
 from web.api.chat_answer import completion, failure
 from web.api.chat_input import ChatRequest, chat_to_job
 from web.api.chat_stream import relay
-from web.api.chat_waiters import is_last_waiter, start_waiting
 from web.api.idempotency import REPLAYED, check_same_request, idempotency_key, request_fingerprint
 from web.api.waiting import wait_until_finished
 from web.auth import current_tenant
@@ -49,19 +49,15 @@ def chat_completions() -> Response | tuple[Response, int]:
     job_id, attached = _job_for(chat, tenant_id, key)
     headers = REPLAYED if attached else {}
     wait_s = state.settings.max_wait_s
-    token = start_waiting(state.redis, job_id, wait_s)
     deadline = time.monotonic() + wait_s
+    # Without a key the caller cannot come back for the answer, so a call that gives up cancels its job.
+    give_up = partial(finished_or_given_up, job_id, cancel=key is None)
     if chat.stream:
         include_usage = chat.stream_options is not None and chat.stream_options.include_usage
-
-        def give_up() -> Job:
-            return finished_or_given_up(job_id, token)
-
-        # A client that leaves without a key cannot come back for the answer; one with a key can.
-        events = relay(job_id, deadline, include_usage, give_up, abandon=None if key else give_up)
+        events = relay(job_id, deadline, include_usage, give_up, abandon=give_up if key is None else None)
         return Response(stream_with_context(events), mimetype="text/event-stream", headers=headers)
     wait_until_finished(state.sessions, job_id, wait_s)
-    job = finished_or_given_up(job_id, token)
+    job = give_up()
     if job.status != JobStatus.SUCCEEDED:
         response, status = error_response(*failure(job, state.settings))
         response.headers.update(headers)
@@ -95,12 +91,12 @@ def _job_for(chat: ChatRequest, tenant_id: str, key: str | None) -> tuple[str, b
     return job_id, False
 
 
-def finished_or_given_up(job_id: str, token: str) -> Job:
-    """The job as this call leaves it: one still running is canceled unless a later call waits for it."""
+def finished_or_given_up(job_id: str, cancel: bool) -> Job:
+    """The job as this call leaves it; one still queued or running is canceled when `cancel`."""
     state = app_state()
-    if is_last_waiter(state.redis, job_id, token):
+    if cancel:
         with state.sessions.begin() as session:
-            canceled = cancel(session, job_id, utcnow())
+            canceled = jobs.cancel(session, job_id, utcnow())
         if canceled:
             enqueue_job_deliveries(state.celery, state.sessions, job_id)
     with state.sessions() as session:
