@@ -35,7 +35,7 @@ def relay(
 ) -> Iterator[str]:
     """Server-sent events for the job until it ends or `deadline` (monotonic) passes.
 
-    `give_up` returns the job as the call leaves it (canceling it when nobody else waits);
+    `give_up` returns the job as the call leaves it (canceled, when the call had no Idempotency-Key);
     `abandon`, when given, runs if the client goes away mid-stream.
     """
     try:
