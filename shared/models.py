@@ -129,6 +129,8 @@ class Job(Base):
     # The uploaded file's name (or a JSON batch item's `name`), so results can be matched to files.
     source_name: Mapped[str | None] = mapped_column(String(255))
     idempotency_key: Mapped[str | None] = mapped_column(String(255))
+    # SHA-256 of the request that carried the key, so a reused key with another body is refused.
+    request_hash: Mapped[str | None] = mapped_column(String(64))
     webhook_url: Mapped[str | None] = mapped_column(String(2048))
     webhook_events: Mapped[list[str] | None] = mapped_column(JSON)
     result: Mapped[dict[str, Any] | None]
@@ -224,6 +226,7 @@ class Batch(Base):
     total: Mapped[int] = mapped_column(Integer)
     meta: Mapped[dict[str, Any]] = mapped_column("metadata", JSON)
     idempotency_key: Mapped[str | None] = mapped_column(String(255))
+    request_hash: Mapped[str | None] = mapped_column(String(64))
     # Where `batch.completed` goes; None means the tenant's default endpoint.
     webhook_url: Mapped[str | None] = mapped_column(String(2048))
     created_at: Mapped[datetime]
@@ -245,3 +248,40 @@ class Feedback(Base):
     corrections: Mapped[dict[str, Any]]
     comment: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[datetime]
+
+
+class OpenAIFile(Base):
+    """A file uploaded through OpenAI's `POST /v1/files` (purpose `batch`: JSONL of requests)."""
+
+    __tablename__ = "openai_files"
+    __table_args__ = (Index("ix_openai_files_tenant_id_id", "tenant_id", "id"),)
+
+    id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    tenant_id: Mapped[str] = mapped_column(ForeignKey("tenants.id"))
+    purpose: Mapped[str] = mapped_column(String(32))
+    filename: Mapped[str] = mapped_column(String(255))
+    size_bytes: Mapped[int] = mapped_column(Integer)
+    data: Mapped[bytes] = mapped_column(LargeBinary)
+    created_at: Mapped[datetime]
+
+
+class OpenAIBatch(Base):
+    """An OpenAI Batch API batch: its requests run as the jobs of one vlmq batch (`batch_id`).
+
+    `custom_ids[k]` names the request that became the job with `batch_index` k; output and
+    error files are rendered from those jobs when read, never stored.
+    """
+
+    __tablename__ = "openai_batches"
+    __table_args__ = (Index("ix_openai_batches_tenant_id_id", "tenant_id", "id"),)
+
+    id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    tenant_id: Mapped[str] = mapped_column(ForeignKey("tenants.id"))
+    batch_id: Mapped[str] = mapped_column(ForeignKey("batches.id"))
+    input_file_id: Mapped[str] = mapped_column(ForeignKey("openai_files.id"))
+    endpoint: Mapped[str] = mapped_column(String(64))
+    completion_window: Mapped[str] = mapped_column(String(16))
+    custom_ids: Mapped[list[str]] = mapped_column(JSON)
+    meta: Mapped[dict[str, Any] | None] = mapped_column("metadata", JSON)
+    created_at: Mapped[datetime]
+    cancelling_at: Mapped[datetime | None]

@@ -30,6 +30,26 @@ MAX_HISTORY_TURNS = 40
 MAX_NAME_CHARS = 255
 
 
+def check_object_schema(value: dict[str, Any] | None) -> dict[str, Any] | None:
+    """A JSON Schema that constrained decoding can follow: valid, small, and describing an object."""
+    if value is None:
+        return None
+    if len(json.dumps(value)) > MAX_SCHEMA_BYTES:
+        raise ValueError(f"schema must be at most {MAX_SCHEMA_BYTES} bytes of JSON")
+    check_schema_cost(value)  # depth and pattern cost first: a SchemaTooCostly is a ValueError, a 400
+    try:
+        Draft202012Validator.check_schema(value)
+    except SchemaError as exc:
+        raise ValueError(f"schema is not a valid JSON Schema: {exc.message}") from None
+    if value.get("type") != "object":
+        raise ValueError('schema must describe a JSON object ("type": "object")')
+    try:
+        compile_schema(normalized(value))  # the budget guard must be able to close it (issue 13)
+    except UnsupportedSchema as exc:
+        raise ValueError(f"schema is not supported for attributes: {exc}. Supported: {SUPPORTED_SUMMARY}") from None
+    return value
+
+
 class HistoryTurn(BaseModel):
     """An earlier message of an `ask` conversation, given explicitly (chat completions use this)."""
 
@@ -54,25 +74,7 @@ class JobParams(BaseModel):
     parent_job_id: str | None = Field(None, max_length=40)
     history: list[HistoryTurn] | None = Field(None, max_length=MAX_HISTORY_TURNS)
 
-    @field_validator("schema_")
-    @classmethod
-    def _valid_json_schema(cls, value: dict[str, Any] | None) -> dict[str, Any] | None:
-        if value is None:
-            return None
-        if len(json.dumps(value)) > MAX_SCHEMA_BYTES:
-            raise ValueError(f"schema must be at most {MAX_SCHEMA_BYTES} bytes of JSON")
-        check_schema_cost(value)  # depth and pattern cost first: a SchemaTooCostly is a ValueError, a 400
-        try:
-            Draft202012Validator.check_schema(value)
-        except SchemaError as exc:
-            raise ValueError(f"schema is not a valid JSON Schema: {exc.message}") from None
-        if value.get("type") != "object":
-            raise ValueError('schema must describe a JSON object ("type": "object")')
-        try:
-            compile_schema(normalized(value))
-        except UnsupportedSchema as exc:
-            raise ValueError(f"schema is not supported for attributes: {exc}. Supported: {SUPPORTED_SUMMARY}") from None
-        return value
+    _valid_json_schema = field_validator("schema_")(check_object_schema)
 
     @field_validator("history")
     @classmethod
@@ -147,8 +149,8 @@ class JobCreate(SubmissionFields):
             raise ValueError("params.channel applies only to task 'copy'")
         if params.campaign is not None and self.task != "copy":
             raise ValueError("params.campaign applies only to task 'copy'")
-        if params.schema_ is not None and self.task != "attributes":
-            raise ValueError("params.schema applies only to task 'attributes'")
+        if params.schema_ is not None and self.task not in ("attributes", "ask"):
+            raise ValueError("params.schema applies only to tasks 'attributes' and 'ask' (a JSON answer)")
         if params.parent_job_id is not None and self.task != "ask":
             raise ValueError("params.parent_job_id applies only to task 'ask'")
         if params.history is not None and self.task != "ask":

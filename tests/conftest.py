@@ -12,6 +12,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+import openai
 import pytest
 import redis
 import sqlalchemy as sa
@@ -174,6 +175,12 @@ def serving(app: Flask) -> Iterator[str]:
 def live_url(app: Flask) -> Iterator[str]:
     with serving(app) as url:
         yield url
+
+
+@pytest.fixture
+def openai_client(live_url: str) -> openai.OpenAI:
+    """The official OpenAI client, pointed at a live server."""
+    return openai.OpenAI(base_url=f"{live_url}/v1", api_key="unused-while-auth-is-off", max_retries=0)
 
 
 @pytest.fixture

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import io
+import time
 from typing import Any
 
 import redis
@@ -11,7 +12,9 @@ from flask.testing import FlaskClient
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
 
+from shared import jobs
 from shared.celery_app import GPU_QUEUE
+from shared.clock import utcnow
 from shared.models import Batch, Job, StoredImage
 
 
@@ -46,3 +49,24 @@ def assert_nothing_stored(sessions: sessionmaker[Session], broker: redis.Redis) 
     assert (batch_rows(sessions), job_count(sessions), queued_messages(broker)) == (0, 0, 0)
     with sessions() as session:
         assert session.scalar(select(func.count()).select_from(StoredImage)) == 0
+
+
+def wait_for_only_job(sessions: sessionmaker[Session], timeout_s: float = 10.0) -> Job:
+    """The one job a request in another thread is creating, once it is committed."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        with sessions() as session:
+            jobs = session.scalars(select(Job)).all()
+        if jobs:
+            (job,) = jobs
+            return job
+        time.sleep(0.02)
+    raise AssertionError("no job was created")
+
+
+def finish_like_a_worker(sessions: sessionmaker[Session], job_id: str, result: dict[str, Any]) -> None:
+    """Run the job's transitions as a GPU worker would, with a result the test chose."""
+    with sessions.begin() as session:
+        jobs.start(session, job_id, "test-worker", utcnow())
+    with sessions.begin() as session:
+        assert jobs.succeed(session, job_id, result, "test-model", 0.1, utcnow())

@@ -132,3 +132,17 @@ def test_auth_separates_tenants(settings: Settings, sessions: sessionmaker[Sessi
     assert bad.status_code == 401
     assert bad.get_json()["error"]["code"] == "invalid_api_key"
     app.extensions["vlmq"].engine.dispose()
+
+
+def test_a_bare_prefer_wait_waits_the_longest_allowed(settings: Settings, png: bytes) -> None:
+    app = create_app(settings.model_copy(update={"max_wait_s": 0.3}))
+    response = submit(app.test_client(), png, task="describe", headers={"Prefer": "wait"})
+    assert (response.status_code, response.headers["Preference-Applied"]) == (202, "wait=0.3")
+    app.extensions["vlmq"].engine.dispose()
+
+
+def test_a_method_not_allowed_says_which_are(client: FlaskClient) -> None:
+    response = client.delete("/v1/jobs")
+    assert response.status_code == 405
+    assert set(response.headers["Allow"].split(", ")) >= {"GET", "POST"}
+    assert response.get_json()["error"]["code"] == "method_not_allowed"

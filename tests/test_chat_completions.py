@@ -24,11 +24,6 @@ def _image_message(png: bytes, question: str) -> dict:
     }
 
 
-@pytest.fixture
-def openai_client(live_url: str) -> openai.OpenAI:
-    return openai.OpenAI(base_url=f"{live_url}/v1", api_key="unused-while-auth-is-off", max_retries=0)
-
-
 def _only_job(sessions: sessionmaker[Session]) -> Job:
     with sessions() as session:
         (job,) = session.scalars(select(Job)).all()

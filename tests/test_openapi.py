@@ -8,11 +8,17 @@ from flask import Flask
 from flask.testing import FlaskClient
 from openapi_spec_validator import validate
 
+from shared.settings import Settings
+from tests.helpers import submit
+from web.openapi import openapi_document
+
 
 def test_document_is_valid_openapi(client: FlaskClient) -> None:
     document = client.get("/openapi.json").get_json()
     validate(document)
-    assert "JobCreate" in document["components"]["schemas"]
+    assert {"JobCreate", "JobView", "ChatRequest", "ChatCompletion", "BatchObject"} <= set(
+        document["components"]["schemas"]
+    )
 
 
 def test_every_api_route_is_documented(app: Flask, client: FlaskClient) -> None:
@@ -24,3 +30,23 @@ def test_every_api_route_is_documented(app: Flask, client: FlaskClient) -> None:
         assert path in paths, f"{path} is served but not documented"
         for method in rule.methods - {"HEAD", "OPTIONS"}:
             assert method.lower() in paths[path], f"{method} {path} is served but not documented"
+
+
+def test_security_and_401s_follow_the_auth_setting(settings: Settings) -> None:
+    off, on = (openapi_document(settings.model_copy(update={"auth_enabled": auth})) for auth in (False, True))
+    assert "security" not in off and "securitySchemes" not in off["components"]
+    assert on["security"] == [{"bearer": []}]
+    for document, has_401 in ((off, False), (on, True)):
+        for path, operations in document["paths"].items():
+            for method, operation in operations.items():
+                assert ("401" in operation["responses"]) is has_401, f"{method} {path}"
+
+
+def test_response_schemas_are_the_models_that_render_responses(client: FlaskClient, png: bytes) -> None:
+    document = client.get("/openapi.json").get_json()
+    job = submit(client, png, task="describe").get_json()
+    schemas = document["components"]["schemas"]
+    assert set(job) <= set(schemas["JobView"]["properties"])
+    assert set(schemas["JobView"]["required"]) <= set(job)
+    created = document["paths"]["/v1/jobs"]["post"]["responses"]["202"]
+    assert created["content"]["application/json"]["schema"] == {"$ref": "#/components/schemas/JobView"}

@@ -12,6 +12,7 @@ from web import health, metrics, openapi, pages
 from web.api import batch_evaluation, batches, chat, deliveries, feedback, job_actions, jobs
 from web.errors import register_error_handlers
 from web.json_provider import SafeJSONProvider
+from web.openai import files, models
 from web.rate_limits import init_rate_limits
 from web.request_guard import register_request_guard
 from web.security_headers import register_security_headers
@@ -50,5 +51,7 @@ def create_app(settings: Settings | None = None) -> Flask:
     app.register_blueprint(batches.bp)
     app.register_blueprint(batch_evaluation.bp)
     app.register_blueprint(chat.bp)
+    app.register_blueprint(models.bp)
+    app.register_blueprint(files.bp)
     app.register_blueprint(pages.bp)
     return app

@@ -2,16 +2,21 @@
 
 from __future__ import annotations
 
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from shared.batches import UNFINISHED, mark_batch_canceled
 from shared.clock import utcnow
 from shared.ids import new_id
-from shared.models import Batch
+from shared.jobs import cancel
+from shared.models import Batch, Job
 from shared.settings import Settings
+from shared.webhooks.dispatch import enqueue_job_deliveries
 from web.api.batch_input import BatchSubmission, item_error
 from web.errors import ApiError
 from web.job_records import insert_job
 from web.quotas import check_queue_quota
+from web.state import app_state
 
 
 def load_batch(session: Session, tenant_id: str, batch_id: str) -> Batch:
@@ -23,7 +28,12 @@ def load_batch(session: Session, tenant_id: str, batch_id: str) -> Batch:
 
 
 def insert_batch(
-    session: Session, settings: Settings, tenant_id: str, submission: BatchSubmission, idempotency_key: str | None
+    session: Session,
+    settings: Settings,
+    tenant_id: str,
+    submission: BatchSubmission,
+    idempotency_key: str | None,
+    request_hash: str | None = None,
 ) -> tuple[Batch, list[str]]:
     """Add the batch row and one queued job per item; returns the batch and its job ids in item order.
 
@@ -40,6 +50,7 @@ def insert_batch(
         total=len(submission.items),
         meta=shared.metadata,
         idempotency_key=idempotency_key,
+        request_hash=request_hash,
         webhook_url=shared.webhook,
         created_at=utcnow(),
     )
@@ -54,3 +65,28 @@ def insert_batch(
         job.batch_index = index
         job_ids.append(job.id)
     return batch, job_ids
+
+
+def cancel_unfinished_jobs(batch_id: str) -> int:
+    """Cancel every queued or running job of the batch, each through the job state machine; returns how many.
+
+    One transaction per job: a transaction that ends a batch job locks the batch row after
+    the job row (`shared.batches`), so holding several job rows at once could deadlock with
+    a worker finishing one of them. The first job it cancels also marks the batch canceled,
+    so a batch whose jobs had all ended already keeps saying `completed`.
+    """
+    state = app_state()
+    with state.sessions() as session:
+        job_ids = session.scalars(
+            select(Job.id).where(Job.batch_id == batch_id, Job.status.in_(UNFINISHED)).order_by(Job.batch_index)
+        ).all()
+    canceled = 0
+    for job_id in job_ids:
+        with state.sessions.begin() as session:
+            moved = cancel(session, job_id, utcnow())
+            if moved and not canceled:
+                mark_batch_canceled(session, batch_id, utcnow())
+        if moved:
+            canceled += 1
+            enqueue_job_deliveries(state.celery, state.sessions, job_id)
+    return canceled

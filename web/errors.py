@@ -54,7 +54,10 @@ def register_error_handlers(app: Flask) -> None:
         if not _wants_json():
             return exc
         code = (exc.name or "error").lower().replace(" ", "_")
-        return error_response(exc.code or 500, code, exc.description or exc.name)
+        response, status = error_response(exc.code or 500, code, exc.description or exc.name)
+        # Keep what the exception says besides its body: `Allow` on a 405, `Retry-After`...
+        response.headers.extend((k, v) for k, v in exc.get_headers() if k.lower() != "content-type")
+        return response, status
 
     @app.errorhandler(Exception)
     def _unexpected(exc: Exception) -> tuple[Response, int]:

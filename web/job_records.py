@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from sqlalchemy import Select, String, cast, or_
+from sqlalchemy import Select, String, cast, or_, select
 from sqlalchemy.orm import Session
 
 from shared.clock import utcnow
@@ -16,6 +16,7 @@ from shared.states import JobStatus
 from shared.storage import store_image
 from web.conversation_bounds import check_conversation
 from web.errors import ApiError
+from web.state import app_state
 
 
 def load_job(session: Session, tenant_id: str, job_id: str) -> Job:
@@ -24,6 +25,12 @@ def load_job(session: Session, tenant_id: str, job_id: str) -> Job:
     if job is None or job.tenant_id != tenant_id:
         raise ApiError(404, "job_not_found", f"no job {job_id!r}")
     return job
+
+
+def find_by_idempotency_key(tenant_id: str, key: str) -> Job | None:
+    """The tenant's job created with this Idempotency-Key, if any."""
+    with app_state().sessions() as session:
+        return session.scalar(select(Job).where(Job.tenant_id == tenant_id, Job.idempotency_key == key))
 
 
 def insert_job(
@@ -35,6 +42,7 @@ def insert_job(
     idempotency_key: str | None = None,
     batch_id: str | None = None,
     interactive: bool = False,
+    request_hash: str | None = None,
 ) -> Job:
     """Check the image (or the follow-up's parent), store it and add a queued job row.
 
@@ -74,6 +82,7 @@ def insert_job(
         meta=spec.metadata,
         source_name=spec.name,
         idempotency_key=idempotency_key,
+        request_hash=request_hash,
         webhook_url=spec.webhook,
         webhook_events=spec.webhook_events,
         attempts=0,

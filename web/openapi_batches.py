@@ -1,141 +1,123 @@
-"""The `/v1/batches` part of the OpenAPI document (`web/openapi.py` merges it in)."""
+"""The `/v1/batches` part of the OpenAPI document (`web/openapi.py` merges it in).
+
+One route serves two shapes: vlmq's batches (`bat_...`: many images in one request)
+and OpenAI's Batch API (`batch_...`: a JSON body naming an uploaded `input_file_id`).
+"""
 
 from __future__ import annotations
 
 from typing import Any
 
 from shared.batch_schemas import BatchCreate
-from shared.states import JobStatus
-
-_ERROR = {"$ref": "#/components/responses/Error"}
-_BATCH_ID = {"name": "batch_id", "in": "path", "required": True, "schema": {"type": "string"}}
-_BATCH = {
-    "description": "The batch",
-    "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Batch"}}},
-}
+from shared.batch_view import BatchView
+from web.api.listing import BatchPage
+from web.openai.batches import OpenAIBatchCreate
+from web.openai.objects import BatchObject
+from web.openapi_jobs import FORM_ENCODING, IMAGE_TYPES, form_fields
+from web.openapi_schema import IDEMPOTENCY_KEY, PAGE_QUERY, Components, errors, links, path_id, query
 
 
-def batch_schemas() -> dict[str, Any]:
-    """`BatchCreate`, `Batch` and the definitions they refer to."""
-    batch_create = BatchCreate.model_json_schema(by_alias=True, ref_template="#/components/schemas/{model}")
-    definitions = batch_create.pop("$defs", {})
-    nullable_time = {"type": ["string", "null"], "format": "date-time"}
-    batch = {
-        "type": "object",
-        "properties": {
-            "id": {"type": "string"},
-            "status": {"type": "string", "enum": ["running", "completed", "canceled"]},
-            "task": {"type": "string"},
-            "total": {"type": "integer"},
-            "counts": {
-                "type": "object",
-                "properties": {status.value: {"type": "integer"} for status in JobStatus},
-            },
-            "progress": {"type": "number", "minimum": 0, "maximum": 1, "description": "finished jobs / total"},
-            "metadata": {"type": "object"},
-            "webhook": {"type": ["string", "null"]},
-            "created_at": {"type": "string", "format": "date-time"},
-            "completed_at": nullable_time,
-            "canceled_at": nullable_time,
-            "urls": {"type": "object"},
-        },
-        "required": ["id", "status", "task", "total", "counts", "progress", "created_at", "urls"],
-    }
-    return {"BatchCreate": batch_create, "Batch": batch, **definitions}
+def _either_batch(components: Components, description: str) -> dict[str, Any]:
+    shapes = [components.ref(BatchView, "serialization"), components.ref(BatchObject, "serialization")]
+    return {"description": description, "content": {"application/json": {"schema": {"oneOf": shapes}}}}
 
 
-def _create_batch_operation() -> dict[str, Any]:
+def _create_batch(components: Components) -> dict[str, Any]:
+    no_follow_ups = {"not": {"required": ["params"], "properties": {"params": {"required": ["parent_job_id"]}}}}
     multipart = {
         "type": "object",
+        "additionalProperties": False,
         "required": ["image", "task"],
         "properties": {
-            "image": {"type": "array", "items": {"type": "string", "format": "binary"}, "description": "repeated"},
-            "task": {"type": "string"},
-            "prompt": {"type": "string"},
-            "params": {"type": "string", "description": "JSON object, see JobCreate.params"},
-            "metadata": {"type": "string", "description": "JSON object"},
-            "webhook": {"type": "string", "format": "uri"},
-            "webhook_events": {"type": "string", "description": "'started,completed' or a JSON array of them"},
+            "image": {"type": "array", "minItems": 1, "items": {"type": "string", "format": "binary"}},
+            **form_fields(components, BatchCreate),
         },
+        "description": "Every item brings its own image, so `params.parent_job_id` is refused here.",
     }
+    item = components.schemas["BatchItem"]
+    item["oneOf"] = [{"required": ["image"]}, {"required": ["image_url"]}]
+    components.schemas["BatchCreate"]["allOf"] = [no_follow_ups]
+    components.schemas["BatchCreate"]["required"] = ["task", "items"]
+    components.schemas["BatchCreate"]["properties"]["items"]["minItems"] = 1
     return {
-        "summary": "Submit many images for one task; shared fields apply to every item, item fields override them",
-        "parameters": [{"name": "Idempotency-Key", "in": "header", "schema": {"type": "string", "maxLength": 255}}],
+        "summary": "Submit many images for one task, or create an OpenAI batch from an uploaded file",
+        "description": "A JSON body with `input_file_id` is OpenAI's Batch API (answered with an OpenAI batch); "
+        "otherwise the shared fields apply to every item and item fields override them.",
+        "operationId": "createBatch",
+        "parameters": [IDEMPOTENCY_KEY],
         "requestBody": {
             "required": True,
             "content": {
-                "multipart/form-data": {"schema": multipart},
-                "application/json": {"schema": {"$ref": "#/components/schemas/BatchCreate"}},
+                "multipart/form-data": {
+                    "schema": multipart,
+                    "encoding": FORM_ENCODING | {"image": {"contentType": IMAGE_TYPES}},
+                },
+                "application/json": {
+                    "schema": {
+                        "oneOf": [
+                            components.ref(BatchCreate, "validation"),
+                            components.ref(OpenAIBatchCreate, "validation"),
+                        ]
+                    }
+                },
             },
         },
         "responses": {
-            "200": _BATCH | {"description": "An idempotent replay"},
-            "202": _BATCH | {"description": "Accepted: every job is queued"},
-            "400": _ERROR,
-            "401": _ERROR,
-            "413": _ERROR,
-            "415": _ERROR,
+            "200": _either_batch(components, "An OpenAI batch, created; or an idempotent replay of a vlmq batch")
+            | {"links": links("batch_id", "getBatch", "cancelBatch")},
+            "202": components.response(BatchView, "Accepted: every job is queued")
+            | {"links": links("batch_id", "getBatch", "getBatchResults", "cancelBatch")},
+            **errors(400, 404, 413, 415, 422),
         },
     }
 
 
-def batch_paths() -> dict[str, Any]:
-    page = {
-        "type": "object",
-        "properties": {
-            "data": {"type": "array", "items": {"$ref": "#/components/schemas/Batch"}},
-            "has_more": {"type": "boolean"},
-            "next_cursor": {"type": ["string", "null"]},
-        },
-    }
-    page_params = [
-        {"name": "limit", "in": "query", "schema": {"type": "integer", "minimum": 1, "maximum": 500}},
-        {"name": "cursor", "in": "query", "schema": {"type": "string"}},
-    ]
+def batch_paths(components: Components) -> dict[str, Any]:
+    batch_id = path_id("batch_id")
     results = {
         "description": "One row per job in submission order: JSON Lines {index, job_id, name, status, result, metrics, "
         "error, metadata, feedback}, or CSV (with a BOM) or XLSX with columns index, job_id, name, sku, status, "
         "text, data, error_code, error_message, metadata, feedback_score, feedback_corrections, feedback_comment",
         "content": {
-            "application/x-ndjson": {},
-            "text/csv": {},
-            "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet": {},
+            "application/x-ndjson": {"schema": {"type": "string"}},
+            "text/csv": {"schema": {"type": "string"}},
+            "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet": {
+                "schema": {"type": "string", "format": "binary"}
+            },
         },
     }
     return {
         "/v1/batches": {
-            "post": _create_batch_operation(),
+            "post": _create_batch(components),
             "get": {
-                "summary": "List batches, newest first",
-                "parameters": page_params,
-                "responses": {
-                    "200": {"description": "A page of batches", "content": {"application/json": {"schema": page}}},
-                    "400": _ERROR,
-                },
+                "summary": "List vlmq batches, newest first",
+                "operationId": "listBatches",
+                "parameters": PAGE_QUERY,
+                "responses": {"200": components.response(BatchPage, "A page of batches"), **errors(400)},
             },
         },
         "/v1/batches/{batch_id}": {
             "get": {
-                "summary": "Get a batch: counts per job status and progress",
-                "parameters": [_BATCH_ID],
-                "responses": {"200": _BATCH, "404": _ERROR},
+                "summary": "Get a batch: counts per job status and progress (or an OpenAI batch)",
+                "operationId": "getBatch",
+                "parameters": [batch_id],
+                "responses": {"200": _either_batch(components, "The batch"), **errors(404)},
             }
         },
         "/v1/batches/{batch_id}/results": {
             "get": {
                 "summary": "The batch's results with each item's name, metadata and newest feedback",
-                "parameters": [
-                    _BATCH_ID,
-                    {"name": "format", "in": "query", "schema": {"type": "string", "enum": ["jsonl", "csv", "xlsx"]}},
-                ],
-                "responses": {"200": results, "400": _ERROR, "404": _ERROR},
+                "operationId": "getBatchResults",
+                "parameters": [batch_id, query("format", {"type": "string", "enum": ["jsonl", "csv", "xlsx"]})],
+                "responses": {"200": results, **errors(400, 404)},
             }
         },
         "/v1/batches/{batch_id}/cancel": {
             "post": {
                 "summary": "Cancel every queued or running job of the batch",
-                "parameters": [_BATCH_ID],
-                "responses": {"200": _BATCH, "404": _ERROR, "409": _ERROR},
+                "operationId": "cancelBatch",
+                "parameters": [batch_id],
+                "responses": {"200": _either_batch(components, "The batch"), **errors(404, 409)},
             }
         },
     }

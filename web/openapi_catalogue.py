@@ -5,11 +5,11 @@ from __future__ import annotations
 from typing import Any
 
 from shared.feedback import FeedbackCreate
+from web.openapi_schema import errors
 
-_ERROR = {"$ref": "#/components/responses/Error"}
 _BATCH_ID = {"name": "batch_id", "in": "path", "required": True, "schema": {"type": "string"}}
 _JOB_ID = {"name": "job_id", "in": "path", "required": True, "schema": {"type": "string"}}
-_JOB = {"description": "The job", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Job"}}}}
+_JOB = {"description": "The job", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/JobView"}}}}
 
 
 def catalogue_schemas() -> dict[str, Any]:
@@ -45,9 +45,7 @@ def catalogue_paths() -> dict[str, Any]:
                 },
                 "responses": {
                     "201": one | {"description": "Recorded; the newest feedback is the one that counts"},
-                    "400": _ERROR,
-                    "404": _ERROR,
-                    "409": _ERROR,
+                    **errors(400, 404, 409),
                 },
             },
             "get": {
@@ -55,7 +53,7 @@ def catalogue_paths() -> dict[str, Any]:
                 "parameters": [_JOB_ID],
                 "responses": {
                     "200": {"description": "Feedback", "content": {"application/json": {"schema": many}}},
-                    "404": _ERROR,
+                    **errors(404),
                 },
             },
         },
@@ -68,8 +66,7 @@ def catalogue_paths() -> dict[str, Any]:
                 ],
                 "responses": {
                     "200": {"description": "The image", "content": {"image/*": {}}},
-                    "400": _ERROR,
-                    "404": _ERROR,
+                    **errors(400, 404),
                 },
             }
         },
@@ -98,9 +95,7 @@ def catalogue_paths() -> dict[str, Any]:
                         "description": "The measures",
                         "content": {"application/json": {"schema": {"type": "object"}}},
                     },
-                    "400": _ERROR,
-                    "404": _ERROR,
-                    "415": _ERROR,
+                    **errors(400, 404, 415),
                 },
             }
         },
@@ -108,7 +103,7 @@ def catalogue_paths() -> dict[str, Any]:
             "post": {
                 "summary": "Queue a new job with an ended job's photo, task, prompt, params and metadata",
                 "parameters": [_JOB_ID],
-                "responses": {"202": _JOB | {"description": "The new job"}, "404": _ERROR, "409": _ERROR},
+                "responses": {"202": _JOB | {"description": "The new job"}, **errors(404, 409)},
             }
         },
     }

@@ -44,8 +44,12 @@ class BatchSubmission:
     items: list[JobSubmission]
 
 
-def read_batch_submission(request: Request, settings: Settings) -> BatchSubmission:
-    """Parse and check the request against the batch limits; raises naming the rule (and the item)."""
+def open_batch_body(request: Request, settings: Settings) -> None:
+    """Refuse a body over the batch limit, and let the body be read up to it.
+
+    The app-wide limit is sized for one image; a batch has its own. Call before anything
+    reads the body.
+    """
     limit = settings.max_batch_bytes
     if request.content_length is not None and request.content_length > limit:
         raise ApiError(
@@ -54,9 +58,13 @@ def read_batch_submission(request: Request, settings: Settings) -> BatchSubmissi
             f"the request body is {request.content_length} bytes; a batch may be at most {limit} bytes: "
             "split it into several batches",
         )
-    # The app-wide limit is sized for one image; a batch has its own.
     request.max_content_length = limit
     request.max_form_parts = 2 * settings.max_batch_items + _SPARE_FORM_PARTS
+
+
+def read_batch_submission(request: Request, settings: Settings) -> BatchSubmission:
+    """Parse and check the request against the batch limits; raises naming the rule (and the item)."""
+    open_batch_body(request, settings)
     entries: list[tuple[BatchItem | None, bytes | None]]
     names: list[str | None]
     if request.mimetype == "multipart/form-data":
@@ -85,7 +93,7 @@ def read_batch_submission(request: Request, settings: Settings) -> BatchSubmissi
         _item_spec(shared, index, item, name, settings)
         for index, ((item, _), name) in enumerate(zip(entries, names, strict=True))
     ]
-    budget = ByteBudget(limit - (request.content_length or 0))
+    budget = ByteBudget(settings.max_batch_bytes - (request.content_length or 0))
     images = _item_images(entries, settings, budget)
     return BatchSubmission(
         shared=shared, items=[JobSubmission(spec, image) for spec, image in zip(specs, images, strict=True)]

@@ -43,23 +43,38 @@ FORMATS = {
 }
 
 
-def batch_rows(sessions: sessionmaker[Session], batch_id: str) -> Iterator[dict[str, Any]]:
-    """Every job of the batch as a result row, in submission order, one page in memory at a time."""
+def batch_job_pages(sessions: sessionmaker[Session], batch_id: str) -> Iterator[list[Job]]:
+    """The batch's jobs in submission order, a page at a time (one page in memory)."""
     after = -1
     while True:
         with sessions() as session:
-            page = session.scalars(
-                select(Job)
-                .where(Job.batch_id == batch_id, Job.batch_index > after)
-                .order_by(Job.batch_index)
-                .limit(PAGE_SIZE)
-            ).all()
-            feedback = latest_feedback(session, [job.id for job in page])
-            rows = [result_row(job, feedback.get(job.id)) for job in page]
-        yield from rows
+            page = list(
+                session.scalars(
+                    select(Job)
+                    .where(Job.batch_id == batch_id, Job.batch_index > after)
+                    .order_by(Job.batch_index)
+                    .limit(PAGE_SIZE)
+                )
+            )
+        if page:
+            yield page
         if len(page) < PAGE_SIZE:
             return
         after = page[-1].batch_index
+
+
+def batch_jobs(sessions: sessionmaker[Session], batch_id: str) -> Iterator[Job]:
+    """Every job of the batch in submission order."""
+    for page in batch_job_pages(sessions, batch_id):
+        yield from page
+
+
+def batch_rows(sessions: sessionmaker[Session], batch_id: str) -> Iterator[dict[str, Any]]:
+    """Every job of the batch as a result row (with its newest feedback), in submission order."""
+    for page in batch_job_pages(sessions, batch_id):
+        with sessions() as session:
+            feedback = latest_feedback(session, [job.id for job in page])
+        yield from (result_row(job, feedback.get(job.id)) for job in page)
 
 
 def result_row(job: Job, feedback: Feedback | None = None) -> dict[str, Any]:

@@ -8,20 +8,25 @@ from flask import Blueprint, Response, jsonify, request, stream_with_context
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
-from shared.batch_view import batch_counts, batch_to_dict, render_batch
-from shared.batches import UNFINISHED, mark_batch_canceled
-from shared.clock import utcnow
+from shared.batch_view import batch_counts, batch_view, render_batch
 from shared.dispatch import enqueue_job
-from shared.jobs import cancel
-from shared.models import Batch, Job
-from shared.webhooks.dispatch import enqueue_job_deliveries
-from web.api.batch_input import read_batch_submission
+from shared.job_view import render
+from shared.models import Batch
+from web.api.batch_input import open_batch_body, read_batch_submission
 from web.api.batch_results import FORMATS, batch_rows, csv_lines, jsonl_lines, xlsx_results
-from web.api.idempotency import REPLAYED, idempotency_key
+from web.api.idempotency import REPLAYED, check_same_request, idempotency_key, request_fingerprint
+from web.api.listing import BatchPage
 from web.api.query_args import int_query_arg
 from web.auth import current_tenant
-from web.batch_records import insert_batch, load_batch
+from web.batch_records import cancel_unfinished_jobs, insert_batch, load_batch
 from web.errors import ApiError
+from web.openai.batches import (
+    cancel_openai_batch,
+    create_openai_batch,
+    get_openai_batch,
+    is_openai_batch_id,
+    is_openai_batch_request,
+)
 from web.state import app_state
 from web.urls import base_url
 from web.webhook_input import check_job_webhook
@@ -36,24 +41,33 @@ def _batch_response(batch_id: str, status: int, **headers: str) -> tuple[Respons
 
 
 @bp.post("/v1/batches")
-def create_batch() -> tuple[Response, int, dict[str, str]]:
-    """Check every item, insert the batch and its jobs in one transaction, commit, then enqueue each job."""
+def create_batch() -> tuple[Response, int, dict[str, str]] | Response:
+    """Check every item, insert the batch and its jobs in one transaction, commit, then enqueue each job.
+
+    A JSON body naming an `input_file_id` is an OpenAI batch (`web.openai.batches`).
+    """
     state = app_state()
     tenant_id = current_tenant()
+    open_batch_body(request, state.settings)
+    if is_openai_batch_request():
+        return create_openai_batch(tenant_id)
     key = idempotency_key()
+    fingerprint = request_fingerprint(request) if key else None
     if key and (replay := _find_by_idempotency_key(tenant_id, key)) is not None:
+        check_same_request(replay.request_hash, fingerprint, key, f"batch {replay.id}")
         return _batch_response(replay.id, 200, **REPLAYED)
 
     submission = read_batch_submission(request, state.settings)
     check_job_webhook(submission.items[0].spec, tenant_id)  # webhook fields are shared by every item
     try:
         with state.sessions.begin() as session:
-            batch, job_ids = insert_batch(session, state.settings, tenant_id, submission, key)
+            batch, job_ids = insert_batch(session, state.settings, tenant_id, submission, key, fingerprint)
     except IntegrityError:
         # Two requests with one Idempotency-Key raced; the other one won.
         replay = _find_by_idempotency_key(tenant_id, key) if key else None
         if replay is None:
             raise
+        check_same_request(replay.request_hash, fingerprint, key, f"batch {replay.id}")
         return _batch_response(replay.id, 200, **REPLAYED)
 
     for job_id in job_ids:
@@ -67,8 +81,10 @@ def _find_by_idempotency_key(tenant_id: str, key: str) -> Batch | None:
 
 
 @bp.get("/v1/batches/<batch_id>")
-def get_batch(batch_id: str) -> tuple[Response, int, dict[str, str]]:
+def get_batch(batch_id: str) -> tuple[Response, int, dict[str, str]] | Response:
     tenant_id = current_tenant()
+    if is_openai_batch_id(batch_id):
+        return get_openai_batch(tenant_id, batch_id)
     with app_state().sessions() as session:
         load_batch(session, tenant_id, batch_id)
     return _batch_response(batch_id, 200)
@@ -86,12 +102,12 @@ def list_batches() -> Response:
         batches = list(session.scalars(query))
         page, has_more = batches[:limit], len(batches) > limit
         counts = batch_counts(session, [batch.id for batch in page])
-    body: dict[str, Any] = {
-        "data": [batch_to_dict(batch, counts[batch.id], base_url()) for batch in page],
-        "has_more": has_more,
-        "next_cursor": page[-1].id if has_more else None,
-    }
-    return jsonify(body)
+    listing = BatchPage(
+        data=[batch_view(batch, counts[batch.id], base_url()) for batch in page],
+        has_more=has_more,
+        next_cursor=page[-1].id if has_more else None,
+    )
+    return jsonify(render(listing))
 
 
 @bp.get("/v1/batches/<batch_id>/results")
@@ -117,30 +133,13 @@ def batch_results(batch_id: str) -> Response:
 
 
 @bp.post("/v1/batches/<batch_id>/cancel")
-def cancel_batch(batch_id: str) -> tuple[Response, int, dict[str, str]]:
-    """Cancel every queued or running job of the batch, each through the job state machine.
-
-    One transaction per job: a transaction that ends a batch job locks the batch row after
-    the job row (`shared.batches`), so holding several job rows at once could deadlock with
-    a worker finishing one of them. The first job it cancels also marks the batch canceled,
-    so a batch whose jobs had all ended already keeps saying `completed`.
-    """
-    state = app_state()
+def cancel_batch(batch_id: str) -> tuple[Response, int, dict[str, str]] | Response:
+    """Cancel every queued or running job of the batch."""
     tenant_id = current_tenant()
-    with state.sessions() as session:
+    if is_openai_batch_id(batch_id):
+        return cancel_openai_batch(tenant_id, batch_id)
+    with app_state().sessions() as session:
         load_batch(session, tenant_id, batch_id)
-        job_ids = session.scalars(
-            select(Job.id).where(Job.batch_id == batch_id, Job.status.in_(UNFINISHED)).order_by(Job.batch_index)
-        ).all()
-    canceled = 0
-    for job_id in job_ids:
-        with state.sessions.begin() as session:
-            moved = cancel(session, job_id, utcnow())
-            if moved and not canceled:
-                mark_batch_canceled(session, batch_id, utcnow())
-        if moved:
-            canceled += 1
-            enqueue_job_deliveries(state.celery, state.sessions, job_id)
-    if not canceled:
+    if not cancel_unfinished_jobs(batch_id):
         raise ApiError(409, "batch_already_finished", f"every job of batch {batch_id} already ended; nothing to cancel")
     return _batch_response(batch_id, 200)

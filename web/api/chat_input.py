@@ -3,17 +3,18 @@
 The conversation must carry exactly one image (an `image_url` part holding a data
 URI, or an http(s) URL downloaded under the SSRF guard); the last message is the
 question, earlier user/assistant messages become `params.history`, and system
-messages are put in front of the question.
+messages are put in front of the question. A `response_format` asking for JSON
+becomes `params.schema`, which the worker enforces with constrained decoding.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from shared.schemas import MAX_NEW_TOKENS_LIMIT, JobCreate
+from shared.schemas import MAX_NEW_TOKENS_LIMIT, JobCreate, check_object_schema
 from shared.settings import Settings
 from web.api.job_input import image_from_reference
 from web.errors import ApiError
@@ -44,6 +45,47 @@ class ChatMessage(BaseModel):
     name: str | None = None
 
 
+class TextFormat(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    type: Literal["text"]
+
+
+class JsonObjectFormat(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    type: Literal["json_object"]
+
+
+class JsonSchema(BaseModel):
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+
+    name: str = Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_-]+$")
+    description: str | None = None
+    schema_: dict[str, Any] | None = Field(None, alias="schema", description="a JSON Schema of an object")
+    strict: bool | None = None
+
+    _check_schema = field_validator("schema_")(check_object_schema)
+
+
+class JsonSchemaFormat(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    type: Literal["json_schema"]
+    json_schema: JsonSchema
+
+
+ResponseFormat = Annotated[TextFormat | JsonObjectFormat | JsonSchemaFormat, Field(discriminator="type")]
+ANY_OBJECT: dict[str, Any] = {"type": "object"}
+
+
+class StreamOptions(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    include_usage: bool = False
+    include_obfuscation: bool | None = Field(None, description="accepted and ignored")
+
+
 class ChatRequest(BaseModel):
     """The subset of OpenAI's request vlmq serves; anything else is refused by name."""
 
@@ -57,7 +99,8 @@ class ChatRequest(BaseModel):
     top_p: float | None = Field(None, gt=0.0, le=1.0)
     n: Literal[1] = 1
     stream: bool = False
-    stream_options: dict[str, Any] | None = None
+    stream_options: StreamOptions | None = None
+    response_format: ResponseFormat | None = None
     metadata: dict[str, str] | None = None
     user: str | None = None
     seed: int | None = None
@@ -67,14 +110,24 @@ class ChatRequest(BaseModel):
     def _one_token_limit(self) -> ChatRequest:
         if self.max_tokens is not None and self.max_completion_tokens is not None:
             raise ValueError("give max_completion_tokens or max_tokens, not both")
+        if self.stream_options is not None and not self.stream:
+            raise ValueError("stream_options applies only with stream: true")
         return self
+
+    def answer_schema(self) -> dict[str, Any] | None:
+        """The JSON Schema the answer must follow, or None for free text."""
+        match self.response_format:
+            case JsonSchemaFormat(json_schema=json_schema):
+                return json_schema.schema_ or ANY_OBJECT
+            case JsonObjectFormat():
+                return ANY_OBJECT
+        return None
 
 
 @dataclass(frozen=True)
 class ChatJob:
     spec: JobCreate
     image: bytes
-    stream: bool
 
 
 def chat_to_job(chat: ChatRequest, settings: Settings) -> ChatJob:
@@ -103,6 +156,7 @@ def chat_to_job(chat: ChatRequest, settings: Settings) -> ChatJob:
         "temperature": chat.temperature,
         "top_p": chat.top_p,
         "history": turns[:-1] or None,
+        "schema": chat.answer_schema(),
     }
     spec = JobCreate.model_validate(
         {
@@ -112,7 +166,7 @@ def chat_to_job(chat: ChatRequest, settings: Settings) -> ChatJob:
             "metadata": chat.metadata or {},
         }
     )
-    return ChatJob(spec=spec, image=image_from_reference(images[0], settings), stream=chat.stream)
+    return ChatJob(spec=spec, image=image_from_reference(images[0], settings))
 
 
 def _split(message: ChatMessage, index: int) -> tuple[str, list[str]]:

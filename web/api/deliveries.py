@@ -6,10 +6,12 @@ from flask import Blueprint, Response, jsonify, request
 from sqlalchemy import select
 
 from shared.clock import utcnow
+from shared.job_view import render
 from shared.models import WebhookDelivery
 from shared.webhooks.delivery_log import job_deliveries
 from shared.webhooks.dispatch import enqueue_delivery
 from shared.webhooks.outbox import redeliver
+from web.api.listing import DeliveryList
 from web.auth import current_tenant
 from web.errors import ApiError
 from web.job_records import load_job
@@ -23,7 +25,7 @@ def list_deliveries(job_id: str) -> Response:
     tenant_id = current_tenant()
     with app_state().sessions() as session:
         load_job(session, tenant_id, job_id)
-        return jsonify(data=job_deliveries(session, job_id))
+        return jsonify(render(DeliveryList(data=job_deliveries(session, job_id))))
 
 
 @bp.post("/v1/jobs/<job_id>/deliveries/redeliver")
@@ -32,7 +34,7 @@ def redeliver_job_delivery(job_id: str) -> tuple[Response, int]:
     state = app_state()
     tenant_id = current_tenant()
     body = request.get_json(silent=True) if request.content_length else {}
-    if not isinstance(body, dict) or not isinstance(body.get("delivery_id", ""), str):
+    if not isinstance(body, dict) or set(body) - {"delivery_id"} or not isinstance(body.get("delivery_id", ""), str):
         raise ApiError(400, "invalid_request", 'the body must be empty or {"delivery_id": "msg_..."}')
     with state.sessions.begin() as session:
         load_job(session, tenant_id, job_id)
@@ -47,5 +49,5 @@ def redeliver_job_delivery(job_id: str) -> tuple[Response, int]:
         redeliver(session, delivery, state.settings.webhook_retry_window_s, utcnow())
     enqueue_delivery(state.celery, state.sessions, delivery.id)
     with state.sessions() as session:
-        view = next(d for d in job_deliveries(session, job_id) if d["id"] == delivery.id)
-    return jsonify(view), 202
+        view = next(d for d in job_deliveries(session, job_id) if d.id == delivery.id)
+    return jsonify(render(view)), 202

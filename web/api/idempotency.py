@@ -1,8 +1,20 @@
-"""`Idempotency-Key`: a retried submission returns what the first one created."""
+"""`Idempotency-Key`: a retried submission returns what the first one created.
+
+A key names one request. A retry with the same key and the same request gets the
+first result back; the same key with a different request is refused with 422 (as
+Stripe does), rather than silently answered with a job the client did not ask for.
+Requests are compared by a fingerprint of what they say, not of their bytes: JSON
+bodies by their parsed value and multipart bodies by their fields and file
+contents, so a client that re-encodes (another multipart boundary, other key order)
+still matches.
+"""
 
 from __future__ import annotations
 
-from flask import request
+import hashlib
+import json
+
+from flask import Request, request
 
 from web.errors import ApiError
 
@@ -16,3 +28,34 @@ def idempotency_key() -> str | None:
     if key is not None and not 0 < len(key) <= MAX_IDEMPOTENCY_KEY:
         raise ApiError(400, "invalid_idempotency_key", f"Idempotency-Key must be 1 to {MAX_IDEMPOTENCY_KEY} characters")
     return key
+
+
+def request_fingerprint(req: Request) -> str:
+    """SHA-256 of the route and what the body says (see the module docstring)."""
+    digest = hashlib.sha256(f"{req.method} {req.path}\n".encode())
+    if req.mimetype == "multipart/form-data":
+        fields = sorted(req.form.items(multi=True))
+        files = []
+        for name, upload in sorted(req.files.items(multi=True), key=lambda item: item[0]):
+            files.append((name, hashlib.sha256(upload.stream.read()).hexdigest()))
+            upload.stream.seek(0)
+        digest.update(json.dumps([fields, files]).encode())
+    elif (body := req.get_json(silent=True)) is not None:
+        digest.update(json.dumps(body, sort_keys=True, separators=(",", ":")).encode())
+    else:
+        digest.update(req.get_data())
+    return digest.hexdigest()
+
+
+def check_same_request(stored_hash: str | None, fingerprint: str, key: str, found: str) -> None:
+    """A 422 when `key` was first used (for `found`, e.g. `job job_...`) with another request.
+
+    Rows from before fingerprints were kept have none and are taken as matching.
+    """
+    if stored_hash is not None and stored_hash != fingerprint:
+        raise ApiError(
+            422,
+            "idempotency_key_reused",
+            f"Idempotency-Key {key!r} was already used for {found} with a different request; "
+            "send a new key for a new request, or repeat the first request exactly to get its result",
+        )

@@ -2,27 +2,26 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from flask import Blueprint, Response, jsonify, request
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
 from shared.clock import utcnow
 from shared.dispatch import enqueue_job
-from shared.job_view import job_to_dict
+from shared.job_view import job_to_dict, job_view, render
 from shared.jobs import cancel
 from shared.models import Job
 from shared.retention import delete_job
 from shared.states import JobStatus
 from shared.webhooks.dispatch import enqueue_job_deliveries
-from web.api.idempotency import REPLAYED, idempotency_key
+from web.api.idempotency import REPLAYED, check_same_request, idempotency_key, request_fingerprint
 from web.api.job_input import read_job_submission
+from web.api.listing import JobPage
 from web.api.query_args import int_query_arg
 from web.api.waiting import requested_wait_s, wait_until_finished
 from web.auth import current_tenant
 from web.errors import ApiError
-from web.job_records import filter_jobs, insert_job, load_job
+from web.job_records import filter_jobs, find_by_idempotency_key, insert_job, load_job
 from web.quotas import check_queue_quota
 from web.state import app_state
 from web.urls import base_url
@@ -40,7 +39,9 @@ def create_job() -> tuple[Response, int, dict[str, str]]:
     state = app_state()
     tenant_id = current_tenant()
     key = idempotency_key()
-    if key and (replay := _find_by_idempotency_key(tenant_id, key)) is not None:
+    fingerprint = request_fingerprint(request) if key else None
+    if key and (replay := find_by_idempotency_key(tenant_id, key)) is not None:
+        check_same_request(replay.request_hash, fingerprint, key, f"job {replay.id}")
         return _job_response(replay, 200, **REPLAYED)
 
     wait_s = requested_wait_s(request.headers.get("Prefer"), state.settings.max_wait_s)
@@ -50,13 +51,21 @@ def create_job() -> tuple[Response, int, dict[str, str]]:
         with state.sessions.begin() as session:
             check_queue_quota(session, state.settings, tenant_id, 1, len(submission.image or b""))
             job = insert_job(
-                session, state.settings, tenant_id, submission.spec, submission.image, key, interactive=wait_s > 0
+                session,
+                state.settings,
+                tenant_id,
+                submission.spec,
+                submission.image,
+                key,
+                request_hash=fingerprint,
+                interactive=wait_s > 0,
             )
     except IntegrityError:
         # Two requests with one Idempotency-Key raced; the other one won.
-        replay = _find_by_idempotency_key(tenant_id, key) if key else None
+        replay = find_by_idempotency_key(tenant_id, key) if key else None
         if replay is None:
             raise
+        check_same_request(replay.request_hash, fingerprint, key, f"job {replay.id}")
         return _job_response(replay, 200, **REPLAYED)
 
     enqueue_job(state.celery, state.sessions, job.id, interactive=wait_s > 0)
@@ -67,11 +76,6 @@ def create_job() -> tuple[Response, int, dict[str, str]]:
     with state.sessions() as session:
         job = session.get(Job, job.id)
     return _job_response(job, 200 if JobStatus(job.status).is_terminal() else 202, **headers)
-
-
-def _find_by_idempotency_key(tenant_id: str, key: str) -> Job | None:
-    with app_state().sessions() as session:
-        return session.scalar(select(Job).where(Job.tenant_id == tenant_id, Job.idempotency_key == key))
 
 
 @bp.get("/v1/jobs/<job_id>")
@@ -95,12 +99,12 @@ def list_jobs() -> Response:
     with state.sessions() as session:
         jobs = list(session.scalars(query))
     page, has_more = jobs[:limit], len(jobs) > limit
-    body: dict[str, Any] = {
-        "data": [job_to_dict(job, base_url()) for job in page],
-        "has_more": has_more,
-        "next_cursor": page[-1].id if has_more else None,
-    }
-    return jsonify(body)
+    listing = JobPage(
+        data=[job_view(job, base_url()) for job in page],
+        has_more=has_more,
+        next_cursor=page[-1].id if has_more else None,
+    )
+    return jsonify(render(listing))
 
 
 @bp.post("/v1/jobs/<job_id>/cancel")

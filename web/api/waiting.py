@@ -11,16 +11,21 @@ from shared.models import Job
 from shared.states import JobStatus
 from web.errors import ApiError
 
-_WAIT = re.compile(r"(?:^|[,;\s])wait\s*=\s*([^,;\s]*)", re.IGNORECASE)
+_WAIT = re.compile(r"(?:^|[,;\s])wait(?:\s*=\s*([^,;\s]*))?(?=$|[,;\s])", re.IGNORECASE)
 
 
 def requested_wait_s(prefer_header: str | None, max_wait_s: float) -> float:
-    """Seconds to wait (capped at the server's maximum); 0 without the preference."""
+    """Seconds to wait (capped at the server's maximum); 0 without the preference.
+
+    A bare `Prefer: wait` (as Replicate's clients send it) waits the maximum.
+    """
     if not prefer_header:
         return 0.0
     match = _WAIT.search(prefer_header)
     if match is None:
         return 0.0
+    if match.group(1) is None:
+        return max_wait_s
     try:
         wait = float(match.group(1))
     except ValueError:

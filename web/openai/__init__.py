@@ -1,0 +1,1 @@
+"""OpenAI-compatible endpoints: models, chat completions, files and the Batch API."""

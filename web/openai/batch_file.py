@@ -1,0 +1,67 @@
+"""The JSONL input file of an OpenAI batch: one chat-completion request per line.
+
+Checked when the file is uploaded (so a mistake is reported at once, naming its
+line) and read again when a batch is created from it.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from web.api.chat_input import ChatRequest
+from web.errors import ApiError, describe_validation_error
+
+CHAT_ENDPOINT = "/v1/chat/completions"
+
+
+class BatchRequestLine(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    custom_id: str = Field(min_length=1, max_length=512)
+    method: Literal["POST"]
+    url: Literal["/v1/chat/completions"]
+    body: ChatRequest
+
+
+def parse_batch_file(data: bytes, max_items: int) -> list[BatchRequestLine]:
+    """Every request of the file, or a 400 naming the first bad line."""
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError:
+        raise ApiError(400, "invalid_file", "a batch file must be UTF-8 JSON Lines") from None
+    requests: list[BatchRequestLine] = []
+    seen: set[str] = set()
+    for number, line in enumerate(text.splitlines(), start=1):
+        if not line.strip():
+            continue
+        request = _parse_line(number, line)
+        if request.custom_id in seen:
+            raise ApiError(400, "invalid_file", f"line {number}: custom_id {request.custom_id!r} is used twice")
+        seen.add(request.custom_id)
+        requests.append(request)
+        if len(requests) > max_items:
+            raise ApiError(
+                400, "too_many_items", f"a batch file may hold at most {max_items} requests (VLMQ_MAX_BATCH_ITEMS)"
+            )
+    if not requests:
+        raise ApiError(400, "invalid_file", "the batch file holds no requests: one JSON object per line")
+    return requests
+
+
+def _parse_line(number: int, line: str) -> BatchRequestLine:
+    try:
+        request = BatchRequestLine.model_validate(json.loads(line))
+    except ValueError as exc:
+        detail = describe_validation_error(exc) if isinstance(exc, ValidationError) else "not a JSON object"
+        raise ApiError(
+            400,
+            "invalid_file",
+            f"line {number}: {detail}; each line is "
+            f'{{"custom_id": ..., "method": "POST", "url": "{CHAT_ENDPOINT}", "body": {{chat completion request}}}}',
+        ) from None
+    if request.body.stream:
+        raise ApiError(400, "invalid_file", f"line {number}: body.stream: batch requests cannot stream")
+    return request

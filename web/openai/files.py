@@ -1,0 +1,116 @@
+"""`/v1/files`: OpenAI's file API, for batch input files and batch results.
+
+Uploaded files (purpose `batch`) are stored in the database, so any web process can
+read them. A batch's output and error files are not stored: they are rendered from
+its jobs whenever they are read (`web.openai.batch_files`).
+"""
+
+from __future__ import annotations
+
+from flask import Blueprint, Response, jsonify, request
+from sqlalchemy import select
+
+from shared.clock import utcnow
+from shared.ids import new_id
+from shared.models import OpenAIFile
+from web.api.batch_input import open_batch_body
+from web.api.query_args import int_query_arg
+from web.auth import current_tenant
+from web.errors import ApiError
+from web.openai.batch_file import parse_batch_file
+from web.openai.batch_files import result_file, result_file_object
+from web.openai.objects import FileList, FileObject, dump
+from web.state import app_state
+
+bp = Blueprint("files_api", __name__)
+
+JSONL = "application/jsonl"
+MAX_FILENAME = 255
+
+
+def file_object(stored: OpenAIFile) -> FileObject:
+    return FileObject(
+        id=stored.id,
+        bytes=stored.size_bytes,
+        created_at=int(stored.created_at.timestamp()),
+        filename=stored.filename,
+        purpose="batch",
+    )
+
+
+def load_file(tenant_id: str, file_id: str) -> OpenAIFile:
+    """The tenant's uploaded file, or a 404 that does not reveal other tenants' ids."""
+    with app_state().sessions() as session:
+        stored = session.get(OpenAIFile, file_id)
+    if stored is None or stored.tenant_id != tenant_id:
+        raise ApiError(404, "file_not_found", f"no file {file_id!r}")
+    return stored
+
+
+@bp.post("/v1/files")
+def upload_file() -> tuple[Response, int]:
+    state = app_state()
+    tenant_id = current_tenant()
+    open_batch_body(request, state.settings)
+    if request.mimetype != "multipart/form-data":
+        raise ApiError(415, "unsupported_media_type", "send multipart/form-data with a 'file' and 'purpose': 'batch'")
+    if extra := sorted(set(request.form) - {"purpose"}):
+        raise ApiError(400, "invalid_request", f"unknown form fields {extra}; send 'file' and 'purpose'")
+    purpose = request.form.get("purpose")
+    if purpose != "batch":
+        raise ApiError(400, "invalid_request", f"purpose must be 'batch' (got {purpose!r}); only batch files are kept")
+    upload = request.files.get("file")
+    if upload is None or set(request.files) != {"file"}:
+        raise ApiError(400, "invalid_request", "send exactly one file field, 'file', holding JSON Lines")
+    data = upload.read()
+    parse_batch_file(data, state.settings.max_batch_items)
+    stored = OpenAIFile(
+        id=new_id("file"),
+        tenant_id=tenant_id,
+        purpose=purpose,
+        filename=(upload.filename or "batch.jsonl")[:MAX_FILENAME],
+        size_bytes=len(data),
+        data=data,
+        created_at=utcnow(),
+    )
+    with state.sessions.begin() as session:
+        session.add(stored)
+    return jsonify(dump(file_object(stored))), 200
+
+
+@bp.get("/v1/files")
+def list_files() -> Response:
+    state = app_state()
+    tenant_id = current_tenant()
+    limit = int_query_arg("limit", state.settings.default_page_size, 1, 500)
+    purpose = request.args.get("purpose")
+    if purpose not in (None, "batch"):
+        raise ApiError(400, "invalid_purpose", "purpose must be 'batch': uploaded files are batch input files")
+    query = select(OpenAIFile).where(OpenAIFile.tenant_id == tenant_id).order_by(OpenAIFile.id.desc()).limit(limit + 1)
+    if (after := request.args.get("after")) is not None:
+        query = query.where(OpenAIFile.id < after)
+    with state.sessions() as session:
+        files = [file_object(stored) for stored in session.scalars(query)]
+    page = files[:limit]
+    listing = FileList(
+        data=page,
+        first_id=page[0].id if page else None,
+        last_id=page[-1].id if page else None,
+        has_more=len(files) > limit,
+    )
+    return jsonify(dump(listing))
+
+
+@bp.get("/v1/files/<file_id>")
+def get_file(file_id: str) -> Response:
+    tenant_id = current_tenant()
+    rendered = result_file_object(tenant_id, file_id)
+    return jsonify(dump(rendered or file_object(load_file(tenant_id, file_id))))
+
+
+@bp.get("/v1/files/<file_id>/content")
+def file_content(file_id: str) -> Response:
+    tenant_id = current_tenant()
+    rendered = result_file(tenant_id, file_id)
+    data = rendered.content if rendered else load_file(tenant_id, file_id).data
+    return Response(data, content_type=JSONL)
