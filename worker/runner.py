@@ -11,6 +11,7 @@ import io
 import logging
 import time
 from dataclasses import asdict
+from functools import partial
 
 from PIL import Image
 from sqlalchemy.orm import Session
@@ -23,6 +24,7 @@ from shared.models import Job
 from shared.settings import Settings
 from shared.states import JobStatus
 from shared.storage import load_image_bytes
+from shared.streaming import publish_delta, publish_done
 from shared.webhooks.dispatch import enqueue_job_deliveries
 from worker.context import WorkerContext
 from worker.heartbeat import Heartbeat, JobCanceled, JobTimedOut
@@ -61,11 +63,15 @@ def _execute(ctx: WorkerContext, job_id: str) -> str:
     )
     outcome: tuple[str, str] | None = None
     result = None
+    streamed = False
     try:
         with heartbeat:
             with ctx.sessions() as session:
                 request = build_request(session, ctx.settings, session.get(Job, job_id))
-            result = ctx.engine.run(request, progress=heartbeat.progress)
+            # A caller waits on interactive jobs (chat): new text goes out as it is generated.
+            streamed = request.interactive
+            on_text = partial(publish_delta, ctx.redis, job_id) if streamed else None
+            result = ctx.engine.run(request, progress=heartbeat.progress, on_text=on_text)
     except JobCanceled:
         log.info("job %s was canceled while running", job_id)
         return "canceled"
@@ -82,6 +88,8 @@ def _execute(ctx: WorkerContext, job_id: str) -> str:
             moved = jobs.succeed(session, job_id, asdict(result), _model_label(ctx), elapsed, utcnow())
         else:
             moved = jobs.fail(session, job_id, *outcome, utcnow(), inference_s=elapsed)
+    if streamed:
+        publish_done(ctx.redis, job_id)
     if not moved:
         return "canceled"
     enqueue_job_deliveries(ctx.celery, ctx.sessions, job_id)
