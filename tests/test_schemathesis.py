@@ -79,6 +79,7 @@ def test_schemathesis_finds_no_failure(
             capture_output=True,
             text=True,
             timeout=300,
+            cwd=tmp_path,  # schemathesis keeps a cache in its working directory
         )
     app.extensions["vlmq"].engine.dispose()
     assert run.returncode == 0, run.stdout[-12000:] + run.stderr[-4000:]

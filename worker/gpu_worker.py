@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import logging
 import os
+import time
 
 from shared.celery_app import GPU_QUEUES
 from shared.presence import withdraw
@@ -51,6 +52,7 @@ def run_gpu_worker(settings: Settings, concurrency: int | None = None) -> int:
         "model": context.engine.model_name,
         "placeholder": context.engine.is_placeholder,
         "slots": slots,
+        "loaded_at": int(time.time()),
     }
     presence = start_presence(context.redis, context.name, info)
     log.info("model %s loaded in worker process %s (%d slots)", context.engine.model_name, context.name, slots)

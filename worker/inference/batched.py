@@ -58,7 +58,7 @@ class BatchedEngine:
         ticket = self.scheduler.submit(
             Ticket(prepared.inputs, request.generation, prepared.matcher, prepared.guard, progress, request.interactive)
         )
-        if on_text is None:
+        if on_text is None or prepared.schema is not None:  # JSON answers are re-serialised: nothing to stream
             generated = ticket.wait()
         else:  # new text is rendered and handed on here, on the caller's thread, never on the loop's
             deltas = TextDeltas(self.base.visible_text)

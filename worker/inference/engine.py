@@ -162,7 +162,8 @@ class HFEngine:
         prepared = self.prepare(request)
         batch = self._place(prepared.inputs)
         processors = [SchemaMask(prepared.matcher, self.constraints().vocab_size)] if prepared.matcher else []
-        deltas = TextDeltas(self.visible_text) if on_text is not None else None
+        # JSON answers are re-serialised when finished, so their raw text is not streamed.
+        deltas = TextDeltas(self.visible_text) if on_text is not None and prepared.schema is None else None
         sequence = generate(self.model, batch, request.generation, processors, progress, deltas, on_text)
         prompt_tokens = batch["input_ids"].shape[1]
         new_ids = sequence[0, prompt_tokens:].tolist()

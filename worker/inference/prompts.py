@@ -43,6 +43,7 @@ DEFAULT_TEMPLATES: dict[str, str] = {
     ),
     "copy_campaign": "Campaign context: {campaign}",
     "ask": "{question}",
+    "answer_schema": "Answer only with one JSON object that matches this JSON schema:\n{schema}",
 }
 
 # Placeholders a template may use; anything else is a configuration error.
@@ -50,6 +51,7 @@ _FIELDS: dict[str, frozenset[str]] = {
     "attributes": frozenset({"schema"}),
     "copy_campaign": frozenset({"campaign"}),
     "ask": frozenset({"question"}),
+    "answer_schema": frozenset({"schema"}),
 }
 
 
@@ -90,7 +92,10 @@ class PromptBook:
         if task == "ask":
             if not request.prompt or not request.prompt.strip():
                 raise InferenceError("invalid_request", "task 'ask' needs a question in prompt")
-            return self.render("ask", question=request.prompt.strip())
+            question = self.render("ask", question=request.prompt.strip())
+            if schema is None:
+                return question
+            return question + "\n" + self.render("answer_schema", schema=json.dumps(schema, ensure_ascii=False))
         if task in ("describe", "ocr"):
             return self.render(task)
         raise InferenceError("invalid_request", f"unknown task {task!r}")
