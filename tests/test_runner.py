@@ -13,7 +13,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from shared.models import Job
 from tests.helpers import submit
 from worker.context import WorkerContext
-from worker.inference.types import Engine, InferenceRequest, InferenceResult, ProgressCallback
+from worker.inference.types import Engine, InferenceRequest, InferenceResult, ProgressCallback, TextCallback
 from worker.runner import conversation_before, run_job
 from worker.warmup import warm_up
 
@@ -83,7 +83,9 @@ class _SlowEngine:
     model_name = "slow"
     is_placeholder = False
 
-    def run(self, request: InferenceRequest, progress: ProgressCallback | None = None) -> InferenceResult:
+    def run(
+        self, request: InferenceRequest, progress: ProgressCallback | None = None, on_text: TextCallback | None = None
+    ) -> InferenceResult:
         for step in range(200):
             time.sleep(0.05)
             if progress:

@@ -46,7 +46,9 @@ def run_worker(settings: Settings, role: Role, concurrency: int | None = None, b
     context = build_context(settings, celery)
     set_context(context)
     start_presence(context.redis, context.name, {"name": context.name, "queues": [WEBHOOK_QUEUE], "pid": os.getpid()})
-    argv = ["worker", "-Q", WEBHOOK_QUEUE, "--pool", "threads", "--concurrency", str(concurrency or 8)]
+    # Room for every tenant's delivery slots with threads to spare for the sweeper and other tenants.
+    threads = concurrency or max(8, 2 * settings.webhook_max_per_tenant)
+    argv = ["worker", "-Q", WEBHOOK_QUEUE, "--pool", "threads", "--concurrency", str(threads)]
     if beat:
         argv += ["--beat", "--schedule", str(settings.data_dir / "celerybeat-schedule")]
     argv += ["--hostname", f"{role}@%h.{os.getpid()}", "--loglevel", "INFO", "--without-mingle", "--without-gossip"]

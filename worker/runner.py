@@ -21,6 +21,7 @@ from shared.attributes_budget import job_budget
 from shared.clock import utcnow
 from shared.job_view import PLACEHOLDER_MODEL_NAME
 from shared.models import Job
+from shared.schemas import MAX_HISTORY_TURNS
 from shared.settings import Settings
 from shared.states import JobStatus
 from shared.storage import load_image_bytes
@@ -134,7 +135,10 @@ def conversation_before(session: Session, job: Job) -> tuple[Turn, ...]:
         return tuple(Turn(turn["role"], turn["text"]) for turn in history)
     turns: list[Turn] = []
     parent_id = job.parent_job_id
-    while parent_id is not None:
+    # New chains are bounded at submit; the cap guards chains made before that rule existed.
+    for _ in range(MAX_HISTORY_TURNS // 2):
+        if parent_id is None:
+            break
         parent = session.get(Job, parent_id)
         if parent is None or parent.status != JobStatus.SUCCEEDED or not parent.result:
             break
