@@ -13,7 +13,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from shared import jobs
-from shared.celery_app import GPU_QUEUE
+from shared.celery_app import GPU_QUEUES
 from shared.clock import utcnow
 from shared.models import Batch, Job, StoredImage
 
@@ -36,7 +36,8 @@ def job_count(sessions: sessionmaker[Session]) -> int:
 
 
 def queued_messages(broker: redis.Redis) -> int:
-    return broker.llen(GPU_QUEUE)
+    """Job messages waiting in either GPU lane."""
+    return sum(broker.llen(queue) for queue in GPU_QUEUES)
 
 
 def batch_rows(sessions: sessionmaker[Session]) -> int:

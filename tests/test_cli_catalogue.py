@@ -29,8 +29,10 @@ pytestmark = pytest.mark.slow
 
 @pytest.fixture(scope="module")
 def live(tmp_path_factory: pytest.TempPathFactory, model_data_dir: Path, engine: Engine) -> Iterator[str]:
-    # Fast heartbeats: a canceled job stops (and frees the one worker) within half a second.
-    with vlmq_up(tmp_path_factory.mktemp("live"), model_data_dir, heartbeat_interval_s="0.5") as (url, _):
+    # Fast heartbeats: a canceled job stops (and frees its slot) within half a second. A short sequence
+    # limit gives a job that fails in the worker: one whose budget does not fit it.
+    live_dir = tmp_path_factory.mktemp("live")
+    with vlmq_up(live_dir, model_data_dir, heartbeat_interval_s="0.5", gpu_max_seq_tokens="1024") as (url, _):
         yield url
 
 
@@ -138,12 +140,12 @@ def test_submit_exit_codes_say_how_the_job_ended(live: str, tmp_path: Path) -> N
     assert (job["status"], job["params"], job["name"]) == ("succeeded", {"channel": "title"}, "mug.png")
     assert "1/1 job finished" in titled.stderr  # progress while waiting
 
-    truncated = cli("submit", str(photo), "--task", "attributes", "--param", "max_new_tokens=1", "--wait", url=live)
-    assert truncated.returncode == 1
-    assert json.loads(truncated.stdout)["status"] == "failed"
-    assert "failed: output_truncated" in truncated.stderr
+    too_long = cli("submit", str(photo), "--task", "describe", "--param", "max_new_tokens=2000", "--wait", url=live)
+    assert too_long.returncode == 1
+    assert json.loads(too_long.stdout)["status"] == "failed"
+    assert "failed: input_too_long" in too_long.stderr
 
-    long = ["--param", "max_new_tokens=2000", "--param", "temperature=0", "--wait", "--timeout", "1"]
+    long = ["--param", "max_new_tokens=800", "--param", "temperature=0", "--wait", "--timeout", "1"]
     still = cli("submit", str(photo), "--task", "describe", *long, url=live)
     assert still.returncode == 3, still.stderr
     assert "still" in still.stderr and json.loads(still.stdout)["status"] in ("queued", "running")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 import requests
@@ -12,6 +13,10 @@ EXIT_JOB_FAILED = 1  # the job (or some of the batch's jobs) failed or was cance
 EXIT_REFUSED = 2  # the server refused the request, or the command line was wrong
 EXIT_STILL_RUNNING = 3  # the deadline passed before the work ended
 EXIT_UNREACHABLE = 4  # no answer from the server
+
+# A rate-limited request (429) is sent again after the server's Retry-After, a few times.
+RATE_LIMIT_RETRIES = 5
+MAX_RETRY_AFTER_S = 10.0
 
 
 class CliError(Exception):
@@ -35,10 +40,24 @@ class ApiClient:
             self.session.headers["Authorization"] = f"Bearer {api_key}"
 
     def request(self, method: str, path: str, **kwargs: Any) -> requests.Response:
-        """The response of a 2xx answer; anything else raises `CliError` saying what happened."""
+        """The response of a 2xx answer (waiting out a rate limit); anything else raises `CliError`."""
         kwargs.setdefault("timeout", self.timeout_s)
+        for _ in range(RATE_LIMIT_RETRIES):
+            response = self._send(method, path, kwargs)
+            if response.status_code != 429:
+                break
+            time.sleep(min(float(response.headers.get("Retry-After") or 1), MAX_RETRY_AFTER_S))
+        if response.status_code >= 400:
+            error = _api_error(response)
+            raise CliError(
+                f"the server refused {method} {path} ({response.status_code}): {error['code']}: {error['message']}",
+                api_error=error,
+            )
+        return response
+
+    def _send(self, method: str, path: str, kwargs: dict[str, Any]) -> requests.Response:
         try:
-            response = self.session.request(method, f"{self.url}{path}", **kwargs)
+            return self.session.request(method, f"{self.url}{path}", **kwargs)
         except requests.ConnectionError:
             raise CliError(
                 f"cannot connect to {self.url}: is vlmq running there? (start it with `vlmq up`, or pass --url)",
@@ -48,13 +67,6 @@ class ApiClient:
             raise CliError(f"{self.url} did not answer within {kwargs['timeout']:g} s", EXIT_UNREACHABLE) from None
         except requests.RequestException as exc:
             raise CliError(f"request to {self.url} failed: {exc}", EXIT_UNREACHABLE) from None
-        if response.status_code >= 400:
-            error = _api_error(response)
-            raise CliError(
-                f"the server refused {method} {path} ({response.status_code}): {error['code']}: {error['message']}",
-                api_error=error,
-            )
-        return response
 
     def json(self, method: str, path: str, **kwargs: Any) -> Any:
         return self.request(method, path, **kwargs).json()

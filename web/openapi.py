@@ -31,6 +31,9 @@ def openapi_document(settings: Settings) -> dict[str, Any]:
     paths = {**job_paths(components), **batch_paths(components), **openai_paths(components)}
     for path, operations in catalogue_paths().items():
         paths.setdefault(path, {}).update(operations)
+    for operations in paths.values():  # every /v1 route is rate-limited per tenant
+        for operation in operations.values():
+            operation["responses"] |= errors(429)
     document: dict[str, Any] = {
         "openapi": "3.1.0",
         "info": {"title": "vlmq", "version": "1", "description": "Vision-language jobs on product photos."},

@@ -16,6 +16,7 @@ ERROR_CODES: dict[int, str] = {
     413: "The body or an image is over its size limit",
     415: "The body is neither of the accepted content types",
     422: "The Idempotency-Key was already used with a different request",
+    429: "Over the tenant's request rate (VLMQ_RATE_LIMIT) or queue quota; retry after Retry-After",
     500: "The job failed",
     504: "The job did not finish in time",
 }
