@@ -30,9 +30,10 @@ pytestmark = pytest.mark.slow
 @pytest.fixture(scope="module")
 def live(tmp_path_factory: pytest.TempPathFactory, model_data_dir: Path, engine: Engine) -> Iterator[str]:
     # Fast heartbeats: a canceled job stops (and frees its slot) within half a second. A short sequence
-    # limit gives a job that fails in the worker: one whose budget does not fit it.
+    # limit gives a job that fails in the worker: one whose budget does not fit it. The CLI polls in tight loops.
     live_dir = tmp_path_factory.mktemp("live")
-    with vlmq_up(live_dir, model_data_dir, heartbeat_interval_s="0.5", gpu_max_seq_tokens="1024") as (url, _):
+    overrides = {"heartbeat_interval_s": "0.5", "gpu_max_seq_tokens": "1024", "rate_limit": "1000/second"}
+    with vlmq_up(live_dir, model_data_dir, **overrides) as (url, _):
         yield url
 
 
