@@ -1,4 +1,4 @@
-"""The page cookie: unreadable by scripts, ignored by the API; forms need a CSRF token; pages send security headers."""
+"""The page cookie: unreadable by scripts, no use to the API without its CSRF token; pages send security headers."""
 
 from __future__ import annotations
 
@@ -90,11 +90,20 @@ def bearer(key: str) -> dict[str, str]:
     return {"Authorization": f"Bearer {key}"}
 
 
-def test_the_api_ignores_the_page_cookie(auth_app: Flask, key: str) -> None:
+def test_the_api_takes_the_page_cookie_only_with_its_csrf_token(auth_app: Flask, key: str, png: bytes) -> None:
     client: FlaskClient = auth_app.test_client()
     client.set_cookie(KEY_COOKIE, key)
     assert client.get("/v1/jobs").status_code == 401
+    assert client.get("/v1/jobs", headers={"X-CSRF-Token": csrf_token("vlmq_other")}).status_code == 401
     assert client.get("/").status_code == 200
+    # What the page's buttons and image links send: the token in a header, or in an image's query.
+    job = client.post("/upload", data={"task": "describe", "image": (io.BytesIO(png), "a.png")},
+                      headers={"X-CSRF-Token": csrf_token(key)}).get_json()  # fmt: skip
+    assert client.get(f"/v1/jobs/{job['id']}/image?size=thumb").status_code == 401
+    assert client.get(f"/v1/jobs/{job['id']}/image?size=thumb&csrf_token={csrf_token(key)}").status_code == 200
+    assert client.post(f"/v1/jobs/{job['id']}/cancel?csrf_token={csrf_token(key)}").status_code == 401  # reads only
+    cancel = client.post(f"/v1/jobs/{job['id']}/cancel", headers={"X-CSRF-Token": csrf_token(key)})
+    assert cancel.status_code == 200 and cancel.get_json()["status"] == "canceled"
 
 
 def test_page_forms_need_the_csrf_token(auth_app: Flask, key: str, png: bytes) -> None:

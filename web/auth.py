@@ -1,9 +1,9 @@
 """Which tenant a request acts for.
 
 With auth on, a bearer key is required; the HTML pages may carry it in their cookie
-instead (`web.page_session`), the API never. With auth off (the embedded default) every
-request acts for the default tenant and any key sent is ignored, so clients that
-always send one (the OpenAI SDKs) work unchanged.
+instead (`web.page_session`), which the API accepts only together with its CSRF token.
+With auth off (the embedded default) every request acts for the default tenant and any
+key sent is ignored, so clients that always send one (the OpenAI SDKs) work unchanged.
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ from flask import g, request
 
 from shared.auth import DEFAULT_TENANT_ID, tenant_for_key
 from web.errors import ApiError
-from web.page_session import cookie_key
+from web.page_session import api_cookie_key, cookie_key
 from web.state import app_state
 
 PAGES_BLUEPRINT = "pages"
@@ -48,4 +48,4 @@ def _presented_key() -> str | None:
         if scheme.lower() != "bearer" or not token.strip():
             raise ApiError(401, "unauthorized", "the Authorization header must be 'Bearer <api key>'")
         return token.strip()
-    return cookie_key() if request.blueprint == PAGES_BLUEPRINT else None
+    return cookie_key() if request.blueprint == PAGES_BLUEPRINT else api_cookie_key()

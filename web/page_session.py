@@ -1,10 +1,11 @@
 """How the HTML pages carry an API key: an HttpOnly cookie, accepted only by pages, plus a CSRF token.
 
 The key is set by the server (`POST /login`) as `HttpOnly` (scripts cannot read it),
-`SameSite=Strict` and, behind TLS, `Secure`. The JSON API ignores the cookie, so a page
-of another origin on the same host (same-site, so SameSite does not stop it) cannot
-use a visitor's key on the API. Page routes that change state require a CSRF token
-derived from the key (an HMAC of it), which only a page vlmq rendered for that key holds.
+`SameSite=Strict` and, behind TLS, `Secure`. The JSON API accepts the cookie only with
+the CSRF token derived from the key (an HMAC of it), which only a page vlmq rendered for
+that key holds: a page of another origin on the same host (same-site, so SameSite does
+not stop it) can make the browser send the cookie but cannot know the token. Pages send
+it as a header from scripts, or as a query argument in the links of their images.
 """
 
 from __future__ import annotations
@@ -33,14 +34,29 @@ def csrf_token(key: str | None) -> str:
     return hmac.new(key.encode(), b"vlmq-csrf-v1", hashlib.sha256).hexdigest() if key else ""
 
 
+def _sent_token() -> str:
+    """The CSRF token the request carries: a header, a form field, or (reads only) a query argument."""
+    token = request.headers.get(CSRF_HEADER) or request.form.get(CSRF_FIELD)
+    if token is None and request.method == "GET":
+        token = request.args.get(CSRF_FIELD)
+    return token or ""
+
+
 def check_csrf() -> None:
     """A 403 unless the request carries the token of the key in its cookie."""
     key = cookie_key()
     if key is None:
         return  # no cookie, no ambient authority to abuse: the API's own auth decides
-    sent = request.headers.get(CSRF_HEADER) or request.form.get(CSRF_FIELD) or ""
-    if not hmac.compare_digest(sent, csrf_token(key)):
+    if not hmac.compare_digest(_sent_token(), csrf_token(key)):
         raise ApiError(403, "csrf_failed", "the form's CSRF token is missing or wrong: reload the page and try again")
+
+
+def api_cookie_key() -> str | None:
+    """The cookie's key for a `/v1` request, only when the request also carries its CSRF token."""
+    key = cookie_key()
+    if key is None or not hmac.compare_digest(_sent_token(), csrf_token(key)):
+        return None
+    return key
 
 
 def set_key_cookie(response: Response, key: str, settings: Settings) -> None:

@@ -26,6 +26,13 @@ from web.urls import base_url
 
 bp = Blueprint("pages", __name__)
 
+
+@bp.context_processor
+def _page_csrf_token() -> dict[str, str]:
+    """Every page's scripts and image links carry the CSRF token of the key in its cookie."""
+    return {"csrf_token": csrf_token(cookie_key())}
+
+
 RECENT_JOBS = 20
 RECENT_BATCHES = 5
 BATCH_PAGE_JOBS = 1000
@@ -53,7 +60,6 @@ def index() -> str:
         jobs=recent,
         batches=recent_batches,
         tasks=TASKS,
-        csrf_token=csrf_token(cookie_key()),
         statuses=[status.value for status in JobStatus],
         filters=filters,
         placeholder_warning=PLACEHOLDER_WARNING if state.settings.uses_placeholder_model else None,
