@@ -380,9 +380,8 @@ def chat_under_load(client: Client, batches: Batches, queued: int, new_tokens: i
 
 def single_requests(client: Client, new_tokens: int, runs: int) -> dict[str, Any]:
     """Describe jobs one after another on an idle worker: submit to `succeeded`, as polled."""
-    jobs = [client.run_job({"task": "describe", "params": {"max_new_tokens": new_tokens}}, poll_s=0.02)]
-    jobs += [client.run_job({"task": "describe", "params": {"max_new_tokens": new_tokens}}, poll_s=0.02)
-             for _ in range(runs - 1)]  # fmt: skip
+    fields = {"task": "describe", "params": {"max_new_tokens": new_tokens}}
+    jobs = [client.run_job(fields, poll_s=0.02) for _ in range(runs)]
     return {"e2e_s": [j["e2e_s"] for j in jobs], "inference_s": [j["inference_s"] for j in jobs], "jobs": jobs}
 
 

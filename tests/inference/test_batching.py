@@ -83,7 +83,7 @@ def test_rows_keep_their_own_sampling_and_constraints(three_slots: BatchedEngine
     ]
     results = together(three_slots, mixed)
     assert results[0].text == solo  # a greedy row is unaffected by its sampled neighbours
-    assert results[1].usage["completion_tokens"] == 20
+    assert 0 < results[1].usage["completion_tokens"] <= 20  # a sampled row may draw an end token early
     jsonschema.validate(results[2].data, COLOR_SCHEMA)
 
 

@@ -79,10 +79,9 @@ def plan_batch(settings: Settings, model: Any) -> BatchPlan:
 
     from worker.inference.batching.kv_slots import KVSlots
 
-    config = model.config.text_config
-    head_dim = config.hidden_size // config.num_attention_heads
+    layers, kv_heads, head_dim = kv_layout(model)
     dtype_bytes = torch.finfo(cache_dtype(model)).bits // 8
-    per_token = KVSlots.bytes_per_token(config.num_hidden_layers, config.num_key_value_heads, head_dim, dtype_bytes)
+    per_token = KVSlots.bytes_per_token(layers, kv_heads, head_dim, dtype_bytes)
     vocab = model.get_output_embeddings().weight.shape[0]
     per_slot = settings.gpu_max_seq_tokens * per_token + vocab * SAMPLING_BYTES_PER_VOCAB_ENTRY
     slots = settings.gpu_max_batch
@@ -111,6 +110,12 @@ SAMPLING_BYTES_PER_VOCAB_ENTRY = 24
 DEFAULT_MEMORY_SHARE = 0.9
 
 
+def kv_layout(model: Any) -> tuple[int, int, int]:
+    """Layers, KV heads and head size of the text stack: the shape of one token's cached K/V."""
+    config = model.config.text_config
+    return config.num_hidden_layers, config.num_key_value_heads, config.hidden_size // config.num_attention_heads
+
+
 def cache_dtype(model: Any) -> Any:
     """The dtype K/V come out in: the embeddings' (quantized weights report uint8)."""
     return model.get_input_embeddings().weight.dtype
@@ -127,17 +132,8 @@ def build_batched_engine(base: HFEngine, settings: Settings, on_fatal: Any = Non
 
     model = base.model
     plan = plan_batch(settings, model)
-    config = model.config.text_config
-    head_dim = config.hidden_size // config.num_attention_heads
-    slots = KVSlots(
-        config.num_hidden_layers,
-        plan.slots,
-        config.num_key_value_heads,
-        head_dim,
-        plan.capacity,
-        cache_dtype(model),
-        model.device,
-    )
+    layers, kv_heads, head_dim = kv_layout(model)
+    slots = KVSlots(layers, plan.slots, kv_heads, head_dim, plan.capacity, cache_dtype(model), model.device)
     step = GlmDecodeStep(model, slots)
     steps = EagerSteps(step)
     if model.device.type == "cuda":

@@ -260,8 +260,6 @@ class Scheduler:
     # -- decoding ----------------------------------------------------------------------------
 
     def _step(self) -> None:
-        import torch
-
         batch = max(self.rows) + 1
         tokens, positions, lengths = [0] * batch, [0] * batch, [0] * batch
         for slot, row in self.rows.items():
@@ -269,8 +267,7 @@ class Scheduler:
         window = max(row.length for row in self.rows.values()) + 1
         logits = self.steps(tokens, positions, lengths, window)[:batch]
         rows = list(self.rows.values())
-        device_slots = torch.arange(batch, device=logits.device)
-        picked = self._pick(logits, device_slots, rows, by_slot=True)
+        picked = self._pick(logits, self.steps.step.row_index[:batch], rows, by_slot=True)
         self.steps_run += 1
         for row in rows:
             row.length += 1
