@@ -14,7 +14,9 @@ WHEELS=(
   rpds-py==2026.9.1 attrs==26.1.0
   flask werkzeug itsdangerous blinker click celery kombu billiard vine click-didyoumean click-repl
   click-plugins prompt-toolkit wcwidth tzlocal tzdata python-dateutil redis sqlalchemy greenlet alembic mako
-  gunicorn prometheus-client psutil requests
+  gunicorn prometheus-client psutil requests urllib3 certifi idna charset-normalizer amqp
+  flask-limiter limits deprecated wrapt ordered-set google-re2 phonenumbers openpyxl et-xmlfile
+  rich markdown-it-py mdurl pygments jinja2 markupsafe
 )
 mkdir -p .whl
 python3 -m pip download -q --no-deps --only-binary=:all: --python-version 3.12 --implementation cp \

@@ -116,28 +116,45 @@ def measure_batch(base: HFEngine, settings: Settings, slots: int, args: Any, rec
     result["single_request_s"] = single_latency(engine, settings, args.new)
     jobs = max(args.min_jobs, 4 * engine.plan.slots)
     reset_peak()
-    steps = engine.scheduler.steps_run
+    before = engine.scheduler.stats.as_dict()
     describe = burst(engine, [request("describe", args.new, settings) for _ in range(jobs)], engine.plan.slots)
     describe.pop("outputs")
-    describe["steps"] = engine.scheduler.steps_run - steps
+    describe["loop"] = loop_delta(before, engine.scheduler.stats.as_dict())
     describe["peak_gib"] = peak_gib()
     result["describe_burst"] = describe
     rec.put(f"batch_{slots}", result)
     if slots == max(args.batch_sizes):
         reset_peak()
+        before = engine.scheduler.stats.as_dict()
         attrs = burst(engine, [request("attributes", 256, settings) for _ in range(jobs)], engine.plan.slots)
         outputs = attrs.pop("outputs")
         attrs["valid_json"] = sum(o.data is not None for o in outputs)
         attrs["finish_reasons"] = sorted({o.finish_reason for o in outputs})
         attrs["peak_gib"] = peak_gib()
+        attrs["loop"] = loop_delta(before, engine.scheduler.stats.as_dict())
         result["attributes_burst"] = attrs
         greedy = [request("describe", args.new, settings, greedy=True, size=(1024 - 64 * i, 768)) for i in range(8)]
         alone = [engine.run(r).text for r in greedy]
         together = [o.text for o in burst(engine, greedy, len(greedy))["outputs"]]
         matches = sum(a == b for a, b in zip(alone, together, strict=True))
         result["greedy_batched_equals_alone"] = f"{matches}/{len(greedy)}"
+        result["greedy_common_prefix_chars"] = [common_prefix(a, b) for a, b in zip(alone, together, strict=True)]
+        result["greedy_alone_chars"] = [len(a) for a in alone]
         rec.put(f"batch_{slots}", result)
     engine.scheduler.close()
+
+
+def loop_delta(before: dict[str, float], after: dict[str, float]) -> dict[str, float]:
+    """The batching loop's time split over one burst: decode steps (and ms each) vs prefills."""
+    keys = ("steps", "step_s", "prefills", "prefill_tokens", "prefill_s")
+    delta = {key: round(after[key] - before[key], 2) for key in keys}
+    delta["step_ms"] = round(1000 * delta["step_s"] / max(1, delta["steps"]), 2)
+    return delta
+
+
+def common_prefix(a: str, b: str) -> int:
+    """Characters two outputs share before they part (random weights amplify any numeric difference)."""
+    return next((i for i, (x, y) in enumerate(zip(a, b, strict=False)) if x != y), min(len(a), len(b)))
 
 
 def main() -> None:
@@ -148,6 +165,8 @@ def main() -> None:
     parser.add_argument("--new", type=int, default=128)
     parser.add_argument("--min-jobs", type=int, default=64)
     parser.add_argument("--prefill-tokens", type=int, default=8192)
+    parser.add_argument("--seq-tokens", type=int, default=Settings().gpu_max_seq_tokens, help="KV positions per slot")
+    parser.add_argument("--skip-baseline", action="store_true", help="skip the one-at-a-time generate() baseline")
     args = parser.parse_args()
     args.batch_sizes = [int(b) for b in args.batches.split(",")]
     out = Path(os.environ["OUT"]) if os.environ.get("OUT") else None
@@ -161,6 +180,7 @@ def main() -> None:
     settings = Settings(
         model=str(root), quantization=args.quantization or ("fp32" if args.tiny else "nf4"), device=device,
         data_dir=Path(tempfile.mkdtemp()), gpu_engine="sequential", gpu_prefill_tokens=args.prefill_tokens,
+        gpu_max_seq_tokens=args.seq_tokens,
     )  # fmt: skip
     device_name = "cpu" if args.tiny else torch.cuda.get_device_name()
     rec.put("versions", {"torch": torch.__version__, "device": device_name})
@@ -168,10 +188,11 @@ def main() -> None:
     base = load_engine(settings)
     assert isinstance(base, HFEngine)
     rec.put("load", {"seconds": round(time.perf_counter() - started, 1), "weights_gib": peak_gib()})
-    base.run(request("describe", 4, settings))
-    latency = single_latency(base, settings, args.new, runs=2)
-    baseline = {"single_request_s": latency, "images_per_s": round(1 / statistics.median(latency), 3)}
-    rec.put("baseline_generate", baseline)
+    if not args.skip_baseline:
+        base.run(request("describe", 4, settings))
+        latency = single_latency(base, settings, args.new, runs=2)
+        baseline = {"single_request_s": latency, "images_per_s": round(1 / statistics.median(latency), 3)}
+        rec.put("baseline_generate", baseline)
     for slots in args.batch_sizes:
         measure_batch(base, settings, slots, args, rec)
 

@@ -61,9 +61,9 @@ def test_a_batch_answers_what_generate_answers_one_at_a_time(
         InferenceRequest("attributes", photo("gray"), params(40), options={"schema": COLOR_SCHEMA}),
         InferenceRequest("describe", photo("yellow"), params(3)),
     ]
-    steps_before = three_slots.scheduler.steps_run
+    steps_before = three_slots.scheduler.stats.steps
     batched = together(three_slots, requests)
-    steps = three_slots.scheduler.steps_run - steps_before
+    steps = three_slots.scheduler.stats.steps - steps_before
     alone = [glm_sequential.run(request) for request in requests]
     assert [r.text for r in batched] == [r.text for r in alone]
     assert [r.usage["prompt_tokens"] for r in batched] == [r.usage["prompt_tokens"] for r in alone]

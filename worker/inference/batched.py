@@ -73,7 +73,9 @@ def plan_batch(settings: Settings, model: Any) -> BatchPlan:
     """Slots from the memory left after loading, capped by `gpu_max_batch`.
 
     Each slot costs its KV cache (`gpu_max_seq_tokens` positions over every layer)
-    plus its sampling state; a fixed reserve covers prefill activations and graphs.
+    plus its sampling state; a reserve covers prefill activations and graphs. On a
+    small card the prefill budget shrinks (to `MIN_PREFILL_TOKENS`) before slots do:
+    fewer images encoded at once costs little, fewer rows per step costs throughput.
     """
     import torch
 
@@ -84,30 +86,42 @@ def plan_batch(settings: Settings, model: Any) -> BatchPlan:
     per_token = KVSlots.bytes_per_token(layers, kv_heads, head_dim, dtype_bytes)
     vocab = model.get_output_embeddings().weight.shape[0]
     per_slot = settings.gpu_max_seq_tokens * per_token + vocab * SAMPLING_BYTES_PER_VOCAB_ENTRY
-    slots = settings.gpu_max_batch
+    slots, prefill = settings.gpu_max_batch, settings.gpu_prefill_tokens
     if model.device.type == "cuda":
         free, total = torch.cuda.mem_get_info(model.device)
         limit = settings.gpu_memory_gib * 2**30 if settings.gpu_memory_gib else total * DEFAULT_MEMORY_SHARE
         in_use = total - free
-        reserve = PREFILL_RESERVE_BYTES + settings.gpu_prefill_tokens * PREFILL_BYTES_PER_TOKEN
-        room = min(free, limit - in_use) - reserve
-        slots = min(slots, int(room // per_slot))
+        slots, prefill = fit_to_memory(min(free, limit - in_use), per_slot, slots, prefill)
         if slots < 1:
             raise ValueError(
                 f"no room for even one {settings.gpu_max_seq_tokens}-token sequence: {in_use / 2**30:.1f} GiB in use "
                 f"of a {limit / 2**30:.1f} GiB limit; raise VLMQ_GPU_MEMORY_GIB or lower VLMQ_GPU_MAX_SEQ_TOKENS"
             )
-    return BatchPlan(slots=slots, capacity=settings.gpu_max_seq_tokens, prefill_tokens=settings.gpu_prefill_tokens)
+    return BatchPlan(slots=slots, capacity=settings.gpu_max_seq_tokens, prefill_tokens=prefill)
 
 
-# Upper estimates of what sizing must leave free beyond the KV cache, from GLM-4.6V-Flash's
-# shapes (not yet checked on a GPU; bench/gpu_batch_bench.py records the real peaks): per prefill
-# token, its activations (hidden 4,096, MLP 27,392 wide) and its transient 40 KiB of K/V; per
-# vocabulary entry of a slot, the logits and the float copies sampling makes of them.
-PREFILL_RESERVE_BYTES = 1 << 30
-PREFILL_BYTES_PER_TOKEN = 160 * 1024
+def fit_to_memory(room: float, per_slot: int, max_slots: int, prefill_tokens: int) -> tuple[int, int]:
+    """Slots and prefill budget that fit `room` bytes; the budget halves first while slots are few."""
+
+    def fitting(prefill: int) -> int:
+        return int((room - PREFILL_RESERVE_BYTES - prefill * PREFILL_BYTES_PER_TOKEN) // per_slot)
+
+    while fitting(prefill_tokens) < min(max_slots, SMALL_CARD_SLOTS) and prefill_tokens > MIN_PREFILL_TOKENS:
+        prefill_tokens = max(MIN_PREFILL_TOKENS, prefill_tokens // 2)
+    return min(max_slots, fitting(prefill_tokens)), prefill_tokens
+
+
+# What sizing must leave free beyond the KV cache, from the H100 runs of bench/gpu_batch_bench.py
+# (GLM-4.6V-Flash, nf4): a prefill of 8,192 tokens raised the peak 2.0-3.2 GiB above the memory
+# held after start-up (activations of hidden 4,096 and MLP 27,392 wide, the new K/V, the
+# logits); per vocabulary entry of a slot, the logits and the float copies sampling makes.
+PREFILL_RESERVE_BYTES = 1 << 29
+PREFILL_BYTES_PER_TOKEN = 384 * 1024
 SAMPLING_BYTES_PER_VOCAB_ENTRY = 24
 DEFAULT_MEMORY_SHARE = 0.9
+# Below this many slots, a smaller prefill budget is taken first; never below one standard image.
+SMALL_CARD_SLOTS = 8
+MIN_PREFILL_TOKENS = 2048
 
 
 def kv_layout(model: Any) -> tuple[int, int, int]:

@@ -37,6 +37,27 @@ PROGRESS_INTERVAL_S = 0.5
 
 
 @dataclass
+class LoopStats:
+    """Where the loop's time goes (wall clock, GPU work included): admissions vs decode steps."""
+
+    steps: int = 0
+    step_s: float = 0.0
+    prefills: int = 0
+    prefill_tokens: int = 0
+    prefill_s: float = 0.0
+
+    def as_dict(self) -> dict[str, float]:
+        return {
+            "steps": self.steps,
+            "step_ms": round(1000 * self.step_s / max(1, self.steps), 2),
+            "step_s": round(self.step_s, 2),
+            "prefills": self.prefills,
+            "prefill_tokens": self.prefill_tokens,
+            "prefill_s": round(self.prefill_s, 2),
+        }
+
+
+@dataclass
 class Generated:
     """What a row produced: new token ids (an end token included) and why it stopped."""
 
@@ -132,7 +153,7 @@ class Scheduler:
         self._closing = False
         self._thread = threading.Thread(target=self._loop, name="vlmq-batcher", daemon=True)
         self._pending_seen: list[tuple[int, int]] = []
-        self.steps_run = 0
+        self.stats = LoopStats()
 
     @property
     def waiting(self) -> int:
@@ -222,9 +243,8 @@ class Scheduler:
         tickets = [ticket for ticket in self._take_waiting() if self._admissible(ticket)]
         if not tickets:
             return
-        joined: list[tuple[Ticket, Prefilled]] = []
-        for ticket, prefilled in self._prefill_isolating(tickets):
-            joined.append((ticket, prefilled))
+        started = time.perf_counter()
+        joined = self._prefill_isolating(tickets)
         if not joined:
             return
         import torch
@@ -238,6 +258,9 @@ class Scheduler:
         logits = torch.stack([prefilled.logits for _, prefilled in joined])
         device_slots = torch.tensor([row.slot for row in rows], device=logits.device)
         firsts = self._pick(logits, device_slots, rows)
+        self.stats.prefills += 1
+        self.stats.prefill_tokens += sum(ticket.prompt_tokens for ticket, _ in joined)
+        self.stats.prefill_s += time.perf_counter() - started
         for row, token in zip(rows, firsts, strict=True):
             self.rows[row.slot] = row
             self._advance(row, token)
@@ -260,6 +283,7 @@ class Scheduler:
     # -- decoding ----------------------------------------------------------------------------
 
     def _step(self) -> None:
+        started = time.perf_counter()
         batch = max(self.rows) + 1
         tokens, positions, lengths = [0] * batch, [0] * batch, [0] * batch
         for slot, row in self.rows.items():
@@ -268,11 +292,12 @@ class Scheduler:
         logits = self.steps(tokens, positions, lengths, window)[:batch]
         rows = list(self.rows.values())
         picked = self._pick(logits, self.steps.step.row_index[:batch], rows, by_slot=True)
-        self.steps_run += 1
         for row in rows:
             row.length += 1
             row.position += 1
             self._advance(row, picked[row.slot])
+        self.stats.steps += 1
+        self.stats.step_s += time.perf_counter() - started
         self._observe()
 
     def _pick(self, logits: Any, device_slots: Any, rows: list[Row], by_slot: bool = False) -> list[int]:
