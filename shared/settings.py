@@ -96,6 +96,8 @@ class Settings(BaseSettings):
     gpu_max_seq_tokens: int = Field(3072, ge=256, le=131072)
     gpu_prefill_tokens: int = Field(8192, ge=256, le=131072)
     gpu_memory_gib: float | None = Field(None, gt=0)
+    # Slots only chat completions and `Prefer: wait` jobs may take (worker.interactive_lane).
+    gpu_interactive_slots: int = Field(2, ge=0, le=64)
     # Issue 13: attribute jobs finish inside their token budget.
     # max_new_tokens of `attributes` jobs that do not set their own; sized with the
     # default product schema's bounds (shared/product_schema.py).

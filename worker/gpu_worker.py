@@ -6,7 +6,9 @@ Celery runs a thread pool with one thread per batch slot and a prefetch of one
 message per thread: every message a worker holds has a slot, and no job waits in
 one worker's buffer while another GPU is idle. Each thread runs `run_job`, whose
 `engine.run` hands the request to the shared batching loop and waits for its row.
-The interactive queue is polled first, so a waiting caller goes ahead of bulk work.
+`VLMQ_GPU_INTERACTIVE_SLOTS` of the slots are kept for the interactive queue, on a
+consumer of their own (`worker.interactive_lane`), so a waiting caller never waits
+for bulk work to end; with none kept, the interactive queue is polled first.
 """
 
 from __future__ import annotations
@@ -15,10 +17,11 @@ import logging
 import os
 import time
 
-from shared.celery_app import GPU_QUEUES
+from shared.celery_app import GPU_QUEUE, GPU_QUEUES
 from shared.presence import withdraw
 from shared.settings import Settings
 from worker.context import build_context, set_context
+from worker.interactive_lane import install_interactive_lane, reserved_slots
 from worker.presence_loop import start_presence
 from worker.warmup import warm_up
 
@@ -45,6 +48,7 @@ def run_gpu_worker(settings: Settings, concurrency: int | None = None) -> int:
         return EXIT_MODEL_LOAD
     set_context(context)
     slots = getattr(context.engine, "max_batch", 1)
+    reserved = reserved_slots(settings, slots)
     info = {
         "name": context.name,
         "queues": list(GPU_QUEUES),
@@ -52,11 +56,18 @@ def run_gpu_worker(settings: Settings, concurrency: int | None = None) -> int:
         "model": context.engine.model_name,
         "placeholder": context.engine.is_placeholder,
         "slots": slots,
+        "interactive_slots": reserved,
         "loaded_at": int(time.time()),
     }
     presence = start_presence(context.redis, context.name, info)
-    log.info("model %s loaded in worker process %s (%d slots)", context.engine.model_name, context.name, slots)
-    argv = ["worker", "-Q", ",".join(GPU_QUEUES), "--pool", "threads", "--concurrency", str(slots)]
+    log.info(
+        "model %s loaded in worker process %s (%d slots, %d kept for interactive jobs)",
+        context.engine.model_name, context.name, slots, reserved,
+    )  # fmt: skip
+    if reserved:
+        install_interactive_lane(celery, reserved)
+    queues = GPU_QUEUE if reserved else ",".join(GPU_QUEUES)
+    argv = ["worker", "-Q", queues, "--pool", "threads", "--concurrency", str(slots)]
     argv += ["--hostname", f"gpu@%h.{os.getpid()}", "--loglevel", "INFO", "--without-mingle", "--without-gossip"]
     try:
         celery.worker_main(argv=argv)

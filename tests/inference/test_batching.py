@@ -17,6 +17,7 @@ from shared.settings import Settings
 from worker.heartbeat import JobCanceled
 from worker.inference import load_engine
 from worker.inference.batched import BatchedEngine
+from worker.inference.batching import scheduler as scheduler_module
 from worker.inference.batching.scheduler import Ticket
 from worker.inference.engine import HFEngine
 from worker.inference.types import GenerationParams, InferenceError, InferenceRequest
@@ -166,3 +167,46 @@ def test_interactive_requests_are_admitted_before_waiting_bulk(data_dir: Path, g
     assert admitted[:2] == ["bulk-1", "chat"]  # the two bulk requests (in either order) waited behind it
     assert sorted(admitted[2:]) == ["bulk-2", "bulk-3"]
     engine.scheduler.close()
+
+
+def test_bulk_joins_at_a_paced_rate_while_an_interactive_row_decodes(
+    data_dir: Path, glm_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(scheduler_module, "PACED_BURST_TOKENS", 1)  # no saved-up credit: one ticket, then repay
+    engine = load_engine(Settings(data_dir=data_dir, quantization="fp32", device="cpu", gpu_max_batch=8))
+    joined_at: dict[str, int] = {}
+
+    def note_join(name: str) -> Callable[[int, int], None]:
+        def progress(tokens: int, _total: int) -> None:
+            if tokens == 0:  # reported on admission, from the loop's thread
+                joined_at.setdefault(name, engine.scheduler.stats.steps)
+
+        return progress
+
+    def tickets(prefix: str, interactive: bool = False, tokens: int = 20) -> list[Ticket]:
+        made = []
+        for i in range(3):
+            prepared = engine.base.prepare(InferenceRequest("describe", photo("blue"), params(tokens)))
+            progress = note_join(f"{prefix}-{i}")
+            made.append(Ticket(prepared.inputs, params(tokens), progress=progress, interactive=interactive))
+        return made
+
+    chat = tickets("chat", interactive=True, tokens=300)[0]
+    paced, unpaced = tickets("paced"), tickets("unpaced")
+    engine.scheduler.submit(chat)
+    while len(chat.generated) < 2:  # the interactive row decodes
+        threading.Event().wait(0.005)
+    for ticket in paced:  # all three wait at the same step boundary
+        engine.scheduler.submit(ticket)
+    for ticket in [*paced, chat]:
+        assert ticket.wait(120) is not None
+    for ticket in unpaced:  # no interactive row now: they join together
+        engine.scheduler.submit(ticket)
+    for ticket in unpaced:
+        assert ticket.wait(120) is not None
+    engine.scheduler.close()
+
+    gap = (paced[0].prompt_tokens - 1) // scheduler_module.BULK_TOKENS_PER_PACED_STEP
+    steps = sorted(joined_at[f"paced-{i}"] for i in range(3))
+    assert gap >= 1 and steps[1] - steps[0] >= gap and steps[2] - steps[1] >= gap
+    assert len({joined_at[f"unpaced-{i}"] for i in range(3)}) == 1
