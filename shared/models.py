@@ -75,6 +75,10 @@ class ApiKey(Base):
     prefix: Mapped[str] = mapped_column(String(16))
     created_at: Mapped[datetime]
     revoked_at: Mapped[datetime | None]
+    # Refused from then on (also how a rotation's grace period ends the old key).
+    expires_at: Mapped[datetime | None]
+    # Written at most once a minute per key (`shared.auth.LAST_USED_RESOLUTION`), not on every request.
+    last_used_at: Mapped[datetime | None]
 
 
 class StoredImage(Base):
@@ -285,3 +289,22 @@ class OpenAIBatch(Base):
     meta: Mapped[dict[str, Any] | None] = mapped_column("metadata", JSON)
     created_at: Mapped[datetime]
     cancelling_at: Mapped[datetime | None]
+
+
+class AuditEvent(Base):
+    """Who did what to which object, and when; written in the transaction of the action it records."""
+
+    __tablename__ = "audit_events"
+    __table_args__ = (
+        Index("ix_audit_events_tenant_id_id", "tenant_id", "id"),
+        Index("ix_audit_events_created_at", "created_at"),
+    )
+
+    id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    tenant_id: Mapped[str] = mapped_column(ForeignKey("tenants.id"))
+    # A key id (`key_...`), `admin` (the admin API), `cli` (the `vlmq` command) or `anonymous` (auth off).
+    actor: Mapped[str] = mapped_column(String(64))
+    action: Mapped[str] = mapped_column(String(40))
+    target_id: Mapped[str | None] = mapped_column(String(64))
+    detail: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    created_at: Mapped[datetime]

@@ -5,6 +5,7 @@
   uses any more (their jobs were deleted) go at once.
 - A job's result, and the bodies of its finished webhook deliveries (which carry the
   result), are removed `VLMQ_RESULT_RETENTION_S` after it ended; the job row stays.
+- Audit rows are removed `VLMQ_AUDIT_RETENTION_S` after they were written.
 - `delete_job` removes one finished job and everything of it now.
 The sweeper calls `purge_expired` on every pass; each call handles at most `BATCH` rows
 of each kind so a backlog cannot hold the sweeper.
@@ -18,7 +19,7 @@ from datetime import datetime, timedelta
 from sqlalchemy import delete, exists, func, select, update
 from sqlalchemy.orm import Session
 
-from shared.models import Job, StoredImage, WebhookAttempt, WebhookDelivery
+from shared.models import AuditEvent, Job, StoredImage, WebhookAttempt, WebhookDelivery
 from shared.states import JobStatus
 from shared.webhooks.outbox import JOB_COMPLETED, JOB_STARTED, DeliveryStatus
 
@@ -31,13 +32,17 @@ FINISHED = tuple(status.value for status in JobStatus if status.is_terminal())
 class PurgeReport:
     images: int
     results: int
+    audit_events: int
 
 
-def purge_expired(session: Session, now: datetime, image_retention_s: float, result_retention_s: float) -> PurgeReport:
-    """Empty the images and results whose retention ran out; returns how many of each."""
+def purge_expired(
+    session: Session, now: datetime, image_retention_s: float, result_retention_s: float, audit_retention_s: float
+) -> PurgeReport:
+    """Empty the images and results, and remove the audit rows, whose retention ran out; returns how many of each."""
     return PurgeReport(
         images=_purge_images(session, now, now - timedelta(seconds=image_retention_s)),
         results=_purge_results(session, now, now - timedelta(seconds=result_retention_s)),
+        audit_events=_purge_audit_events(session, now - timedelta(seconds=audit_retention_s)),
     )
 
 
@@ -94,6 +99,13 @@ def _purge_results(session: Session, now: datetime, ended_before: datetime) -> i
             .execution_options(synchronize_session=False)
         )
     return len(job_ids)
+
+
+def _purge_audit_events(session: Session, written_before: datetime) -> int:
+    event_ids = session.scalars(select(AuditEvent.id).where(AuditEvent.created_at < written_before).limit(BATCH)).all()
+    if event_ids:
+        session.execute(delete(AuditEvent).where(AuditEvent.id.in_(event_ids)))
+    return len(event_ids)
 
 
 def delete_job(session: Session, job: Job) -> None:

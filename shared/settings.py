@@ -48,6 +48,8 @@ class Settings(BaseSettings):
     auth_enabled: bool = False
     # Issue 8: the bearer token a Prometheus scraper sends for whole-service metrics.
     metrics_token: str | None = Field(None, min_length=16)
+    # Issue 9: the bearer key of the admin API (`/v1/admin/...`); unset, that API is not served (404).
+    admin_key: str | None = Field(None, min_length=24)
     max_image_bytes: int = Field(10 * 1024 * 1024, gt=0)
     max_image_pixels: int = Field(40_000_000, gt=0)
     max_wait_s: float = Field(60.0, ge=0)
@@ -75,6 +77,8 @@ class Settings(BaseSettings):
     # work within the image retention.
     image_retention_s: float = Field(24 * 3600, ge=0)
     result_retention_s: float = Field(30 * 24 * 3600, ge=0)
+    # Issue 9: the audit log is kept at least six months by default.
+    audit_retention_s: float = Field(183 * 24 * 3600, ge=0)
 
     # Inference.
     model: str | None = None

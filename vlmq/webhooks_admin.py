@@ -2,15 +2,15 @@
 
 from __future__ import annotations
 
-from sqlalchemy import update
 from sqlalchemy.orm import Session, sessionmaker
 
+from shared.audit import CLI_ACTOR
 from shared.clock import utcnow
 from shared.db import make_engine, make_session_factory
-from shared.models import Tenant
 from shared.settings import Settings
 from shared.ssrf import AllowList, check_webhook_url
-from shared.webhooks.tenant_secrets import current_secret, rotate
+from shared.webhooks import tenant_settings
+from shared.webhooks.tenant_secrets import current_secret
 
 
 def _sessions(settings: Settings) -> sessionmaker[Session]:
@@ -21,7 +21,7 @@ def tenant_secret(settings: Settings, tenant_id: str, rotate_it: bool = False) -
     """The tenant's current `whsec_` secret (made on first use), or a fresh one after a rotation."""
     with _sessions(settings).begin() as session:
         if rotate_it:
-            return rotate(session, settings, tenant_id, utcnow())
+            return tenant_settings.rotate_secret(session, settings, CLI_ACTOR, tenant_id, utcnow())
         return current_secret(session, settings, tenant_id, utcnow())
 
 
@@ -30,6 +30,4 @@ def set_endpoint(settings: Settings, tenant_id: str, url: str | None) -> None:
     if url is not None:
         check_webhook_url(url, AllowList.parse(settings.webhook_allow_hosts))
     with _sessions(settings).begin() as session:
-        moved = session.execute(update(Tenant).where(Tenant.id == tenant_id).values(webhook_url=url))
-        if moved.rowcount != 1:  # type: ignore[attr-defined]
-            raise LookupError(f"no tenant {tenant_id!r}")
+        tenant_settings.set_endpoint(session, CLI_ACTOR, tenant_id, url, utcnow())

@@ -5,7 +5,7 @@
 - `queued` jobs with no message in the broker are sent again.
 - batches whose jobs all ended but that no transition completed are completed
   (`shared.batches.complete_finished_batches`), so `batch.completed` is late, never lost.
-- images and results whose retention ran out are removed (`shared.retention`).
+- images, results and audit rows whose retention ran out are removed (`shared.retention`).
 Runs every `sweep_interval_s` from Celery beat on the light worker.
 """
 
@@ -44,6 +44,7 @@ class SweepReport:
     completed_batches: int
     purged_images: int = 0
     purged_results: int = 0
+    purged_audit_events: int = 0
 
 
 def sweep(
@@ -73,7 +74,9 @@ def sweep(
     for batch_id in completed:
         enqueue_batch_deliveries(celery, sessions, batch_id)
     with sessions.begin() as session:
-        purged = purge_expired(session, now, settings.image_retention_s, settings.result_retention_s)
+        purged = purge_expired(
+            session, now, settings.image_retention_s, settings.result_retention_s, settings.audit_retention_s
+        )
     if requeued or failed or resent or completed:
         log.warning(
             "sweep: %d lost jobs requeued, %d failed, %d resent, %d batches completed late",
@@ -89,6 +92,7 @@ def sweep(
         completed_batches=len(completed),
         purged_images=purged.images,
         purged_results=purged.results,
+        purged_audit_events=purged.audit_events,
     )
 
 
