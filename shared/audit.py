@@ -64,7 +64,7 @@ def record(
 def audit_query(
     tenant_id: str, actions: list[AuditAction], since: datetime | None, until: datetime | None
 ) -> Select[tuple[AuditEvent]]:
-    """A tenant's audit rows, filtered by action (any of `actions`; all when empty) and time (`since` <= t < `until`)."""
+    """A tenant's audit rows: any of `actions` (all when empty), written `since` <= t < `until` when given."""
     query = select(AuditEvent).where(AuditEvent.tenant_id == tenant_id)
     if actions:
         query = query.where(AuditEvent.action.in_([action.value for action in actions]))

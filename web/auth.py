@@ -10,7 +10,9 @@ from __future__ import annotations
 
 from flask import g, request
 
-from shared.auth import DEFAULT_TENANT_ID, tenant_for_key
+from shared.audit import ANONYMOUS_ACTOR
+from shared.auth import DEFAULT_TENANT_ID, KeyRefused, authenticate
+from shared.clock import utcnow
 from web.errors import ApiError
 from web.page_session import api_cookie_key, cookie_key
 from web.state import app_state
@@ -21,24 +23,31 @@ PAGES_BLUEPRINT = "pages"
 def current_tenant() -> str:
     """The tenant id for this request, or a 401 `ApiError`; looked up once per request."""
     if "vlmq_tenant" not in g:
-        g.vlmq_tenant = _find_tenant()
+        g.vlmq_tenant, g.vlmq_actor = _find_tenant()
     return str(g.vlmq_tenant)
 
 
-def _find_tenant() -> str:
+def current_actor() -> str:
+    """Who this request acts as in the audit log: its key's id, or `anonymous` with auth off."""
+    current_tenant()
+    return str(g.vlmq_actor)
+
+
+def _find_tenant() -> tuple[str, str]:
     state = app_state()
     if not state.settings.auth_enabled:
-        return DEFAULT_TENANT_ID
+        return DEFAULT_TENANT_ID, ANONYMOUS_ACTOR
     key = _presented_key()
     if key is None:
         raise ApiError(
             401, "unauthorized", "send 'Authorization: Bearer <api key>'; create keys with `vlmq keys create`"
         )
-    with state.sessions() as session:
-        tenant_id = tenant_for_key(session, key)
-    if tenant_id is None:
-        raise ApiError(401, "invalid_api_key", "the API key is unknown or revoked")
-    return tenant_id
+    try:
+        with state.sessions.begin() as session:
+            row = authenticate(session, key, utcnow())
+            return row.tenant_id, row.id
+    except KeyRefused as exc:
+        raise ApiError(401, exc.code, exc.message) from None
 
 
 def _presented_key() -> str | None:

@@ -7,8 +7,9 @@ from typing import Any
 from flask import Blueprint, Response, redirect, render_template, request
 from sqlalchemy import select
 
-from shared.auth import tenant_for_key
+from shared.auth import KeyRefused, authenticate
 from shared.batch_view import batch_counts, batch_to_dict, render_batch
+from shared.clock import utcnow
 from shared.feedback import feedback_to_dict
 from shared.job_view import PLACEHOLDER_WARNING, job_to_dict
 from shared.models import Batch, Feedback, Job
@@ -136,11 +137,11 @@ def login() -> Response | tuple[str, int]:
     """Check a key typed into the page and keep it in an HttpOnly cookie."""
     state = app_state()
     key = request.form.get("api_key", "").strip()
-    with state.sessions() as session:
-        tenant_id = tenant_for_key(session, key) if key else None
-    if tenant_id is None:
-        error = ApiError(401, "invalid_api_key", "the API key is unknown or revoked")
-        return render_template("error.html", error=error), 401
+    try:
+        with state.sessions.begin() as session:
+            authenticate(session, key, utcnow())
+    except KeyRefused as exc:
+        return render_template("error.html", error=ApiError(401, exc.code, exc.message)), 401
     response = redirect(safe_next(request.form.get("next")), code=303)
     set_key_cookie(response, key, state.settings)
     return response

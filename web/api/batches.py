@@ -8,6 +8,7 @@ from flask import Blueprint, Response, jsonify, request, stream_with_context
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
+from shared.audit import AuditAction
 from shared.batch_view import batch_counts, batch_view, render_batch
 from shared.dispatch import enqueue_job
 from shared.job_view import render
@@ -17,6 +18,7 @@ from web.api.batch_results import FORMATS, batch_rows, csv_lines, jsonl_lines, x
 from web.api.idempotency import REPLAYED, check_same_request, idempotency_key, request_fingerprint
 from web.api.listing import BatchPage
 from web.api.query_args import int_query_arg
+from web.audit_records import record_request_action
 from web.auth import current_tenant
 from web.batch_records import cancel_unfinished_jobs, insert_batch, load_batch
 from web.errors import ApiError
@@ -62,6 +64,7 @@ def create_batch() -> tuple[Response, int, dict[str, str]] | Response:
     try:
         with state.sessions.begin() as session:
             batch, job_ids = insert_batch(session, state.settings, tenant_id, submission, key, fingerprint)
+            record_request_action(session, AuditAction.BATCH_SUBMITTED, batch.id, {"jobs": len(job_ids)})
     except IntegrityError:
         # Two requests with one Idempotency-Key raced; the other one won.
         replay = _find_by_idempotency_key(tenant_id, key) if key else None
@@ -140,6 +143,9 @@ def cancel_batch(batch_id: str) -> tuple[Response, int, dict[str, str]] | Respon
         return cancel_openai_batch(tenant_id, batch_id)
     with app_state().sessions() as session:
         load_batch(session, tenant_id, batch_id)
-    if not cancel_unfinished_jobs(batch_id):
+    canceled = cancel_unfinished_jobs(batch_id)
+    if not canceled:
         raise ApiError(409, "batch_already_finished", f"every job of batch {batch_id} already ended; nothing to cancel")
+    with app_state().sessions.begin() as session:  # the jobs were canceled one transaction each
+        record_request_action(session, AuditAction.BATCH_CANCELED, batch_id, {"canceled_jobs": canceled})
     return _batch_response(batch_id, 200)

@@ -18,6 +18,7 @@ from flask import Blueprint, Response, jsonify, request, stream_with_context
 from sqlalchemy.exc import IntegrityError
 
 from shared import jobs
+from shared.audit import AuditAction
 from shared.clock import utcnow
 from shared.dispatch import enqueue_job
 from shared.models import Job
@@ -28,6 +29,7 @@ from web.api.chat_input import ChatRequest, chat_to_job
 from web.api.chat_stream import relay
 from web.api.idempotency import REPLAYED, check_same_request, idempotency_key, request_fingerprint
 from web.api.waiting import wait_until_finished
+from web.audit_records import record_request_action
 from web.auth import current_tenant
 from web.errors import ApiError, error_response
 from web.job_records import find_by_idempotency_key, insert_job
@@ -82,6 +84,7 @@ def _job_for(chat: ChatRequest, tenant_id: str, key: str | None) -> tuple[str, b
             job_id = insert_job(
                 session, state.settings, tenant_id, job.spec, job.image, key, request_hash=fingerprint, interactive=True
             ).id
+            record_request_action(session, AuditAction.JOB_SUBMITTED, job_id, {"task": job.spec.task, "via": "chat"})
     except IntegrityError:
         # Two calls with one Idempotency-Key raced; the other one made the job.
         earlier = find_by_idempotency_key(tenant_id, key) if key else None

@@ -5,6 +5,7 @@ from __future__ import annotations
 from flask import Blueprint, Response, jsonify, request
 from sqlalchemy import select
 
+from shared.audit import AuditAction
 from shared.clock import utcnow
 from shared.job_view import render
 from shared.models import WebhookDelivery
@@ -12,6 +13,7 @@ from shared.webhooks.delivery_log import job_deliveries
 from shared.webhooks.dispatch import enqueue_delivery
 from shared.webhooks.outbox import redeliver
 from web.api.listing import DeliveryList
+from web.audit_records import record_request_action
 from web.auth import current_tenant
 from web.errors import ApiError
 from web.job_records import load_job
@@ -47,6 +49,8 @@ def redeliver_job_delivery(job_id: str) -> tuple[Response, int]:
                 raise ApiError(404, "delivery_not_found", f"job {job_id} has no delivery {delivery_id!r}")
             raise ApiError(409, "no_deliveries", f"job {job_id} has no webhook deliveries to send again")
         redeliver(session, delivery, state.settings.webhook_retry_window_s, utcnow())
+        detail = {"delivery_id": delivery.id, "event_type": delivery.event_type}
+        record_request_action(session, AuditAction.WEBHOOK_REDELIVERED, job_id, detail)
     enqueue_delivery(state.celery, state.sessions, delivery.id)
     with state.sessions() as session:
         view = next(d for d in job_deliveries(session, job_id) if d.id == delivery.id)

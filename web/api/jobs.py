@@ -6,6 +6,7 @@ from flask import Blueprint, Response, jsonify, request
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
+from shared.audit import AuditAction
 from shared.clock import utcnow
 from shared.dispatch import enqueue_job
 from shared.job_view import job_to_dict, job_view, render
@@ -19,6 +20,7 @@ from web.api.job_input import read_job_submission
 from web.api.listing import JobPage
 from web.api.query_args import int_query_arg
 from web.api.waiting import requested_wait_s, wait_until_finished
+from web.audit_records import record_request_action
 from web.auth import current_tenant
 from web.errors import ApiError
 from web.job_records import filter_jobs, find_by_idempotency_key, insert_job, load_job
@@ -60,6 +62,7 @@ def create_job() -> tuple[Response, int, dict[str, str]]:
                 request_hash=fingerprint,
                 interactive=wait_s > 0,
             )
+            record_request_action(session, AuditAction.JOB_SUBMITTED, job.id, {"task": job.task})
     except IntegrityError:
         # Two requests with one Idempotency-Key raced; the other one won.
         replay = find_by_idempotency_key(tenant_id, key) if key else None
@@ -119,6 +122,7 @@ def cancel_job(job_id: str) -> tuple[Response, int, dict[str, str]]:
                 "job_already_finished",
                 f"job {job_id} already {job.status}; only queued or running jobs can be canceled",
             )
+        record_request_action(session, AuditAction.JOB_CANCELED, job_id)
     enqueue_job_deliveries(state.celery, state.sessions, job_id)
     with state.sessions() as session:
         return _job_response(session.get(Job, job_id), 200)
@@ -139,5 +143,6 @@ def delete_job_route(job_id: str) -> tuple[str, int]:
                 f"job {job_id} belongs to batch {job.batch_id}, whose results list every job; "
                 "its data goes with the retention periods",
             )
+        record_request_action(session, AuditAction.JOB_DELETED, job_id, {"task": job.task})
         delete_job(session, job)
     return "", 204

@@ -17,6 +17,7 @@ from flask import Response, jsonify, request
 from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy.orm import Session
 
+from shared.audit import AuditAction
 from shared.batch_schemas import BatchCreate
 from shared.batch_view import batch_counts
 from shared.clock import utcnow
@@ -26,6 +27,7 @@ from shared.models import Batch, OpenAIBatch
 from web.api.batch_input import BatchSubmission
 from web.api.chat_input import chat_to_job
 from web.api.job_input import JobSubmission
+from web.audit_records import record_request_action
 from web.batch_records import cancel_unfinished_jobs, insert_batch
 from web.errors import ApiError
 from web.openai.batch_file import parse_batch_file
@@ -86,6 +88,8 @@ def create_openai_batch(tenant_id: str) -> Response:
             created_at=utcnow(),
         )
         session.add(openai_batch)
+        detail = {"jobs": len(job_ids), "batch_id": batch.id}
+        record_request_action(session, AuditAction.BATCH_SUBMITTED, openai_batch.id, detail)
     for job_id in job_ids:
         enqueue_job(state.celery, state.sessions, job_id)
     return _batch_response(tenant_id, openai_batch.id)
@@ -103,6 +107,7 @@ def cancel_openai_batch(tenant_id: str, batch_id: str) -> Response:
         if session.get_one(Batch, openai_batch.batch_id).completed_at is not None:
             raise ApiError(409, "batch_already_finished", f"batch {batch_id} already ended; nothing to cancel")
         openai_batch.cancelling_at = openai_batch.cancelling_at or utcnow()
+        record_request_action(session, AuditAction.BATCH_CANCELED, batch_id)
         inner_id = openai_batch.batch_id
     cancel_unfinished_jobs(inner_id)
     return _batch_response(tenant_id, batch_id)
