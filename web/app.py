@@ -9,7 +9,18 @@ from shared.celery_app import make_celery
 from shared.db import make_engine, make_session_factory
 from shared.settings import Settings
 from web import health, metrics, openapi, pages
-from web.api import batch_evaluation, batches, chat, deliveries, feedback, job_actions, jobs
+from web.api import (
+    admin_keys,
+    audit,
+    batch_evaluation,
+    batches,
+    chat,
+    deliveries,
+    feedback,
+    job_actions,
+    jobs,
+    webhook_settings,
+)
 from web.errors import register_error_handlers
 from web.json_provider import SafeJSONProvider
 from web.openai import files, models
@@ -53,5 +64,9 @@ def create_app(settings: Settings | None = None) -> Flask:
     app.register_blueprint(chat.bp)
     app.register_blueprint(models.bp)
     app.register_blueprint(files.bp)
+    app.register_blueprint(webhook_settings.bp)
+    app.register_blueprint(audit.bp)
+    if settings.admin_key is not None:  # without it the admin API does not exist: 404
+        app.register_blueprint(admin_keys.bp)
     app.register_blueprint(pages.bp)
     return app
