@@ -82,6 +82,15 @@ def _parser() -> argparse.ArgumentParser:
     create = keys_commands.add_parser("create", help="create an API key for a tenant (created if new)")
     create.add_argument("--tenant", required=True)
     create.add_argument("--name")
+    create.add_argument("--expires-in", help="refuse the key after this long: 90d, 12h, 30m or seconds")
+    listing = keys_commands.add_parser("list", help="every key (never in clear) with its status and last use")
+    listing.add_argument("--tenant")
+    revoke = keys_commands.add_parser("revoke", help="refuse a key from now on")
+    revoke.add_argument("key_id")
+    rotate = keys_commands.add_parser("rotate", help="a new key for the same tenant; the old one is revoked")
+    rotate.add_argument("key_id")
+    rotate.add_argument("--grace", help="keep the old key working this long (e.g. 1h; default: revoke at once)")
+    rotate.add_argument("--expires-in", help="the new key's lifetime: 90d, 12h, 30m or seconds")
 
     webhooks = commands.add_parser("webhooks", help="webhook secrets, endpoints and a local test receiver")
     webhooks_commands = webhooks.add_subparsers(dest="webhooks_command", required=True)
@@ -219,13 +228,17 @@ def _run_with_settings(args: argparse.Namespace, settings: Settings) -> int:
         print("vlmq: database schema is up to date")
         return 0
     if args.command == "keys":
-        from shared.auth import create_api_key
-        from shared.db import make_engine, make_session_factory
+        from vlmq.keys_admin import run_keys_command
 
-        with make_session_factory(make_engine(settings.sqlalchemy_url)).begin() as session:
-            key = create_api_key(session, args.tenant, args.name)
-        print(key)
-        return 0
+        return run_keys_command(
+            settings,
+            args.keys_command,
+            tenant=getattr(args, "tenant", None),
+            name=getattr(args, "name", None),
+            key_id=getattr(args, "key_id", None),
+            expires_in=getattr(args, "expires_in", None),
+            grace=getattr(args, "grace", None),
+        )
     if args.command == "webhooks":
         return _webhooks(args, settings)
     raise AssertionError(f"unhandled command {args.command}")
