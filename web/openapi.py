@@ -18,6 +18,7 @@ from web.openapi_batches import batch_paths
 from web.openapi_catalogue import catalogue_paths, catalogue_schemas
 from web.openapi_jobs import job_paths
 from web.openapi_openai import openai_paths
+from web.openapi_operations import ADMIN_SCHEME, admin_paths, operations_paths
 from web.openapi_schema import ERROR_SCHEMA, Components, errors
 from web.state import app_state
 
@@ -28,7 +29,12 @@ def openapi_document(settings: Settings) -> dict[str, Any]:
     components = Components()
     components.schemas["Error"] = ERROR_SCHEMA
     components.schemas |= catalogue_schemas()
-    paths = {**job_paths(components), **batch_paths(components), **openai_paths(components)}
+    paths = {
+        **job_paths(components),
+        **batch_paths(components),
+        **openai_paths(components),
+        **operations_paths(components),
+    }
     for path, operations in catalogue_paths().items():
         paths.setdefault(path, {}).update(operations)
     for operations in paths.values():  # every /v1 route is rate-limited per tenant
@@ -48,6 +54,10 @@ def openapi_document(settings: Settings) -> dict[str, Any]:
         for operations in paths.values():
             for operation in operations.values():
                 operation["responses"] |= errors(401)
+    if settings.admin_key is not None:  # served only then (web/app.py)
+        paths |= admin_paths(components)
+        document["components"]["schemas"] = dict(sorted(components.schemas.items()))
+        document["components"].setdefault("securitySchemes", {})["admin"] = ADMIN_SCHEME
     return document
 
 

@@ -10,7 +10,7 @@ from pydantic import BaseModel
 
 ERROR_CODES: dict[int, str] = {
     400: "The request is malformed or breaks a rule; the message names the field",
-    401: "No API key, or an unknown or revoked one",
+    401: "No API key, or an unknown, revoked or expired one (the admin API: not VLMQ_ADMIN_KEY)",
     404: "No such resource for this API key",
     409: "The resource is not in a state that allows this",
     413: "The body or an image is over its size limit",
