@@ -1,0 +1,64 @@
+"""Every request gets an id: the caller's `X-Request-ID` or a fresh one, echoed in the response.
+
+The id is bound to the request's log lines (`shared.log_context`), stored with the jobs the
+request creates (so the worker's lines and the webhook deliveries for them carry it too), and
+every answer of 400 or more is counted by status and error code for `/metrics`.
+"""
+
+from __future__ import annotations
+
+import re
+import uuid
+from http import HTTPStatus
+
+from flask import Flask, Response, g, request
+
+from shared import telemetry
+from shared.log_context import bind_request_id, current_request_id, unbind
+from web.errors import ApiError
+from web.state import app_state
+
+HEADER = "X-Request-ID"
+# Ids of proxies and tracers (UUIDs, hex, `Root=1-...;Parent=...`) fit; nothing that could split a log line.
+VALID_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:;=/+-]{0,127}")
+
+
+def register_request_ids(app: Flask) -> None:
+    """Runs first: even a request refused by a later check answers with its id."""
+
+    def _take_request_id() -> None:
+        given = request.headers.get(HEADER)
+        bind_request_id(given if given is not None and VALID_ID.fullmatch(given) else _new_id())
+        if given is not None and not VALID_ID.fullmatch(given):
+            raise ApiError(
+                400,
+                "invalid_request_id",
+                f"{HEADER} must be 1-128 characters of letters, digits and . _ : ; = / + -, starting with a "
+                "letter or digit; leave it out to get one",
+            )
+
+    app.before_request_funcs.setdefault(None, []).insert(0, _take_request_id)
+
+    @app.after_request
+    def _answer_with_id(response: Response) -> Response:
+        rid = current_request_id() or _new_id()  # a check that ran before ours refused the request
+        response.headers[HEADER] = rid
+        if response.status_code >= 400:
+            code = g.get("error_code") or _status_code_name(response.status_code)
+            telemetry.count(app_state().redis, telemetry.REFUSED_REQUESTS, (str(response.status_code), code))
+        return response
+
+    @app.teardown_request
+    def _forget_id(_exc: BaseException | None) -> None:
+        unbind()
+
+
+def _new_id() -> str:
+    return uuid.uuid4().hex
+
+
+def _status_code_name(status: int) -> str:
+    try:
+        return HTTPStatus(status).phrase.lower().replace(" ", "_").replace("-", "_")
+    except ValueError:
+        return "error"
