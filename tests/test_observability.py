@@ -86,9 +86,11 @@ def test_a_refused_request_is_counted_by_status_and_code_and_answers_with_its_id
     code = missing.get_json()["error"]["code"]
     generated = client.get("/v1/jobs/job_nope").headers["X-Request-ID"]
     assert re.fullmatch(r"[0-9a-f]{32}", generated)
+    assert client.get("/readyz").status_code == 503  # no worker: a probe's answer, not a refusal
     after = scrape(client)
     name = "vlmq_refused_requests_total"
     assert value(after, name, status="404", code=code) == value(before, name, status="404", code=code) + 2
+    assert not any(sample == name and dict(labels)["status"] == "503" for sample, labels in after)
 
 
 def test_a_malformed_request_id_is_refused_and_stores_nothing(

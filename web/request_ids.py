@@ -19,6 +19,8 @@ from web.errors import ApiError
 from web.state import app_state
 
 HEADER = "X-Request-ID"
+# Probes answer 503 while a dependency is down by design: that is not a client being refused.
+PROBES = ("/healthz", "/readyz")
 # Ids of proxies and tracers (UUIDs, hex, `Root=1-...;Parent=...`) fit; nothing that could split a log line.
 VALID_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:;=/+-]{0,127}")
 
@@ -43,7 +45,7 @@ def register_request_ids(app: Flask) -> None:
     def _answer_with_id(response: Response) -> Response:
         rid = current_request_id() or _new_id()  # a check that ran before ours refused the request
         response.headers[HEADER] = rid
-        if response.status_code >= 400:
+        if response.status_code >= 400 and request.path not in PROBES:
             code = g.get("error_code") or _status_code_name(response.status_code)
             telemetry.count(app_state().redis, telemetry.REFUSED_REQUESTS, (str(response.status_code), code))
         return response

@@ -36,6 +36,7 @@ WORKER_GAUGES = {
     "rows_running": ("vlmq_worker_rows_running", "Jobs in the worker's batch now"),
     "gpu_memory_allocated_bytes": ("vlmq_worker_gpu_memory_allocated_bytes", "GPU memory torch allocated to tensors"),
     "gpu_memory_reserved_bytes": ("vlmq_worker_gpu_memory_reserved_bytes", "GPU memory torch's allocator holds"),
+    "gpu_memory_total_bytes": ("vlmq_worker_gpu_memory_total_bytes", "Memory of the worker's GPU"),
 }
 WORKER_COUNTERS = {
     "decode_steps": ("vlmq_worker_decode_steps", "Decode steps of the worker's batching loop since it started"),

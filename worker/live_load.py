@@ -27,7 +27,7 @@ def live_load(engine: Any) -> dict[str, float]:
 
 
 def gpu_memory() -> dict[str, float]:
-    """Bytes torch holds on this process's GPU (allocated to tensors, reserved by its allocator)."""
+    """Bytes torch holds on this process's GPU (allocated to tensors, reserved by its allocator) and the card's size."""
     import torch
 
     if not (torch.cuda.is_available() and torch.cuda.is_initialized()):
@@ -35,4 +35,5 @@ def gpu_memory() -> dict[str, float]:
     return {
         "gpu_memory_allocated_bytes": torch.cuda.memory_allocated(),
         "gpu_memory_reserved_bytes": torch.cuda.memory_reserved(),
+        "gpu_memory_total_bytes": torch.cuda.get_device_properties(torch.cuda.current_device()).total_memory,
     }
