@@ -16,6 +16,7 @@ from pathlib import Path
 
 import pytest
 import redis
+import requests
 from flask.testing import FlaskClient
 from prometheus_client.parser import text_string_to_metric_families
 from sqlalchemy import select
@@ -30,7 +31,9 @@ from shared.models import Job, WebhookDelivery
 from shared.settings import Settings
 from tests.helpers import assert_nothing_stored, submit
 from tests.live_service import VLMQ, vlmq_env
+from tests.services import free_port
 from tests.webhook_receiver import Answer, Receiver
+from vlmq.processes import stop
 from worker.context import WorkerContext
 from worker.runner import run_job
 from worker.webhook_delivery import deliver
@@ -241,3 +244,30 @@ def test_a_real_gpu_worker_reports_its_load_and_logs_the_jobs_request_id_in_json
     assert any(line["logger"] == "worker.gpu_worker" for line in parsed)
     job_lines = [line for line in parsed if line.get("job_id") == job_id]
     assert job_lines and {line["request_id"] for line in job_lines} == {RID}
+
+
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+def test_gunicorns_access_and_error_lines_are_json_with_the_request_id(settings: Settings) -> None:
+    port = free_port()
+    server = subprocess.Popen(
+        [sys.executable, "-m", "vlmq.cli", "web", "--port", str(port), "--workers", "1"],
+        env=vlmq_env(settings, log_format="json"),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
+    try:
+        for _ in range(300):
+            try:
+                response = requests.get(f"http://127.0.0.1:{port}/v1/jobs/job_nope", headers={"X-Request-ID": RID})
+                break
+            except requests.ConnectionError:
+                time.sleep(0.05)
+        assert response.status_code == 404 and response.headers["X-Request-ID"] == RID
+    finally:
+        stop(server)  # type: ignore[arg-type]
+    output = server.stdout.read().decode()  # type: ignore[union-attr]
+    lines = [json.loads(line) for line in output.splitlines()]  # every line parses
+    assert any(line["logger"] == "gunicorn.error" for line in lines), output
+    (access,) = [line for line in lines if line["logger"] == "gunicorn.access"]
+    assert "GET /v1/jobs/job_nope" in access["message"] and access["request_id"] == RID
