@@ -22,7 +22,8 @@ HEADER = "X-Request-ID"
 # Probes answer 503 while a dependency is down by design: that is not a client being refused.
 PROBES = ("/healthz", "/readyz")
 # Ids of proxies and tracers (UUIDs, hex, `Root=1-...;Parent=...`) fit; nothing that could split a log line.
-VALID_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:;=/+-]{0,127}")
+REQUEST_ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._:;=/+-]{0,127}$"
+_VALID_ID = re.compile(REQUEST_ID_PATTERN)
 
 
 def register_request_ids(app: Flask) -> None:
@@ -30,8 +31,10 @@ def register_request_ids(app: Flask) -> None:
 
     def _take_request_id() -> None:
         given = request.headers.get(HEADER)
-        bind_request_id(given if given is not None and VALID_ID.fullmatch(given) else _new_id())
-        if given is not None and not VALID_ID.fullmatch(given):
+        if given is None or _VALID_ID.fullmatch(given):
+            bind_request_id(given or _new_id())
+        else:
+            bind_request_id(_new_id())
             raise ApiError(
                 400,
                 "invalid_request_id",
@@ -43,8 +46,8 @@ def register_request_ids(app: Flask) -> None:
 
     @app.after_request
     def _answer_with_id(response: Response) -> Response:
-        rid = current_request_id() or _new_id()  # a check that ran before ours refused the request
-        response.headers[HEADER] = rid
+        # Always bound by `_take_request_id`, which runs before every other check.
+        response.headers[HEADER] = current_request_id() or _new_id()
         if response.status_code >= 400 and request.path not in PROBES:
             code = g.get("error_code") or _status_code_name(response.status_code)
             telemetry.count(app_state().redis, telemetry.REFUSED_REQUESTS, (str(response.status_code), code))
