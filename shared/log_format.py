@@ -19,6 +19,8 @@ TEXT_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 
 
 class JsonFormatter(logging.Formatter):
+    """One JSON object per record, on one line (newlines in messages and tracebacks are escaped)."""
+
     def format(self, record: logging.LogRecord) -> str:
         line: dict[str, Any] = {
             "time": datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds"),
@@ -29,9 +31,10 @@ class JsonFormatter(logging.Formatter):
         for key in ("request_id", "job_id"):
             if value := getattr(record, key, None):
                 line[key] = value
-        if record.name == "gunicorn.access" and isinstance(record.args, dict):
-            # Gunicorn writes its access line after the request's context is gone: read the response header.
-            line["request_id"] = record.args.get("{x-request-id}o")
+        # Gunicorn writes its access line after the request's context is gone: read the response header.
+        access = record.args if record.name == "gunicorn.access" and isinstance(record.args, dict) else {}
+        if request_id := access.get("{x-request-id}o"):
+            line["request_id"] = request_id
         if record.exc_info:
             line["exception"] = self.formatException(record.exc_info)
         return json.dumps(line, ensure_ascii=False, default=str)

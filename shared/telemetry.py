@@ -91,7 +91,7 @@ def bucket_name(bound: float) -> str:
     return "+Inf" if math.isinf(bound) else repr(float(bound))
 
 
-def observe(pipe: redis.client.Pipeline, spec: HistogramSpec, label_values: Sequence[str], value: float) -> None:
+def _observe(pipe: redis.client.Pipeline, spec: HistogramSpec, label_values: Sequence[str], value: float) -> None:
     """Queue one observation on `pipe` (the caller executes it, with its other observations)."""
     bound = next((b for b in spec.buckets if value <= b), math.inf)
     pipe.hincrby(spec.key, field(label_values, bucket_name(bound)), 1)
@@ -112,7 +112,7 @@ def record(client: redis.Redis, observations: Sequence[tuple[HistogramSpec, Sequ
     try:
         with client.pipeline(transaction=False) as pipe:
             for spec, label_values, value in observations:
-                observe(pipe, spec, label_values, value)
+                _observe(pipe, spec, label_values, value)
             pipe.execute()
     except RedisError as exc:
         log.warning("could not record job timings: %s", exc)
