@@ -59,5 +59,9 @@ def make_celery(settings: Settings) -> Celery:
             "dispatch-webhooks": {"task": DISPATCH_WEBHOOKS_TASK, "schedule": settings.webhook_poll_interval_s},
         },
         worker_hijack_root_logger=False,
+        # Task events (received, started, succeeded...) and the web's `task-sent`, so Flower and
+        # `celery events` can follow jobs; they go to Redis pub/sub and never touch the queues.
+        worker_send_task_events=True,
+        task_send_sent_event=True,
     )
     return app

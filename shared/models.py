@@ -144,6 +144,8 @@ class Job(Base):
     progress_tokens: Mapped[int | None] = mapped_column(Integer)
     progress_total: Mapped[int | None] = mapped_column(Integer)
     worker: Mapped[str | None] = mapped_column(String(200))
+    # The X-Request-ID of the request that made the job: its worker and webhook log lines carry it.
+    request_id: Mapped[str | None] = mapped_column(String(128))
     inference_s: Mapped[float | None] = mapped_column(Float)
     created_at: Mapped[datetime]
     enqueued_at: Mapped[datetime | None]

@@ -23,6 +23,7 @@ from pydantic_settings import (
     TomlConfigSettingsSource,
 )
 
+from shared.log_format import LogFormat
 from shared.product_schema import DEFAULT_ATTRIBUTES_BUDGET, DEFAULT_PRODUCT_SCHEMA
 from shared.schema_plan import compile_schema
 
@@ -38,6 +39,8 @@ class Settings(BaseSettings):
     config_file: Path | None = None
     environment: Literal["embedded", "production"] = "embedded"
     data_dir: Path = Path(".vlmq")
+    # Issue 9: `json` writes one JSON object per log line, with the request id (shared/log_format.py).
+    log_format: LogFormat = "text"
 
     # Storage and broker.
     database_url: str | None = None

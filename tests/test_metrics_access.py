@@ -39,9 +39,12 @@ def test_tenants_see_only_their_own_jobs_and_operators_use_the_token(
     seen_by_a = samples(client.get("/metrics", headers={"Authorization": f"Bearer {shop_a}"}).get_data(as_text=True))
     assert seen_by_a[("vlmq_jobs", "queued")] == 1
     assert not any(name == "vlmq_broker_queue_length" for name, _ in seen_by_a), "queue lengths mix tenants"
+    service_wide = ("vlmq_job_", "vlmq_webhook_", "vlmq_refused_", "vlmq_worker_")
+    assert not any(name.startswith(service_wide) for name, _ in seen_by_a), "histograms and counters mix tenants"
     operator = samples(client.get("/metrics", headers={"Authorization": f"Bearer {TOKEN}"}).get_data(as_text=True))
     assert operator[("vlmq_jobs", "queued")] == 4
     assert operator[("vlmq_broker_queue_length", "gpu")] == 4
+    assert ("vlmq_job_queue_wait_seconds_count", "") in operator
     app.extensions["vlmq"].engine.dispose()
 
 

@@ -9,10 +9,13 @@ import shutil
 import subprocess
 from pathlib import Path
 
+import redis
 import yaml
 from flask.testing import FlaskClient
 from prometheus_client.parser import text_string_to_metric_families
 
+from shared.celery_app import GPU_QUEUES
+from shared.presence import announce
 from tests.services import missing
 
 DEPLOY = Path(__file__).resolve().parents[1] / "deploy"
@@ -80,7 +83,13 @@ def test_dashboard_is_well_formed() -> None:
         assert len(refs) == len(set(refs))
 
 
-def test_every_query_reads_metrics_the_service_exports(client: FlaskClient) -> None:
+def test_every_query_reads_metrics_the_service_exports(client: FlaskClient, broker: redis.Redis) -> None:
+    # What a running service has besides its tables: a GPU worker on a card, and a refused request.
+    load = {"rows_running": 3, "decode_steps": 40, "decode_seconds": 1.2, "prefill_seconds": 0.8, "prefill_tokens": 9e3}
+    load |= {"gpu_memory_allocated_bytes": 9e9, "gpu_memory_reserved_bytes": 1e10, "gpu_memory_total_bytes": 8e10}
+    worker = {"name": "gpu1:7", "queues": list(GPU_QUEUES), "slots": 64, "load": load}
+    announce(broker, "gpu1:7", worker, ttl_s=60)
+    assert client.get("/v1/jobs/job_missing").status_code == 404
     scrape = client.get("/metrics")
     assert scrape.status_code == 200
     samples = [

@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
-import logging
 import os
 import sys
 from pathlib import Path
@@ -13,6 +12,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
+from shared.log_format import configure_logging
 from shared.secret_text import settings_error_text
 from shared.settings import Settings
 
@@ -129,7 +129,7 @@ CLIENT_COMMANDS = ("submit", "batch", "jobs", "batches", "eval")
 
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    configure_logging("text")
     if args.command in CLIENT_COMMANDS:
         from vlmq.client import CliError
 
@@ -156,6 +156,7 @@ def main(argv: list[str] | None = None) -> int:
     except ValueError as exc:  # the config file is missing
         print(f"vlmq: invalid settings: {exc}", file=sys.stderr)
         return 2
+    configure_logging(settings.log_format)
     return _run_with_settings(args, settings)
 
 

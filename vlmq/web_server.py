@@ -6,12 +6,14 @@ from typing import Any
 
 from gunicorn.app.base import BaseApplication
 
+from shared.log_format import gunicorn_logconfig
 from shared.settings import Settings
 from web.app import create_app
 
 # Gunicorn's default format logs `%(u)s`, the Basic-auth user name: a client that sends its
-# API key that way would have it written to the log. This one leaves it (and cookies) out.
-ACCESS_LOG_FORMAT = '%(h)s %(t)s "%(r)s" %(s)s %(b)s %(M)sms "%(a)s"'
+# API key that way would have it written to the log. This one leaves it (and cookies) out, and
+# ends with the request id the app answered with (`X-Request-ID`), so a line finds the job's lines.
+ACCESS_LOG_FORMAT = '%(h)s %(t)s "%(r)s" %(s)s %(b)s %(M)sms "%(a)s" rid=%({x-request-id}o)s'
 
 
 class _Gunicorn(BaseApplication):
@@ -38,5 +40,7 @@ def serve(settings: Settings, host: str, port: int, workers: int, threads: int) 
         "accesslog": "-",
         "access_log_format": ACCESS_LOG_FORMAT,
     }
+    if logconfig := gunicorn_logconfig(settings.log_format):
+        options["logconfig_dict"] = logconfig
     _Gunicorn(settings, options).run()
     return 0

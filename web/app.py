@@ -26,6 +26,7 @@ from web.json_provider import SafeJSONProvider
 from web.openai import files, models
 from web.rate_limits import init_rate_limits
 from web.request_guard import register_request_guard
+from web.request_ids import register_request_ids
 from web.security_headers import register_security_headers
 from web.state import AppState
 
@@ -49,6 +50,7 @@ def create_app(settings: Settings | None = None) -> Flask:
         redis=redis.Redis.from_url(settings.redis_url, socket_connect_timeout=3, socket_timeout=5),
     )
     register_error_handlers(app)
+    register_request_ids(app)
     register_request_guard(app)
     register_security_headers(app)
     init_rate_limits(app, settings)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 
-from flask import Flask, Response, jsonify, render_template, request
+from flask import Flask, Response, g, jsonify, render_template, request
 from pydantic import ValidationError
 from werkzeug.exceptions import HTTPException
 
@@ -23,6 +23,7 @@ class ApiError(Exception):
 
 
 def error_response(status: int, code: str, message: str) -> tuple[Response, int]:
+    g.error_code = code  # counted by status and code for /metrics (web/request_ids.py)
     return jsonify(error={"code": code, "message": message}), status
 
 
@@ -42,6 +43,7 @@ def register_error_handlers(app: Flask) -> None:
     @app.errorhandler(ApiError)
     def _api_error(exc: ApiError) -> tuple[Response | str, int, dict[str, str]]:
         if not _wants_json():
+            g.error_code = exc.code
             return render_template("error.html", error=exc), exc.status, exc.headers
         return *error_response(exc.status, exc.code, exc.message), exc.headers
 

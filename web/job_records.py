@@ -9,6 +9,7 @@ from shared.clock import utcnow
 from shared.ids import new_id
 from shared.images import ImageRejected, check_image
 from shared.job_view import PLACEHOLDER_MODEL_NAME
+from shared.log_context import current_request_id
 from shared.models import Job, StoredImage
 from shared.schemas import TASKS, JobCreate
 from shared.settings import Settings
@@ -85,6 +86,7 @@ def insert_job(
         request_hash=request_hash,
         webhook_url=spec.webhook,
         webhook_events=spec.webhook_events,
+        request_id=current_request_id(),
         attempts=0,
         created_at=now,
     )
@@ -137,6 +139,7 @@ def insert_retry(session: Session, settings: Settings, job: Job) -> Job:
         source_name=job.source_name,
         webhook_url=job.webhook_url,
         webhook_events=job.webhook_events,
+        request_id=current_request_id(),
         attempts=0,
         created_at=utcnow(),
     )

@@ -1,7 +1,10 @@
-"""`GET /metrics`: Prometheus gauges read from the source of truth at scrape time.
+"""`GET /metrics`: Prometheus metrics read from the source of truth at scrape time.
 
 Counting from the job table and Redis (not from in-process counters) keeps the
-numbers right under any number of gunicorn processes and web hosts.
+numbers right under any number of gunicorn processes and web hosts: the job-timing
+histograms and the webhook and refusal counters are summed in Redis by every process
+that observes them (`shared.telemetry`), and each GPU worker's load comes from its
+presence record (`web.telemetry_collector`).
 
 Who sees what: a scraper presenting `VLMQ_METRICS_TOKEN` (and anyone, when auth is off
 and no token is set: the single-tenant embedded default) gets the whole service. With
@@ -25,6 +28,7 @@ from shared.states import JobStatus
 from web.auth import current_tenant
 from web.errors import ApiError
 from web.state import AppState, app_state
+from web.telemetry_collector import RecordedTelemetry, WorkerLoad
 
 bp = Blueprint("metrics", __name__)
 
@@ -71,3 +75,5 @@ def _add_service_gauges(state: AppState, registry: CollectorRegistry) -> None:
     alive = live_workers(state.redis)
     for queue in (GPU_QUEUE, WEBHOOK_QUEUE):
         workers.labels(queue).set(sum(queue in worker.get("queues", []) for worker in alive))
+    registry.register(WorkerLoad(alive))
+    registry.register(RecordedTelemetry(state.redis))

@@ -19,7 +19,7 @@ from web.openapi_catalogue import catalogue_paths, catalogue_schemas
 from web.openapi_jobs import job_paths
 from web.openapi_openai import openai_paths
 from web.openapi_operations import ADMIN_SCHEME, admin_paths, operations_paths
-from web.openapi_schema import ERROR_SCHEMA, Components, errors
+from web.openapi_schema import ERROR_SCHEMA, REQUEST_ID, Components, errors
 from web.state import app_state
 
 bp = Blueprint("openapi", __name__)
@@ -37,9 +37,10 @@ def openapi_document(settings: Settings) -> dict[str, Any]:
     }
     for path, operations in catalogue_paths().items():
         paths.setdefault(path, {}).update(operations)
-    for operations in paths.values():  # every /v1 route is rate-limited per tenant
+    for operations in paths.values():  # every /v1 route is rate-limited per tenant and takes a request id
         for operation in operations.values():
-            operation["responses"] |= errors(429)
+            operation["responses"] = errors(400) | operation["responses"] | errors(429)
+            operation["parameters"] = [*operation.get("parameters", []), REQUEST_ID]
     document: dict[str, Any] = {
         "openapi": "3.1.0",
         "info": {"title": "vlmq", "version": "1", "description": "Vision-language jobs on product photos."},

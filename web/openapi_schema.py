@@ -8,6 +8,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel
 
+from web.request_ids import REQUEST_ID_PATTERN
+
 ERROR_CODES: dict[int, str] = {
     400: "The request is malformed or breaks a rule; the message names the field",
     401: "No API key, or an unknown, revoked or expired one (the admin API: not VLMQ_ADMIN_KEY)",
@@ -80,6 +82,14 @@ IDEMPOTENCY_KEY = header(
     "Idempotency-Key",
     {"type": "string", "minLength": 1, "maxLength": 255},
     "a retry with the same key and request returns the first result; another request with it is 422",
+)
+
+
+REQUEST_ID = header(
+    "X-Request-ID",
+    {"type": "string", "pattern": REQUEST_ID_PATTERN},
+    "your id for this request (one is made when left out): answered in the X-Request-ID response header and "
+    "carried by the log lines of the jobs it creates; a malformed one is 400 invalid_request_id",
 )
 
 

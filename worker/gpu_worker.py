@@ -16,12 +16,14 @@ from __future__ import annotations
 import logging
 import os
 import time
+from functools import partial
 
 from shared.celery_app import GPU_QUEUE, GPU_QUEUES
 from shared.presence import withdraw
 from shared.settings import Settings
 from worker.context import build_context, set_context
 from worker.interactive_lane import install_interactive_lane, reserved_slots
+from worker.live_load import live_load
 from worker.presence_loop import start_presence
 from worker.warmup import warm_up
 
@@ -59,7 +61,7 @@ def run_gpu_worker(settings: Settings, concurrency: int | None = None) -> int:
         "interactive_slots": reserved,
         "loaded_at": int(time.time()),
     }
-    presence = start_presence(context.redis, context.name, info)
+    presence = start_presence(context.redis, context.name, info, partial(live_load, context.engine))
     log.info(
         "model %s loaded in worker process %s (%d slots, %d kept for interactive jobs)",
         context.engine.model_name, context.name, slots, reserved,

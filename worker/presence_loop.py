@@ -1,9 +1,10 @@
-"""A daemon thread that keeps this worker's presence key alive in Redis."""
+"""A daemon thread that keeps this worker's presence key alive in Redis (and its live load fresh)."""
 
 from __future__ import annotations
 
 import logging
 import threading
+from collections.abc import Callable
 from typing import Any
 
 import redis
@@ -17,14 +18,16 @@ ANNOUNCE_EVERY_S = 10
 TTL_S = 30
 
 
-def start_presence(client: redis.Redis, name: str, info: dict[str, Any]) -> threading.Event:
-    """Announce now and every few seconds; set the returned event to stop."""
+def start_presence(
+    client: redis.Redis, name: str, info: dict[str, Any], load: Callable[[], dict[str, float]] | None = None
+) -> threading.Event:
+    """Announce now and every few seconds, with `load()` read afresh each time; set the returned event to stop."""
     stop = threading.Event()
 
     def loop() -> None:
         while True:
             try:
-                announce(client, name, info, TTL_S)
+                announce(client, name, info | ({"load": load()} if load else {}), TTL_S)
             except RedisError as exc:
                 log.warning("could not announce worker presence: %s", exc)
             if stop.wait(ANNOUNCE_EVERY_S):

@@ -10,13 +10,15 @@ from __future__ import annotations
 import io
 import logging
 import time
-from dataclasses import asdict
+from dataclasses import asdict, dataclass
+from datetime import datetime
 from functools import partial
 
 from PIL import Image
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from shared import jobs
+from shared import jobs, log_context, telemetry
 from shared.attributes_budget import job_budget
 from shared.clock import utcnow
 from shared.job_view import PLACEHOLDER_MODEL_NAME
@@ -38,20 +40,42 @@ def run_job(ctx: WorkerContext, job_id: str) -> str:
     """Run the job if it is still queued; returns what happened, for logs and tests."""
     if ctx.engine is None:
         raise RuntimeError("this process has no model loaded; run_job belongs on a GPU worker")
+    with ctx.sessions() as session:
+        request_id = session.scalar(select(Job.request_id).where(Job.id == job_id))
+    with log_context.bound(request_id, job_id):
+        return _claim_and_execute(ctx, job_id)
+
+
+def _claim_and_execute(ctx: WorkerContext, job_id: str) -> str:
     with ctx.sessions.begin() as session:
         job = session.get(Job, job_id)
         if job is None:
             log.warning("job %s does not exist; dropping its message", job_id)
             return "missing"
-        if not jobs.start(session, job_id, ctx.name, utcnow()):
+        now = utcnow()
+        if not jobs.start(session, job_id, ctx.name, now):
             log.info("job %s is %s, not queued; ignoring a duplicate message", job_id, job.status)
             return "skipped"
+        timing = _JobTiming(job.task, job.created_at)
+    log.info("job %s started (%s, waited %.2f s)", job_id, timing.task, timing.since_created(now))
+    telemetry.record(ctx.redis, [(telemetry.QUEUE_WAIT, (timing.task,), timing.since_created(now))])
     # Webhooks are only queued here; the webhook worker sends them, never this GPU process.
     enqueue_job_deliveries(ctx.celery, ctx.sessions, job_id)
-    return _execute(ctx, job_id)
+    return _execute(ctx, job_id, timing)
 
 
-def _execute(ctx: WorkerContext, job_id: str) -> str:
+@dataclass(frozen=True)
+class _JobTiming:
+    """What the job's timing metrics are labelled with and measured from."""
+
+    task: str
+    created_at: datetime
+
+    def since_created(self, now: datetime) -> float:
+        return max(0.0, (now - self.created_at).total_seconds())
+
+
+def _execute(ctx: WorkerContext, job_id: str, timing: _JobTiming) -> str:
     started = time.perf_counter()
     settings = ctx.settings
     heartbeat = Heartbeat(
@@ -84,17 +108,27 @@ def _execute(ctx: WorkerContext, job_id: str) -> str:
         log.exception("job %s crashed the engine", job_id)
         outcome = ("internal_error", f"inference crashed: {type(exc).__name__}: {exc}")
     elapsed = time.perf_counter() - started
+    now = utcnow()
     with ctx.sessions.begin() as session:
         if outcome is None:
-            moved = jobs.succeed(session, job_id, asdict(result), _model_label(ctx), elapsed, utcnow())
+            moved = jobs.succeed(session, job_id, asdict(result), _model_label(ctx), elapsed, now)
         else:
-            moved = jobs.fail(session, job_id, *outcome, utcnow(), inference_s=elapsed)
+            moved = jobs.fail(session, job_id, *outcome, now, inference_s=elapsed)
     if streamed:
         publish_done(ctx.redis, job_id)
     if not moved:
         return "canceled"
+    status = "succeeded" if outcome is None else "failed"
+    log.info("job %s %s in %.2f s%s", job_id, status, elapsed, "" if outcome is None else f" ({outcome[0]})")
+    observations = [
+        (telemetry.INFERENCE, (timing.task,), elapsed),
+        (telemetry.END_TO_END, (timing.task, status), timing.since_created(now)),
+    ]
+    if result is not None and (tokens := result.usage.get("completion_tokens", 0)) and elapsed > 0:
+        observations.append((telemetry.TOKENS_PER_SECOND, (timing.task,), tokens / elapsed))
+    telemetry.record(ctx.redis, observations)
     enqueue_job_deliveries(ctx.celery, ctx.sessions, job_id)
-    return "succeeded" if outcome is None else "failed"
+    return status
 
 
 def _model_label(ctx: WorkerContext) -> str:

@@ -15,11 +15,12 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import CursorResult, or_, update
+from sqlalchemy import CursorResult, or_, select, update
 from sqlalchemy.orm import Session
 
+from shared import log_context, telemetry
 from shared.ids import new_id
-from shared.models import WebhookAttempt, WebhookDelivery
+from shared.models import Job, WebhookAttempt, WebhookDelivery
 from shared.settings import Settings
 from shared.ssrf import AllowList, UnsafeUrl, check_webhook_url
 from shared.webhooks.dispatch import enqueue_delivery
@@ -48,7 +49,6 @@ class _Claimed:
 
 def deliver(ctx: WorkerContext, delivery_id: str, now: datetime) -> str:
     """Make one attempt at a due delivery; returns what happened, for logs and tests."""
-    settings = ctx.settings
     with ctx.sessions() as session:
         delivery = session.get(WebhookDelivery, delivery_id)
         if delivery is None:
@@ -57,7 +57,14 @@ def deliver(ctx: WorkerContext, delivery_id: str, now: datetime) -> str:
             return "done"
         if delivery.next_attempt_at > now or (delivery.lease_until is not None and delivery.lease_until > now):
             return "not_due"
-        url, tenant_id = delivery.url, delivery.tenant_id
+        url, tenant_id, job_id = delivery.url, delivery.tenant_id, delivery.job_id
+        request_id = session.scalar(select(Job.request_id).where(Job.id == job_id)) if job_id else None
+    with log_context.bound(request_id, job_id):
+        return _deliver_claimed(ctx, delivery_id, url, tenant_id, now)
+
+
+def _deliver_claimed(ctx: WorkerContext, delivery_id: str, url: str, tenant_id: str, now: datetime) -> str:
+    settings = ctx.settings
     token = secrets.token_hex(8)
     slots = [
         (endpoint_slots.tenant_key(tenant_id), settings.webhook_max_per_tenant),
@@ -76,7 +83,11 @@ def deliver(ctx: WorkerContext, delivery_id: str, now: datetime) -> str:
             return "skipped"
         outcome = _attempt(claimed, settings, delivery_id, now)
         with ctx.sessions.begin() as session:
-            return _record(session, settings, delivery_id, claimed, outcome, now)
+            result = _record(session, settings, delivery_id, claimed, outcome, now)
+        # The URL stays out: a receiver may put its token in the query string.
+        log.info("webhook %s attempt %d: %s", delivery_id, claimed.attempt, result)
+        telemetry.count(ctx.redis, telemetry.WEBHOOK_DELIVERIES, (result,))
+        return result
     finally:
         for key in held:
             endpoint_slots.release(ctx.redis, key, token)
