@@ -70,6 +70,8 @@ class Settings(BaseSettings):
     heartbeat_interval_s: float = Field(5.0, gt=0)
     heartbeat_timeout_s: float = Field(60.0, gt=0)
     requeue_after_s: float = Field(30.0, ge=0)
+    # Issue 9: how long a worker keeps trying to record a finished job's outcome while the database is down.
+    result_write_retry_s: float = Field(300.0, ge=0)
     sweep_interval_s: float = Field(15.0, gt=0)
     # Issue 8: retention, enforced by the sweeper. Follow-up questions need their image, so they
     # work within the image retention.

@@ -19,6 +19,7 @@ from sqlalchemy.orm import Session
 from shared import jobs
 from shared.attributes_budget import job_budget
 from shared.clock import utcnow
+from shared.db import retry_while_unreachable
 from shared.job_view import PLACEHOLDER_MODEL_NAME
 from shared.models import Job
 from shared.schemas import MAX_HISTORY_TURNS
@@ -84,11 +85,16 @@ def _execute(ctx: WorkerContext, job_id: str) -> str:
         log.exception("job %s crashed the engine", job_id)
         outcome = ("internal_error", f"inference crashed: {type(exc).__name__}: {exc}")
     elapsed = time.perf_counter() - started
-    with ctx.sessions.begin() as session:
-        if outcome is None:
-            moved = jobs.succeed(session, job_id, asdict(result), _model_label(ctx), elapsed, utcnow())
-        else:
-            moved = jobs.fail(session, job_id, *outcome, utcnow(), inference_s=elapsed)
+    finished_at = utcnow()
+
+    def record_outcome() -> bool:
+        with ctx.sessions.begin() as session:
+            if outcome is None:
+                return jobs.succeed(session, job_id, asdict(result), _model_label(ctx), elapsed, finished_at)
+            return jobs.fail(session, job_id, *outcome, finished_at, inference_s=elapsed)
+
+    # A database outage must not cost the work done: keep the result and write it when the database is back.
+    moved = retry_while_unreachable(record_outcome, settings.result_write_retry_s)
     if streamed:
         publish_done(ctx.redis, job_id)
     if not moved:
