@@ -127,7 +127,8 @@ def cancel_batch(session: Session, batch_id: str, now: datetime) -> list[str]:
     Set-based, so a 500-job batch is a handful of statements: one UPDATE of the jobs, their
     `job.completed` outbox rows in one insert, then the batch marked canceled and completed.
     The job rows are locked before the batch row, the order a worker's terminal transition
-    takes them (`shared.batches`), so the two cannot deadlock.
+    takes them (`shared.batches`), and nothing waits for a job row while holding a batch row,
+    so the two cannot deadlock.
     """
     statement = (
         update(Job)
