@@ -7,12 +7,20 @@ at once; PostgreSQL uses a pre-pinging pool. Forked processes must call
 
 from __future__ import annotations
 
+import logging
 import os
-from typing import Any
+import time
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import make_url
+from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session, sessionmaker
+
+log = logging.getLogger(__name__)
+
+T = TypeVar("T")
 
 
 def make_engine(url: str) -> Engine:
@@ -45,3 +53,30 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
 def make_session_factory(engine: Engine) -> sessionmaker[Session]:
     """Sessions that keep loaded attributes after commit (the API reads them)."""
     return sessionmaker(engine, expire_on_commit=False)
+
+
+def retry_while_unreachable(
+    operation: Callable[[], T],
+    give_up_after_s: float,
+    first_delay_s: float = 0.25,
+    max_delay_s: float = 2.0,
+    sleep: Callable[[float], None] = time.sleep,
+    clock: Callable[[], float] = time.monotonic,
+) -> T:
+    """Run `operation` (a whole transaction) again while the database cannot be reached, backing off.
+
+    For writes that must not be lost to a database restart, such as a finished job's result.
+    The delay stays short so the write lands soon after the database is back; after
+    `give_up_after_s` the last `OperationalError` is raised.
+    """
+    deadline = clock() + give_up_after_s
+    delay = first_delay_s
+    while True:
+        try:
+            return operation()
+        except OperationalError as exc:
+            if clock() + delay > deadline:
+                raise
+            log.warning("database unreachable (retrying in %.2f s): %s", delay, exc.orig or exc)
+            sleep(delay)
+            delay = min(delay * 2, max_delay_s)

@@ -2,6 +2,10 @@
 
 The Celery task id is `<job id>-<random>`, so the sweeper can tell from the broker
 which jobs still have a live message.
+
+Celery's Redis transport pushes messages with LPUSH and workers take them with BRPOP,
+so a queue is a list consumed from its right end. A recovered job has waited its turn
+once already: `enqueue_job(..., front=broker)` moves its new message to that end.
 """
 
 from __future__ import annotations
@@ -9,6 +13,7 @@ from __future__ import annotations
 import logging
 import secrets
 
+import redis
 from celery import Celery
 from kombu.exceptions import OperationalError
 from sqlalchemy.orm import Session, sessionmaker
@@ -19,24 +24,49 @@ from shared.jobs import mark_enqueued
 
 log = logging.getLogger(__name__)
 
+# Among the newest `SEARCHED` messages of a queue (its left end), move the one holding the task id to the end
+# workers take from; atomic, so a message a worker took meanwhile is not pushed back.
+_MOVE_TO_FRONT = """
+local newest = redis.call('LRANGE', KEYS[1], 0, tonumber(ARGV[2]) - 1)
+for _, message in ipairs(newest) do
+  if string.find(message, ARGV[1], 1, true) then
+    redis.call('LREM', KEYS[1], 1, message)
+    redis.call('RPUSH', KEYS[1], message)
+    return 1
+  end
+end
+return 0
+"""
+SEARCHED = 100
+
 
 def job_id_of_task(task_id: str) -> str:
     """The job id a run-job task id was made from."""
     return task_id.split("-", 1)[0]
 
 
-def enqueue_job(celery: Celery, sessions: sessionmaker[Session], job_id: str, interactive: bool = False) -> bool:
+def enqueue_job(
+    celery: Celery,
+    sessions: sessionmaker[Session],
+    job_id: str,
+    interactive: bool = False,
+    front: redis.Redis | None = None,
+) -> bool:
     """Send the run message for a committed, queued job; False when the broker is down.
 
-    Interactive jobs (a caller is waiting) go to the queue GPU workers drain first.
+    Interactive jobs (a caller is waiting) go to the queue GPU workers drain first. With
+    `front` (the broker), the message goes to the front of its queue: for recovered jobs.
 
     A job whose send fails stays `queued` and the sweeper sends it again, so the
     caller may still report the job as accepted.
     """
+    queue = INTERACTIVE_QUEUE if interactive else GPU_QUEUE
+    task_id = f"{job_id}-{secrets.token_hex(4)}"
     try:
-        queue = INTERACTIVE_QUEUE if interactive else GPU_QUEUE
-        celery.send_task(RUN_JOB_TASK, args=[job_id], queue=queue, task_id=f"{job_id}-{secrets.token_hex(4)}")
-    except OperationalError as exc:
+        celery.send_task(RUN_JOB_TASK, args=[job_id], queue=queue, task_id=task_id)
+        if front is not None and not front.eval(_MOVE_TO_FRONT, 1, queue, task_id, SEARCHED):
+            log.info("job %s: its message was taken, or pushed past, before it could move to the front", job_id)
+    except (OperationalError, redis.RedisError) as exc:
         log.warning("could not enqueue job %s (the sweeper will retry): %s", job_id, exc)
         return False
     with sessions.begin() as session:

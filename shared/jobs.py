@@ -19,10 +19,10 @@ from typing import Any
 from sqlalchemy import CursorResult, update
 from sqlalchemy.orm import Session
 
-from shared.batches import complete_batch_of_job
+from shared.batches import UNFINISHED, complete_batch, complete_batch_of_job, mark_batch_canceled
 from shared.models import Job
 from shared.states import JobStatus
-from shared.webhooks.outbox import JOB_COMPLETED, JOB_STARTED, record_job_event
+from shared.webhooks.outbox import JOB_COMPLETED, JOB_STARTED, record_job_event, record_job_events
 
 
 def _move(session: Session, job_id: str, from_statuses: set[JobStatus], *where: Any, **values: Any) -> bool:
@@ -119,6 +119,30 @@ def cancel(session: Session, job_id: str, now: datetime) -> bool:
         completed_at=now,
     )
     return _reported(session, moved, job_id, JOB_COMPLETED, now)
+
+
+def cancel_batch(session: Session, batch_id: str, now: datetime) -> list[str]:
+    """Every queued or running job of the batch → canceled, as `cancel` does one by one; returns their ids.
+
+    Set-based, so a 500-job batch is a handful of statements: one UPDATE of the jobs, their
+    `job.completed` outbox rows in one insert, then the batch marked canceled and completed.
+    The job rows are locked before the batch row, the order a worker's terminal transition
+    takes them (`shared.batches`), and nothing waits for a job row while holding a batch row,
+    so the two cannot deadlock.
+    """
+    statement = (
+        update(Job)
+        .where(Job.batch_id == batch_id, Job.status.in_(UNFINISHED))
+        .values(status=JobStatus.CANCELED.value, completed_at=now)
+        .returning(Job.id)
+        .execution_options(synchronize_session=False)
+    )
+    canceled = list(session.scalars(statement))
+    if canceled:
+        record_job_events(session, canceled, JOB_COMPLETED, now)
+        mark_batch_canceled(session, batch_id, now)
+        complete_batch(session, batch_id, now)
+    return canceled
 
 
 def requeue_lost(session: Session, job_id: str, stale_before: datetime, max_attempts: int) -> bool:

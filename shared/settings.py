@@ -56,6 +56,8 @@ class Settings(BaseSettings):
     max_image_bytes: int = Field(10 * 1024 * 1024, gt=0)
     max_image_pixels: int = Field(40_000_000, gt=0)
     max_wait_s: float = Field(60.0, ge=0)
+    # Issue 9: `Prefer: wait` requests one web process holds at once (each holds a thread); the rest get 202 at once.
+    max_waiting_requests: int = Field(8, ge=0)
     default_page_size: int = Field(50, ge=1, le=500)
     max_batch_items: int = Field(500, ge=1, le=10_000)
     # The whole `POST /v1/batches` body (other routes are sized for one image).
@@ -75,6 +77,8 @@ class Settings(BaseSettings):
     heartbeat_interval_s: float = Field(5.0, gt=0)
     heartbeat_timeout_s: float = Field(60.0, gt=0)
     requeue_after_s: float = Field(30.0, ge=0)
+    # Issue 9: how long a worker keeps trying to record a finished job's outcome while the database is down.
+    result_write_retry_s: float = Field(300.0, ge=0)
     sweep_interval_s: float = Field(15.0, gt=0)
     # Issue 8: retention, enforced by the sweeper. Follow-up questions need their image, so they
     # work within the image retention.

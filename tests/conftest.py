@@ -44,8 +44,8 @@ def redis_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
 
 @pytest.fixture(scope="session")
 def postgres_admin_url() -> Iterator[str]:
-    with postgres_cluster() as url:
-        yield url
+    with postgres_cluster() as cluster:
+        yield cluster.url
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])

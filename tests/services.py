@@ -16,6 +16,7 @@ import tempfile
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -70,11 +71,25 @@ def _pg_bin(name: str) -> str | None:
     return candidates[-1] if candidates else None
 
 
+@dataclass(frozen=True)
+class PostgresCluster:
+    """A throwaway cluster; a test may stop and start it to play a database outage."""
+
+    url: str
+    _pg_ctl: list[str]
+
+    def stop(self) -> None:
+        subprocess.run([*self._pg_ctl, "-m", "immediate", "stop"], check=True, capture_output=True)
+
+    def start(self) -> None:
+        subprocess.run([*self._pg_ctl, "-w", "start"], check=True, capture_output=True)
+
+
 @contextmanager
-def postgres_cluster() -> Iterator[str]:
+def postgres_cluster() -> Iterator[PostgresCluster]:
     """initdb + pg_ctl a cluster in a temporary folder (as `postgres` when root).
 
-    Yields an admin URL for database `postgres`; tests create databases in it.
+    Its `url` is an admin URL for database `postgres`; tests create databases in it.
     """
     initdb, pg_ctl = _pg_bin("initdb"), _pg_bin("pg_ctl")
     if initdb is None or pg_ctl is None:
@@ -94,13 +109,11 @@ def postgres_cluster() -> Iterator[str]:
         [*run_as, initdb, "-D", str(data), "-U", user, "-A", "trust", "--no-sync"], check=True, capture_output=True
     )
     options = f"-p {port} -k {sockets} -c listen_addresses=127.0.0.1 -c fsync=off -c full_page_writes=off"
-    subprocess.run(
-        [*run_as, pg_ctl, "-D", str(data), "-o", options, "-w", "-l", str(workdir / "log"), "start"],
-        check=True,
-        capture_output=True,
-    )
+    control = [*run_as, pg_ctl, "-D", str(data), "-o", options, "-l", str(workdir / "log")]
+    cluster = PostgresCluster(f"postgresql+psycopg://{user}@127.0.0.1:{port}/postgres", control)
+    cluster.start()
     try:
-        yield f"postgresql+psycopg://{user}@127.0.0.1:{port}/postgres"
+        yield cluster
     finally:
-        subprocess.run([*run_as, pg_ctl, "-D", str(data), "-m", "immediate", "stop"], capture_output=True)
+        subprocess.run([*control, "-m", "immediate", "stop"], capture_output=True)
         shutil.rmtree(workdir, ignore_errors=True)

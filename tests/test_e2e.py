@@ -8,7 +8,9 @@ import re
 import signal
 import socket
 import subprocess
+import threading
 import time
+from http.server import BaseHTTPRequestHandler, HTTPServer
 from pathlib import Path
 
 import pytest
@@ -73,6 +75,43 @@ def test_vlmq_up_serves_a_round_trip_and_stops_cleanly(tmp_path: Path, model_dat
         process.wait(60)
     assert process.returncode == 0
     assert not _port_open(port)
+
+
+def test_vlmq_up_refuses_a_port_another_server_holds(tmp_path: Path) -> None:
+    """Another server on the port answers `/readyz` with 200: `up` must not take that for its own readiness."""
+    other = HTTPServer(("127.0.0.1", 0), _AlwaysReady)
+    threading.Thread(target=other.serve_forever, daemon=True).start()
+    port = other.server_address[1]
+    started = time.monotonic()
+    try:
+        result = subprocess.run(
+            [VLMQ, "up", "--port", str(port)],
+            env=vlmq_env(data_dir=str(tmp_path / "data")),
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+    finally:
+        other.shutdown()
+    assert result.returncode == 1, result
+    assert f"cannot listen on 127.0.0.1:{port}" in result.stderr
+    assert "another server may hold that port" in result.stderr
+    assert "ready at" not in result.stdout
+    assert time.monotonic() - started < 15
+    assert not (tmp_path / "data").exists()  # refused before migrating or starting anything
+
+
+class _AlwaysReady(BaseHTTPRequestHandler):
+    def do_GET(self) -> None:
+        body = b'{"status": "ready", "checks": {}}'
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *_args: object) -> None:
+        pass
 
 
 @pytest.mark.slow

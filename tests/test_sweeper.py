@@ -58,6 +58,32 @@ def test_job_of_a_dead_worker_is_requeued_then_failed(
     assert body["attempts"] == settings.max_attempts
 
 
+def _taken_next(broker: redis.Redis, count: int) -> list[str]:
+    """What workers take next: Celery's Redis transport pops with BRPOP, from the right end."""
+    return [job_id_of_task(json.loads(broker.brpop([GPU_QUEUE], 1)[1])["headers"]["id"]) for _ in range(count)]
+
+
+def test_recovered_jobs_go_to_the_front_of_their_queue(
+    client: FlaskClient,
+    settings: Settings,
+    sessions: sessionmaker[Session],
+    celery_app: Celery,
+    broker: redis.Redis,
+    png: bytes,
+) -> None:
+    lost = submit(client, png, task="describe").get_json()["id"]
+    _claim(sessions, broker, lost)
+    orphans = [submit(client, png, task="ocr").get_json()["id"] for _ in range(2)]
+    waiting = [submit(client, png, task="ocr").get_json()["id"] for _ in range(2)]
+    for _ in orphans:
+        broker.rpop(GPU_QUEUE)  # Redis lost the two oldest messages
+    later = utcnow() + timedelta(seconds=max(settings.heartbeat_timeout_s, settings.requeue_after_s) + 1)
+    report = sweep(settings, sessions, celery_app, broker, later)
+    assert (report.requeued_lost, report.resent) == (1, 2)
+    # The orphans were sent after the lost job, so they are ahead of it; each group keeps its oldest first.
+    assert _taken_next(broker, 5) == [*orphans, lost, *waiting]
+
+
 def test_queued_job_without_a_message_is_sent_again(
     client: FlaskClient,
     settings: Settings,

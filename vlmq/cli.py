@@ -30,6 +30,7 @@ def _parser() -> argparse.ArgumentParser:
     web.add_argument("--port", type=int, default=8000)
     web.add_argument("--workers", type=int, default=2)
     web.add_argument("--threads", type=int, default=16, help="threads per process; Prefer: wait holds one each")
+    web.add_argument("--fd", type=int, help="serve on this inherited listening socket instead (`vlmq up` passes it)")
 
     worker = commands.add_parser("worker", help="run a Celery worker")
     worker.add_argument("role", choices=["gpu", "webhooks"])
@@ -212,7 +213,7 @@ def _run_with_settings(args: argparse.Namespace, settings: Settings) -> int:
     if args.command == "web":
         from vlmq.web_server import serve
 
-        return serve(settings, args.host, args.port, args.workers, args.threads)
+        return serve(settings, args.host, args.port, args.workers, args.threads, args.fd)
     if args.command == "worker":
         from worker.app import ModelLoadError, run_worker
 

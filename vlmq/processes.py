@@ -18,10 +18,10 @@ def _die_with_parent() -> None:
     libc.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
 
 
-def spawn(argv: Sequence[str], env: dict[str, str]) -> subprocess.Popen[bytes]:
-    """Start `argv` in its own process group, tied to this process's life."""
+def spawn(argv: Sequence[str], env: dict[str, str], pass_fds: Sequence[int] = ()) -> subprocess.Popen[bytes]:
+    """Start `argv` in its own process group, tied to this process's life; it inherits `pass_fds`."""
     preexec = _die_with_parent if sys.platform.startswith("linux") else None
-    return subprocess.Popen(list(argv), env=env, start_new_session=True, preexec_fn=preexec)
+    return subprocess.Popen(list(argv), env=env, start_new_session=True, preexec_fn=preexec, pass_fds=pass_fds)
 
 
 def stop(process: subprocess.Popen[bytes], grace_s: float = 15.0) -> None:

@@ -1,6 +1,7 @@
 """`vlmq up`: the whole service on one machine, in the foreground.
 
-Migrates the database, starts a private Redis, the web server, one GPU worker and
+Takes the web port first (refusing at once when another server holds it), migrates
+the database, starts a private Redis, the web server, one GPU worker and
 the light worker (webhooks, sweeper), waits until `/readyz` says ready, prints the
 URL, and stops everything on Ctrl-C or SIGTERM (or when any part dies).
 """
@@ -10,6 +11,7 @@ from __future__ import annotations
 import os
 import secrets
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -23,11 +25,27 @@ from shared.secret_text import masked_url
 from shared.settings import Settings
 from vlmq.processes import spawn, stop
 from vlmq.redis_server import free_port, redis_url, start_redis
+from vlmq.web_server import listen_on
 
 READY_TIMEOUT_S = 600
 
 
 def up(settings: Settings, host: str, port: int) -> int:
+    try:
+        listener = listen_on(host, port)
+    except OSError as exc:
+        print(
+            f"vlmq: cannot listen on {host}:{port}: {exc.strerror or exc}; another server may hold that port "
+            "(stop it, or choose another with --port)",
+            file=sys.stderr,
+            flush=True,
+        )
+        return 1
+    with listener:
+        return _run(settings, listener, host, port)
+
+
+def _run(settings: Settings, listener: socket.socket, host: str, port: int) -> int:
     data_dir = settings.data_dir.resolve()
     data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
     print(f"vlmq: database {masked_url(settings.sqlalchemy_url)}", flush=True)
@@ -54,7 +72,8 @@ def up(settings: Settings, host: str, port: int) -> int:
     try:
         children["gpu-worker"] = spawn([python, "-m", "vlmq.cli", "worker", "gpu"], env)
         children["light-worker"] = spawn([python, "-m", "vlmq.cli", "worker", "webhooks", "--beat"], env)
-        children["web"] = spawn([python, "-m", "vlmq.cli", "web", "--host", host, "--port", str(port)], env)
+        web = [python, "-m", "vlmq.cli", "web", "--fd", str(listener.fileno())]
+        children["web"] = spawn(web, env, pass_fds=(listener.fileno(),))
         url = f"http://{'127.0.0.1' if host in ('0.0.0.0', '::') else host}:{port}"
         if settings.uses_placeholder_model:
             print("vlmq: no VLMQ_MODEL set: using the tiny random-weight model (outputs are noise)", flush=True)
@@ -79,7 +98,10 @@ def _dead_child(children: dict[str, subprocess.Popen[bytes]]) -> str | None:
 
 
 def _wait_until_ready(url: str, children: dict[str, subprocess.Popen[bytes]], stopping: Callable[[], bool]) -> bool:
-    """Poll /readyz, printing what is still missing every few seconds."""
+    """Poll /readyz, printing what is still missing every few seconds.
+
+    Only our web server can answer: `up` holds the port since before it started.
+    """
     deadline = time.monotonic() + READY_TIMEOUT_S
     last_report = 0.0
     while time.monotonic() < deadline and not stopping():

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import socket
 from typing import Any
 
 from gunicorn.app.base import BaseApplication
@@ -30,9 +31,17 @@ class _Gunicorn(BaseApplication):
         return create_app(self._settings)
 
 
-def serve(settings: Settings, host: str, port: int, workers: int, threads: int) -> int:
+def listen_on(host: str, port: int) -> socket.socket:
+    """Take the web port before anything starts, so a port another server holds is refused at once (OSError)
+    and whatever answers on it afterwards is this service; the web server inherits it (`--fd`)."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    return socket.create_server((host, port), family=family, backlog=2048)
+
+
+def serve(settings: Settings, host: str, port: int, workers: int, threads: int, fd: int | None = None) -> int:
+    """Serve on `host:port`, or on the listening socket inherited as file descriptor `fd`."""
     options = {
-        "bind": f"{host}:{port}",
+        "bind": f"fd://{fd}" if fd is not None else f"{host}:{port}",
         "workers": workers,
         "threads": threads,
         "worker_class": "gthread",

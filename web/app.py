@@ -21,6 +21,7 @@ from web.api import (
     jobs,
     webhook_settings,
 )
+from web.api.waiting import WaitSlots
 from web.errors import register_error_handlers
 from web.json_provider import SafeJSONProvider
 from web.openai import files, models
@@ -48,6 +49,7 @@ def create_app(settings: Settings | None = None) -> Flask:
         sessions=make_session_factory(engine),
         celery=make_celery(settings),
         redis=redis.Redis.from_url(settings.redis_url, socket_connect_timeout=3, socket_timeout=5),
+        wait_slots=WaitSlots(settings.max_waiting_requests),
     )
     register_error_handlers(app)
     register_request_ids(app)

@@ -2,16 +2,14 @@
 
 from __future__ import annotations
 
-from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from shared.batches import UNFINISHED, mark_batch_canceled
 from shared.clock import utcnow
 from shared.ids import new_id
-from shared.jobs import cancel
-from shared.models import Batch, Job
+from shared.jobs import cancel_batch
+from shared.models import Batch
 from shared.settings import Settings
-from shared.webhooks.dispatch import enqueue_job_deliveries
+from shared.webhooks.dispatch import enqueue_batch_job_deliveries
 from web.api.batch_input import BatchSubmission, item_error
 from web.errors import ApiError
 from web.job_records import insert_job
@@ -68,25 +66,11 @@ def insert_batch(
 
 
 def cancel_unfinished_jobs(batch_id: str) -> int:
-    """Cancel every queued or running job of the batch, each through the job state machine; returns how many.
-
-    One transaction per job: a transaction that ends a batch job locks the batch row after
-    the job row (`shared.batches`), so holding several job rows at once could deadlock with
-    a worker finishing one of them. The first job it cancels also marks the batch canceled,
-    so a batch whose jobs had all ended already keeps saying `completed`.
-    """
+    """Cancel every queued or running job of the batch in one transaction (`shared.jobs.cancel_batch`),
+    then send the messages of their webhook rows; returns how many jobs it canceled."""
     state = app_state()
-    with state.sessions() as session:
-        job_ids = session.scalars(
-            select(Job.id).where(Job.batch_id == batch_id, Job.status.in_(UNFINISHED)).order_by(Job.batch_index)
-        ).all()
-    canceled = 0
-    for job_id in job_ids:
-        with state.sessions.begin() as session:
-            moved = cancel(session, job_id, utcnow())
-            if moved and not canceled:
-                mark_batch_canceled(session, batch_id, utcnow())
-        if moved:
-            canceled += 1
-            enqueue_job_deliveries(state.celery, state.sessions, job_id)
-    return canceled
+    with state.sessions.begin() as session:
+        canceled = cancel_batch(session, batch_id, utcnow())
+    if canceled:
+        enqueue_batch_job_deliveries(state.celery, state.sessions, batch_id)
+    return len(canceled)

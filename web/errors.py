@@ -6,9 +6,13 @@ import logging
 
 from flask import Flask, Response, g, jsonify, render_template, request
 from pydantic import ValidationError
+from sqlalchemy.exc import OperationalError
 from werkzeug.exceptions import HTTPException
 
 log = logging.getLogger(__name__)
+
+# How long a client is told to wait when the database cannot be reached (a restart, a failover).
+DATABASE_RETRY_AFTER_S = 5
 
 
 class ApiError(Exception):
@@ -60,6 +64,19 @@ def register_error_handlers(app: Flask) -> None:
         # Keep what the exception says besides its body: `Allow` on a 405, `Retry-After`...
         response.headers.extend((k, v) for k, v in exc.get_headers() if k.lower() != "content-type")
         return response, status
+
+    @app.errorhandler(OperationalError)
+    def _database_unavailable(exc: OperationalError) -> tuple[Response | str, int, dict[str, str]]:
+        """The database is down or unreachable: nothing was stored, so the client may simply retry."""
+        log.warning("database unavailable on %s %s: %s", request.method, request.path, exc.orig or exc)
+        return _api_error(
+            ApiError(
+                503,
+                "database_unavailable",
+                f"the database cannot be reached right now; nothing was changed; retry in {DATABASE_RETRY_AFTER_S} s",
+                {"Retry-After": str(DATABASE_RETRY_AFTER_S)},
+            )
+        )
 
     @app.errorhandler(Exception)
     def _unexpected(exc: Exception) -> tuple[Response, int]:

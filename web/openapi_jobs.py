@@ -28,7 +28,8 @@ PREFER = header(
     "Prefer",
     {"type": "string", "examples": ["wait=30", "wait"]},
     "`wait=N` holds the request up to N seconds (capped at VLMQ_MAX_WAIT_S) for the finished job; "
-    "a bare `wait` waits the maximum; other preferences are ignored",
+    "a bare `wait` waits the maximum; other preferences are ignored. When VLMQ_MAX_WAITING_REQUESTS requests "
+    "already wait on this server process, the preference is not honoured: 202 at once, no `Preference-Applied`",
 )
 
 

@@ -11,6 +11,7 @@ from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
 from shared.settings import Settings
+from web.api.waiting import WaitSlots
 
 
 @dataclass(frozen=True)
@@ -20,6 +21,7 @@ class AppState:
     sessions: sessionmaker[Session]
     celery: Celery
     redis: redis.Redis
+    wait_slots: WaitSlots
 
 
 def app_state() -> AppState:

@@ -21,6 +21,7 @@ from sqlalchemy.orm import Session
 from shared import jobs, log_context, telemetry
 from shared.attributes_budget import job_budget
 from shared.clock import utcnow
+from shared.db import retry_while_unreachable
 from shared.job_view import PLACEHOLDER_MODEL_NAME
 from shared.models import Job
 from shared.schemas import MAX_HISTORY_TURNS
@@ -108,12 +109,16 @@ def _execute(ctx: WorkerContext, job_id: str, timing: _JobTiming) -> str:
         log.exception("job %s crashed the engine", job_id)
         outcome = ("internal_error", f"inference crashed: {type(exc).__name__}: {exc}")
     elapsed = time.perf_counter() - started
-    now = utcnow()
-    with ctx.sessions.begin() as session:
-        if outcome is None:
-            moved = jobs.succeed(session, job_id, asdict(result), _model_label(ctx), elapsed, now)
-        else:
-            moved = jobs.fail(session, job_id, *outcome, now, inference_s=elapsed)
+    finished_at = utcnow()
+
+    def record_outcome() -> bool:
+        with ctx.sessions.begin() as session:
+            if outcome is None:
+                return jobs.succeed(session, job_id, asdict(result), _model_label(ctx), elapsed, finished_at)
+            return jobs.fail(session, job_id, *outcome, finished_at, inference_s=elapsed)
+
+    # A database outage must not cost the work done: keep the result and write it when the database is back.
+    moved = retry_while_unreachable(record_outcome, settings.result_write_retry_s)
     if streamed:
         publish_done(ctx.redis, job_id)
     if not moved:
@@ -122,7 +127,7 @@ def _execute(ctx: WorkerContext, job_id: str, timing: _JobTiming) -> str:
     log.info("job %s %s in %.2f s%s", job_id, status, elapsed, "" if outcome is None else f" ({outcome[0]})")
     observations = [
         (telemetry.INFERENCE, (timing.task,), elapsed),
-        (telemetry.END_TO_END, (timing.task, status), timing.since_created(now)),
+        (telemetry.END_TO_END, (timing.task, status), timing.since_created(finished_at)),
     ]
     if result is not None and (tokens := result.usage.get("completion_tokens", 0)) and elapsed > 0:
         observations.append((telemetry.TOKENS_PER_SECOND, (timing.task,), tokens / elapsed))

@@ -1,8 +1,8 @@
 """Finds jobs that would otherwise be lost and puts them back on track.
 
 - `running` jobs whose worker stopped heartbeating go back to `queued` (and are
-  sent again) while attempts remain, else they fail with `worker_lost`.
-- `queued` jobs with no message in the broker are sent again.
+  sent again, to the front of their queue) while attempts remain, else they fail with `worker_lost`.
+- `queued` jobs with no message in the broker are sent again, to the front too.
 - batches whose jobs all ended but that no transition completed are completed
   (`shared.batches.complete_finished_batches`), so `batch.completed` is late, never lost.
 - images, results and audit rows whose retention ran out are removed (`shared.retention`).
@@ -65,9 +65,10 @@ def sweep(
                 requeued.append((job_id, interactive))
             elif jobs.fail_lost(session, job_id, cutoff, settings.max_attempts, now):
                 failed += 1
-    # The dead worker's message may sit unacked until the visibility timeout: send anew now.
-    for job_id, interactive in requeued:
-        enqueue_job(celery, sessions, job_id, interactive)
+    # The dead worker's message may sit unacked until the visibility timeout: send anew now, to the front of the
+    # queue (the job waited its turn once already). Newest first, so the oldest ends up taken first.
+    for job_id, interactive in reversed(requeued):
+        enqueue_job(celery, sessions, job_id, interactive, front=broker)
     resent = _resend_orphans(settings, sessions, celery, broker, now)
     with sessions.begin() as session:
         completed = complete_finished_batches(session, now)
@@ -115,4 +116,8 @@ def _resend_orphans(
         return 0
     live = live_job_ids(broker, *GPU_QUEUES, delivered_since=settled_before.timestamp())
     orphans = [(job_id, interactive) for job_id, interactive in candidates if job_id not in live]
-    return sum(enqueue_job(celery, sessions, job_id, interactive) for job_id, interactive in orphans)
+    # Their message was lost, not their turn: to the front, newest first so the oldest is taken first.
+    sent = 0
+    for job_id, interactive in reversed(orphans):
+        sent += enqueue_job(celery, sessions, job_id, interactive, front=broker)
+    return sent

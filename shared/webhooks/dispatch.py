@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import secrets
+from collections.abc import Sequence
 from datetime import datetime, timedelta
 
 import redis
@@ -32,20 +33,36 @@ BATCH = 500
 
 def enqueue_delivery(celery: Celery, sessions: sessionmaker[Session], delivery_id: str, countdown: float = 0) -> bool:
     """Send the message for one committed delivery; False when the broker is down (`dispatch_due` retries)."""
-    try:
-        celery.send_task(
-            DELIVER_WEBHOOK_TASK,
-            args=[delivery_id],
-            queue=WEBHOOK_QUEUE,
-            task_id=f"{delivery_id}-{secrets.token_hex(4)}",
-            countdown=countdown or None,
-        )
-    except OperationalError as exc:
-        log.warning("could not enqueue webhook delivery %s (it will be resent): %s", delivery_id, exc)
-        return False
-    with sessions.begin() as session:
-        session.execute(update(WebhookDelivery).where(WebhookDelivery.id == delivery_id).values(dispatched_at=utcnow()))
-    return True
+    return _enqueue_all(celery, sessions, [delivery_id], countdown) == 1
+
+
+def _enqueue_all(
+    celery: Celery, sessions: sessionmaker[Session], delivery_ids: Sequence[str], countdown: float = 0
+) -> int:
+    """Send one message per delivery, then record in one UPDATE which were sent; returns how many."""
+    sent = []
+    for delivery_id in delivery_ids:
+        try:
+            celery.send_task(
+                DELIVER_WEBHOOK_TASK,
+                args=[delivery_id],
+                queue=WEBHOOK_QUEUE,
+                task_id=f"{delivery_id}-{secrets.token_hex(4)}",
+                countdown=countdown or None,
+            )
+        except OperationalError as exc:
+            log.warning("could not enqueue webhook delivery %s (it will be resent): %s", delivery_id, exc)
+            break  # the broker is down: the rest would fail too
+        sent.append(delivery_id)
+    if sent:
+        with sessions.begin() as session:
+            session.execute(
+                update(WebhookDelivery)
+                .where(WebhookDelivery.id.in_(sent))
+                .values(dispatched_at=utcnow())
+                .execution_options(synchronize_session=False)
+            )
+    return len(sent)
 
 
 def enqueue_job_deliveries(celery: Celery, sessions: sessionmaker[Session], job_id: str) -> int:
@@ -59,6 +76,14 @@ def enqueue_batch_deliveries(celery: Celery, sessions: sessionmaker[Session], ba
     return _enqueue_new(celery, sessions, WebhookDelivery.batch_id == batch_id)
 
 
+def enqueue_batch_job_deliveries(celery: Celery, sessions: sessionmaker[Session], batch_id: str) -> int:
+    """After a transition of many of a batch's jobs commits (a cancel): send the new rows of its jobs and its own."""
+    job_ids = select(Job.id).where(Job.batch_id == batch_id)
+    return _enqueue_new(
+        celery, sessions, or_(WebhookDelivery.job_id.in_(job_ids), WebhookDelivery.batch_id == batch_id)
+    )
+
+
 def _enqueue_new(celery: Celery, sessions: sessionmaker[Session], which: ColumnElement[bool]) -> int:
     with sessions() as session:
         ids = session.scalars(
@@ -68,7 +93,7 @@ def _enqueue_new(celery: Celery, sessions: sessionmaker[Session], which: ColumnE
                 WebhookDelivery.dispatched_at.is_(None),
             )
         ).all()
-    return sum(enqueue_delivery(celery, sessions, delivery_id) for delivery_id in ids)
+    return _enqueue_all(celery, sessions, ids)
 
 
 def dispatch_due(
@@ -91,4 +116,4 @@ def dispatch_due(
     if not candidates:
         return 0
     live = live_job_ids(broker, WEBHOOK_QUEUE)
-    return sum(enqueue_delivery(celery, sessions, delivery_id) for delivery_id in candidates if delivery_id not in live)
+    return _enqueue_all(celery, sessions, [delivery_id for delivery_id in candidates if delivery_id not in live])

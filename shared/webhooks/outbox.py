@@ -9,6 +9,7 @@ batch's completion. Sending happens later, from the webhook worker.
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Any, Literal, get_args
@@ -41,12 +42,30 @@ class DeliveryStatus(StrEnum):
 
 def record_job_event(session: Session, job_id: str, event_type: str, now: datetime) -> WebhookDelivery | None:
     """Add the outbox row for `event_type` of a job that just moved; None when no endpoint wants it."""
-    job = session.execute(select(Job).where(Job.id == job_id).execution_options(populate_existing=True)).scalar_one()
-    url = job.webhook_url or session.scalar(select(Tenant.webhook_url).where(Tenant.id == job.tenant_id))
-    if url is None or event_type.removeprefix("job.") not in (job.webhook_events or JOB_EVENT_FILTERS):
-        return None
-    # Links stay relative here (transitions know no settings); the sender makes them absolute.
-    return _add_delivery(session, job.tenant_id, url, event_type, job_to_dict(job, ""), now, job_id=job.id)
+    return next(iter(record_job_events(session, [job_id], event_type, now)), None)
+
+
+def record_job_events(
+    session: Session, job_ids: Sequence[str], event_type: str, now: datetime
+) -> list[WebhookDelivery]:
+    """Add the outbox rows for `event_type` of jobs that just moved (one query, one flush), for those
+    whose endpoint wants it."""
+    jobs = session.scalars(
+        select(Job).where(Job.id.in_(job_ids)).order_by(Job.id).execution_options(populate_existing=True)
+    ).all()
+    tenant_urls: dict[str, str | None] = {}
+    deliveries = []
+    for job in jobs:
+        if job.webhook_url is None and job.tenant_id not in tenant_urls:
+            tenant_urls[job.tenant_id] = session.scalar(select(Tenant.webhook_url).where(Tenant.id == job.tenant_id))
+        url = job.webhook_url or tenant_urls[job.tenant_id]
+        if url is None or event_type.removeprefix("job.") not in (job.webhook_events or JOB_EVENT_FILTERS):
+            continue
+        # Links stay relative here (transitions know no settings); the sender makes them absolute.
+        deliveries.append(_delivery(job.tenant_id, url, event_type, job_to_dict(job, ""), now, job_id=job.id))
+    session.add_all(deliveries)
+    session.flush()
+    return deliveries
 
 
 def record_batch_completed(session: Session, batch_id: str, now: datetime) -> WebhookDelivery | None:
@@ -61,11 +80,13 @@ def record_batch_completed(session: Session, batch_id: str, now: datetime) -> We
     if url is None:
         return None
     data = render_batch(session, batch, "")
-    return _add_delivery(session, batch.tenant_id, url, BATCH_COMPLETED, data, now, batch_id=batch.id)
+    delivery = _delivery(batch.tenant_id, url, BATCH_COMPLETED, data, now, batch_id=batch.id)
+    session.add(delivery)
+    session.flush()
+    return delivery
 
 
-def _add_delivery(
-    session: Session,
+def _delivery(
     tenant_id: str,
     url: str,
     event_type: str,
@@ -74,7 +95,7 @@ def _add_delivery(
     job_id: str | None = None,
     batch_id: str | None = None,
 ) -> WebhookDelivery:
-    delivery = WebhookDelivery(
+    return WebhookDelivery(
         id=new_id("msg"),
         tenant_id=tenant_id,
         job_id=job_id,
@@ -88,9 +109,6 @@ def _add_delivery(
         next_attempt_at=now,
         created_at=now,
     )
-    session.add(delivery)
-    session.flush()
-    return delivery
 
 
 def redeliver(session: Session, delivery: WebhookDelivery, retry_window_s: float, now: datetime) -> None:

@@ -46,7 +46,16 @@ def create_job() -> tuple[Response, int, dict[str, str]]:
         check_same_request(replay.request_hash, fingerprint, key, f"job {replay.id}")
         return _job_response(replay, 200, **REPLAYED)
 
-    wait_s = requested_wait_s(request.headers.get("Prefer"), state.settings.max_wait_s)
+    requested_s = requested_wait_s(request.headers.get("Prefer"), state.settings.max_wait_s)
+    with state.wait_slots.claim(requested_s) as wait_s:
+        return _create_job(tenant_id, key, fingerprint, wait_s)
+
+
+def _create_job(
+    tenant_id: str, key: str | None, fingerprint: str | None, wait_s: float
+) -> tuple[Response, int, dict[str, str]]:
+    """Store and enqueue the job; hold the request up to `wait_s` (0: answer at once)."""
+    state = app_state()
     submission = read_job_submission(request, state.settings)
     check_job_webhook(submission.spec, tenant_id)
     try:

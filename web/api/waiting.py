@@ -1,9 +1,18 @@
-"""`Prefer: wait=N`: hold a request until its job ends or N seconds pass."""
+"""`Prefer: wait=N`: hold a request until its job ends or N seconds pass.
+
+A waiting request holds a web server thread, so each process lets at most
+`VLMQ_MAX_WAITING_REQUESTS` wait at once; beyond that the preference is not honoured
+(RFC 7240 allows it) and the job is answered 202 at once, keeping threads free for
+`/healthz` and everything else.
+"""
 
 from __future__ import annotations
 
 import re
+import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -46,3 +55,21 @@ def wait_until_finished(sessions: sessionmaker[Session], job_id: str, wait_s: fl
             return
         time.sleep(min(interval, max(0.0, deadline - time.monotonic())))
         interval = min(interval * 1.5, 0.5)
+
+
+class WaitSlots:
+    """The waiting requests one web process allows at once."""
+
+    def __init__(self, limit: int) -> None:
+        self._free = threading.BoundedSemaphore(limit) if limit > 0 else None
+
+    @contextmanager
+    def claim(self, wait_s: float) -> Iterator[float]:
+        """Yield `wait_s` while holding a slot, or 0 (do not wait) when none is free."""
+        if wait_s <= 0 or self._free is None or not self._free.acquire(blocking=False):
+            yield 0.0
+            return
+        try:
+            yield wait_s
+        finally:
+            self._free.release()
