@@ -16,13 +16,8 @@ from web.openapi_schema import PAGE_QUERY, Components, errors, path_id, query
 ADMIN_SECURITY = [{"admin": []}]
 ADMIN_SCHEME = {"type": "http", "scheme": "bearer", "description": "VLMQ_ADMIN_KEY"}
 AUDIT_FILTERS = [
-    query(
-        "action",
-        {
-            "type": "string",
-            "description": "one or more of (comma-separated): " + ", ".join(action.value for action in AuditAction),
-        },
-    ),
+    query("action", {"type": "array", "items": {"type": "string", "enum": [action.value for action in AuditAction]}})
+    | {"style": "form", "explode": False, "description": "one or more actions, comma-separated"},
     query("since", {"type": "string", "format": "date-time", "description": "written at or after (UTC if no offset)"}),
     query("until", {"type": "string", "format": "date-time", "description": "written before (UTC if no offset)"}),
 ]
