@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import json
+import logging
 import os
 import secrets
 import shutil
@@ -46,6 +47,16 @@ def redis_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
 def postgres_admin_url() -> Iterator[str]:
     with postgres_cluster() as cluster:
         yield cluster.url
+
+
+@pytest.fixture(autouse=True)
+def _root_logging_restored() -> Iterator[None]:
+    """CLI tests call `vlmq.cli.main`, which points the root logger at this test's captured stderr;
+    restore it, so later tests do not log into a closed stream."""
+    root = logging.getLogger()
+    handlers, level = root.handlers[:], root.level
+    yield
+    root.handlers[:], root.level = handlers, level
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
