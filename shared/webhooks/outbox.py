@@ -21,8 +21,9 @@ from shared.ids import new_id
 from shared.job_view import iso_utc, job_to_dict
 from shared.models import Batch, Job, Tenant, WebhookDelivery
 
-JOB_STARTED = "job.started"
-JOB_COMPLETED = "job.completed"
+# The events a job reports (a new one starts here) and the one a batch reports.
+JobEvent = Literal["job.started", "job.completed"]
+JOB_STARTED, JOB_COMPLETED = get_args(JobEvent)
 BATCH_COMPLETED = "batch.completed"
 # What a client may put in `webhook_events`: the event names without `job.`.
 WebhookEventFilter = Literal["started", "completed"]
