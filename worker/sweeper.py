@@ -113,7 +113,9 @@ def _resend_orphans(
                 )
                 .order_by(Job.id)
                 .limit(MAX_PER_PASS)
-            ).tuples()
+            )
+            .tuples()
+            .all()
         )
     lost = orphans(broker, list(candidates), *GPU_QUEUES, delivered_since=settled.timestamp())
     # Their message was lost, not their turn: to the front, newest first so the oldest is taken first.
