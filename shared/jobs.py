@@ -8,7 +8,7 @@ the transaction: they commit after a transition (and whatever else belongs with 
 A transition that moved the job also writes its webhook outbox row (`job.started`,
 `job.completed`) in that same transaction, and a terminal one completes the job's batch
 when it was the batch's last job (`shared.batches`); callers send the delivery messages
-after commit (`shared.webhooks.dispatch.enqueue_job_deliveries`).
+after commit (`shared.webhooks.enqueue.enqueue_job_deliveries`).
 """
 
 from __future__ import annotations

@@ -48,6 +48,9 @@ class Settings(BaseSettings):
 
     # HTTP API.
     public_url: str | None = None
+    # Issue 12: the address `vlmq up` serves on, set by it for the processes it starts, so that links in
+    # webhook bodies point at it when `public_url` is unset (shared/public_url.py decides).
+    served_url: str | None = None
     auth_enabled: bool = False
     # Issue 8: the bearer token a Prometheus scraper sends for whole-service metrics.
     metrics_token: str | None = Field(None, min_length=16)

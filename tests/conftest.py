@@ -24,9 +24,9 @@ from PIL import Image
 from sqlalchemy.orm import Session, sessionmaker
 from werkzeug.serving import make_server
 
+from shared.after_commit import row_id_of_task
 from shared.celery_app import GPU_QUEUES, make_celery
 from shared.db import make_engine, make_session_factory
-from shared.dispatch import job_id_of_task
 from shared.migrate import upgrade_to_head
 from shared.settings import Settings
 from tests.services import missing, postgres_cluster, redis_server
@@ -203,7 +203,7 @@ def gpu_thread(broker: redis.Redis, worker_context: WorkerContext) -> Iterator[N
         while not stop.is_set():
             item = broker.blpop(list(GPU_QUEUES), timeout=0.2)
             if item is not None:
-                run_job(worker_context, job_id_of_task(json.loads(item[1])["headers"]["id"]))
+                run_job(worker_context, row_id_of_task(json.loads(item[1])["headers"]["id"]))
 
     thread = threading.Thread(target=consume, daemon=True)
     thread.start()

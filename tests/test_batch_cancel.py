@@ -21,7 +21,7 @@ from shared.clock import utcnow
 from shared.job_view import job_to_dict
 from shared.models import Job, WebhookDelivery
 from shared.settings import Settings
-from shared.webhooks.dispatch import enqueue_job_deliveries
+from shared.webhooks.enqueue import enqueue_job_deliveries
 from tests.conftest import image_bytes
 from tests.helpers import data_uri
 

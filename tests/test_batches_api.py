@@ -16,9 +16,9 @@ from flask.testing import FlaskClient
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
 
+from shared.after_commit import row_id_of_task
 from shared.auth import create_api_key
 from shared.celery_app import GPU_QUEUE
-from shared.dispatch import job_id_of_task
 from shared.models import Job, StoredImage
 from shared.settings import Settings
 from tests.conftest import image_bytes
@@ -44,7 +44,7 @@ def post_multipart(client: FlaskClient, images: list[bytes], **fields: Any) -> A
 
 
 def queued_job_ids(broker: redis.Redis) -> list[str]:
-    return [job_id_of_task(json.loads(raw)["headers"]["id"]) for raw in broker.lrange(GPU_QUEUE, 0, -1)]
+    return [row_id_of_task(json.loads(raw)["headers"]["id"]) for raw in broker.lrange(GPU_QUEUE, 0, -1)]
 
 
 def test_multipart_batch_queues_one_job_per_image_in_order(

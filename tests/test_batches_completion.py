@@ -27,7 +27,7 @@ from tests.webhook_receiver import Receiver
 from worker.context import WorkerContext
 from worker.runner import run_job
 from worker.sweeper import sweep
-from worker.webhook_delivery import deliver
+from worker.webhooks.delivery import deliver
 
 PHOTOS = [image_bytes(color=color) for color in ("red", "green", "blue")]
 

@@ -149,7 +149,7 @@ for name in {[name.replace("-", "_") for name in inference]!r}:
 from shared.settings import Settings
 from web.app import create_app
 from worker.app import create_worker_app
-import vlmq.web_server, vlmq.cli, shared.migrate, worker.sweeper, worker.webhook_delivery
+import vlmq.web_server, vlmq.cli, shared.migrate, worker.sweeper, worker.webhooks.delivery
 settings = Settings(data_dir={str(tmp_path)!r}, redis_url={redis_url!r})
 assert create_app(settings).test_client().get("/healthz").status_code == 200
 print(sorted(create_worker_app(settings).tasks))

@@ -36,7 +36,7 @@ from tests.webhook_receiver import Answer, Receiver
 from vlmq.processes import stop
 from worker.context import WorkerContext
 from worker.runner import run_job
-from worker.webhook_delivery import deliver
+from worker.webhooks.delivery import deliver
 
 RID = "shop-7f3a:req-0042"
 
@@ -161,7 +161,7 @@ def test_webhook_deliveries_are_counted_by_outcome_and_log_the_jobs_request_id(
     for outcome in ("retrying", "delivered"):
         name = "vlmq_webhook_deliveries_total"
         assert value(after, name, outcome=outcome) == value(before, name, outcome=outcome) + 1
-    lines = [line for line in log_lines(json_log) if line["logger"] == "worker.webhook_delivery"]
+    lines = [line for line in log_lines(json_log) if line["logger"] == "worker.webhooks.delivery"]
     assert len(lines) == 2 and {(line["request_id"], line["job_id"]) for line in lines} == {(RID, job_id)}
 
 

@@ -11,9 +11,9 @@ import redis
 from flask.testing import FlaskClient
 from sqlalchemy.orm import Session, sessionmaker
 
+from shared.after_commit import row_id_of_task
 from shared.auth import create_api_key
 from shared.celery_app import GPU_QUEUE
-from shared.dispatch import job_id_of_task
 from shared.settings import Settings
 from tests.conftest import image_bytes, serving
 from tests.helpers import submit
@@ -24,7 +24,7 @@ from worker.runner import run_job
 
 def _run_next_job(broker: redis.Redis, context: WorkerContext) -> None:
     _, raw = broker.blpop([GPU_QUEUE], timeout=30)
-    run_job(context, job_id_of_task(json.loads(raw)["headers"]["id"]))
+    run_job(context, row_id_of_task(json.loads(raw)["headers"]["id"]))
 
 
 @pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)

@@ -12,9 +12,9 @@ from sqlalchemy import update
 from sqlalchemy.orm import Session, sessionmaker
 
 from shared import jobs
+from shared.after_commit import row_id_of_task
 from shared.celery_app import GPU_QUEUE
 from shared.clock import utcnow
-from shared.dispatch import job_id_of_task
 from shared.models import Job
 from shared.settings import Settings
 from tests.helpers import submit
@@ -22,7 +22,7 @@ from worker.sweeper import sweep
 
 
 def _messages(broker: redis.Redis) -> list[str]:
-    return [job_id_of_task(json.loads(raw)["headers"]["id"]) for raw in broker.lrange(GPU_QUEUE, 0, -1)]
+    return [row_id_of_task(json.loads(raw)["headers"]["id"]) for raw in broker.lrange(GPU_QUEUE, 0, -1)]
 
 
 def _claim(sessions: sessionmaker[Session], broker: redis.Redis, job_id: str) -> None:
@@ -60,7 +60,7 @@ def test_job_of_a_dead_worker_is_requeued_then_failed(
 
 def _taken_next(broker: redis.Redis, count: int) -> list[str]:
     """What workers take next: Celery's Redis transport pops with BRPOP, from the right end."""
-    return [job_id_of_task(json.loads(broker.brpop([GPU_QUEUE], 1)[1])["headers"]["id"]) for _ in range(count)]
+    return [row_id_of_task(json.loads(broker.brpop([GPU_QUEUE], 1)[1])["headers"]["id"]) for _ in range(count)]
 
 
 def test_recovered_jobs_go_to_the_front_of_their_queue(

@@ -10,10 +10,10 @@ from sqlalchemy.orm import Session, sessionmaker
 from shared.clock import utcnow
 from shared.models import Tenant
 from shared.settings import Settings
-from shared.webhooks.signing import generate_secret
-from shared.webhooks.tenant_secrets import signing_secrets
+from shared.webhooks.tenant_secrets import generate_secret
 from tests.helpers import submit
 from web.app import create_app
+from worker.webhooks.signing import signing_secrets
 
 HOOK = "http://127.0.0.1:9/hook"
 

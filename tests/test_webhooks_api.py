@@ -15,7 +15,7 @@ from shared.settings import Settings
 from tests.helpers import submit
 from tests.webhook_receiver import Answer, Receiver
 from worker.context import WorkerContext
-from worker.webhook_delivery import deliver
+from worker.webhooks.delivery import deliver
 
 
 @pytest.fixture

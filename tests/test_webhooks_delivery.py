@@ -24,10 +24,10 @@ from shared.webhooks.tenant_secrets import current_secret
 from tests.helpers import submit
 from tests.webhook_receiver import HANG, HUGE, RESET, TRICKLE, Answer, Receiver
 from web.job_records import insert_job
-from worker import endpoint_slots
 from worker.context import WorkerContext
-from worker.webhook_delivery import deliver
-from worker.webhook_http import MAX_EXCERPT_BYTES
+from worker.webhooks import endpoint_slots
+from worker.webhooks.delivery import deliver
+from worker.webhooks.http_post import MAX_EXCERPT_BYTES
 
 BASE_S = 10.0
 

@@ -15,17 +15,17 @@ from sqlalchemy import select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from shared import jobs
+from shared.after_commit import row_id_of_task
 from shared.celery_app import DELIVER_WEBHOOK_TASK, GPU_QUEUE, WEBHOOK_QUEUE, make_celery
 from shared.clock import utcnow
-from shared.dispatch import job_id_of_task
 from shared.models import Job, Tenant, WebhookDelivery
 from shared.settings import Settings
-from shared.webhooks.dispatch import dispatch_due
 from tests.helpers import submit
 from tests.webhook_receiver import Receiver
 from worker.context import WorkerContext
 from worker.runner import run_job
-from worker.webhook_delivery import deliver
+from worker.webhooks.delivery import deliver
+from worker.webhooks.due import dispatch_due
 
 HOOK = "http://127.0.0.1:9/hook"
 
@@ -49,7 +49,7 @@ def deliveries(sessions: sessionmaker[Session], job_id: str) -> list[WebhookDeli
 
 def webhook_messages(broker: redis.Redis) -> list[str]:
     """Delivery ids of the messages waiting on the webhooks queue."""
-    return [job_id_of_task(json.loads(raw)["headers"]["id"]) for raw in broker.lrange(WEBHOOK_QUEUE, 0, -1)]
+    return [row_id_of_task(json.loads(raw)["headers"]["id"]) for raw in broker.lrange(WEBHOOK_QUEUE, 0, -1)]
 
 
 def test_the_outbox_row_commits_or_rolls_back_with_the_transition(
@@ -139,7 +139,7 @@ def test_gpu_runner_writes_outbox_rows_and_queues_messages_but_sends_nothing(
 ) -> None:
     job_id = submit(client, png, task="describe", webhook=receiver.url).get_json()["id"]
     _, raw = broker.blpop([GPU_QUEUE], timeout=5)
-    assert run_job(worker_context, job_id_of_task(json.loads(raw)["headers"]["id"])) == "succeeded"
+    assert run_job(worker_context, row_id_of_task(json.loads(raw)["headers"]["id"])) == "succeeded"
 
     started, completed = deliveries(worker_context.sessions, job_id)
     assert (started.event_type, completed.event_type) == ("job.started", "job.completed")
@@ -165,7 +165,7 @@ def test_gpu_worker_processes_never_load_the_sender() -> None:
         "app = create_worker_app(Settings())\n"
         "import worker.runner\n"
         "assert 'vlmq.run_job' in app.tasks and 'vlmq.deliver_webhook' in app.tasks\n"
-        "print(sorted(m for m in sys.modules if m.startswith('worker.webhook') or m == 'worker.endpoint_slots'))\n"
+        "print(sorted(m for m in sys.modules if m.startswith('worker.webhooks')))\n"
     )
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert result.stdout.strip() == "[]"

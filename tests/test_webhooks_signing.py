@@ -16,10 +16,10 @@ from standardwebhooks.webhooks import WebhookVerificationError
 
 from shared.clock import utcnow
 from shared.settings import Settings
-from shared.webhooks.signing import SignatureError, generate_secret, signed_headers, verify
-from shared.webhooks.tenant_secrets import current_secret, rotate, signing_secrets
+from shared.webhooks.tenant_secrets import current_secret, generate_secret, rotate
 from vlmq.cli import main
 from vlmq.webhooks_listen import make_server
+from worker.webhooks.signing import SignatureError, signed_headers, signing_secrets, verify
 
 BODY = b'{"type":"job.completed","timestamp":"2026-11-24T10:00:00Z","data":{"id":"job_1"}}'
 

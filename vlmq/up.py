@@ -16,6 +16,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable
+from pathlib import Path
 from types import FrameType
 
 import requests
@@ -51,7 +52,7 @@ def _run(settings: Settings, listener: socket.socket, host: str, port: int) -> i
     print(f"vlmq: database {masked_url(settings.sqlalchemy_url)}", flush=True)
     upgrade_to_head(settings.sqlalchemy_url)
 
-    env = dict(os.environ, VLMQ_DATA_DIR=str(data_dir), PYTHONUNBUFFERED="1")
+    env = child_environment(data_dir, host, port)
     redis_port = free_port()
     redis_password = secrets.token_urlsafe(24)  # a fresh one each start: only this run's processes know it
     env["VLMQ_REDIS_URL"] = redis_url(redis_port, redis_password)
@@ -74,7 +75,7 @@ def _run(settings: Settings, listener: socket.socket, host: str, port: int) -> i
         children["light-worker"] = spawn([python, "-m", "vlmq.cli", "worker", "webhooks", "--beat"], env)
         web = [python, "-m", "vlmq.cli", "web", "--fd", str(listener.fileno())]
         children["web"] = spawn(web, env, pass_fds=(listener.fileno(),))
-        url = f"http://{'127.0.0.1' if host in ('0.0.0.0', '::') else host}:{port}"
+        url = env["VLMQ_SERVED_URL"]
         if settings.uses_placeholder_model:
             print("vlmq: no VLMQ_MODEL set: using the tiny random-weight model (outputs are noise)", flush=True)
         ready = _wait_until_ready(url, children, lambda: stopping)
@@ -91,6 +92,13 @@ def _run(settings: Settings, listener: socket.socket, host: str, port: int) -> i
         for name in ("web", "light-worker", "gpu-worker", "redis"):
             if name in children:
                 stop(children[name])
+
+
+def child_environment(data_dir: Path, host: str, port: int) -> dict[str, str]:
+    """The environment of the processes `up` starts: ours, plus where the data lives and the URL we serve on
+    (links in webhook bodies use it when `VLMQ_PUBLIC_URL` is unset: `shared.public_url`)."""
+    served_url = f"http://{'127.0.0.1' if host in ('0.0.0.0', '::') else host}:{port}"
+    return dict(os.environ, VLMQ_DATA_DIR=str(data_dir), VLMQ_SERVED_URL=served_url, PYTHONUNBUFFERED="1")
 
 
 def _dead_child(children: dict[str, subprocess.Popen[bytes]]) -> str | None:

@@ -11,7 +11,7 @@ import json
 import sys
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
-from shared.webhooks.signing import SignatureError, verify
+from worker.webhooks.signing import SignatureError, verify
 
 MAX_BODY_BYTES = 4 * 1024 * 1024
 

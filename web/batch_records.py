@@ -9,7 +9,7 @@ from shared.ids import new_id
 from shared.jobs import cancel_batch
 from shared.models import Batch
 from shared.settings import Settings
-from shared.webhooks.dispatch import enqueue_batch_job_deliveries
+from shared.webhooks.enqueue import enqueue_batch_job_deliveries
 from web.api.batch_input import BatchSubmission, item_error
 from web.errors import ApiError
 from web.job_records import insert_job

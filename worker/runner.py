@@ -29,7 +29,7 @@ from shared.settings import Settings
 from shared.states import JobStatus
 from shared.storage import load_image_bytes
 from shared.streaming import publish_delta, publish_done
-from shared.webhooks.dispatch import enqueue_job_deliveries
+from shared.webhooks.enqueue import enqueue_job_deliveries
 from worker.context import WorkerContext
 from worker.heartbeat import Heartbeat, JobCanceled, JobTimedOut
 from worker.inference.types import GenerationParams, InferenceError, InferenceRequest, Turn

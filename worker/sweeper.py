@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime
 
 import redis
 from celery import Celery
@@ -22,18 +22,19 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from shared import jobs
 from shared.batches import complete_finished_batches
-from shared.broker_inspect import live_job_ids
 from shared.celery_app import GPU_QUEUES
-from shared.dispatch import enqueue_job
+from shared.job_enqueue import enqueue_job
 from shared.models import Job
 from shared.retention import purge_expired
 from shared.settings import Settings
 from shared.states import JobStatus
-from shared.webhooks.dispatch import enqueue_batch_deliveries
+from shared.webhooks.enqueue import enqueue_batch_deliveries
+from worker.orphan_messages import orphans, settled_before
 
 log = logging.getLogger(__name__)
 
-BATCH = 500
+# At most this many lost jobs (and as many orphans) per pass; the next pass takes the rest.
+MAX_PER_PASS = 500
 
 
 @dataclass(frozen=True)
@@ -58,7 +59,7 @@ def sweep(
         stale = session.execute(
             select(Job.id, Job.interactive)
             .where(Job.status == JobStatus.RUNNING.value, Job.heartbeat_at < cutoff)
-            .limit(BATCH)
+            .limit(MAX_PER_PASS)
         ).all()
         for job_id, interactive in stale:
             if jobs.requeue_lost(session, job_id, cutoff, settings.max_attempts):
@@ -100,24 +101,25 @@ def sweep(
 def _resend_orphans(
     settings: Settings, sessions: sessionmaker[Session], celery: Celery, broker: redis.Redis, now: datetime
 ) -> int:
-    settled_before = now - timedelta(seconds=settings.requeue_after_s)
+    settled = settled_before(settings.requeue_after_s, now)
     with sessions() as session:
-        candidates = session.execute(
-            select(Job.id, Job.interactive)
-            .where(
-                Job.status == JobStatus.QUEUED.value,
-                or_(Job.enqueued_at.is_(None), Job.enqueued_at < settled_before),
-                Job.created_at < settled_before,
+        candidates = dict(
+            session.execute(
+                select(Job.id, Job.interactive)
+                .where(
+                    Job.status == JobStatus.QUEUED.value,
+                    or_(Job.enqueued_at.is_(None), Job.enqueued_at < settled),
+                    Job.created_at < settled,
+                )
+                .order_by(Job.id)
+                .limit(MAX_PER_PASS)
             )
-            .order_by(Job.id)
-            .limit(BATCH)
-        ).all()
-    if not candidates:
-        return 0
-    live = live_job_ids(broker, *GPU_QUEUES, delivered_since=settled_before.timestamp())
-    orphans = [(job_id, interactive) for job_id, interactive in candidates if job_id not in live]
+            .tuples()
+            .all()
+        )
+    lost = orphans(broker, list(candidates), *GPU_QUEUES, delivered_since=settled.timestamp())
     # Their message was lost, not their turn: to the front, newest first so the oldest is taken first.
     sent = 0
-    for job_id, interactive in reversed(orphans):
-        sent += enqueue_job(celery, sessions, job_id, interactive, front=broker)
+    for job_id in reversed(lost):
+        sent += enqueue_job(celery, sessions, job_id, candidates[job_id], front=broker)
     return sent

@@ -8,7 +8,6 @@ from celery import Celery
 
 from shared.celery_app import DELIVER_WEBHOOK_TASK, DISPATCH_WEBHOOKS_TASK, RUN_JOB_TASK, SWEEP_TASK
 from shared.clock import utcnow
-from shared.webhooks.dispatch import dispatch_due
 from worker.context import get_context
 from worker.runner import run_job
 from worker.sweeper import sweep
@@ -30,11 +29,13 @@ def register_tasks(celery: Celery) -> None:
     # sends a fresh message, instead of Redis holding the old one for the visibility timeout.
     @celery.task(name=DELIVER_WEBHOOK_TASK, acks_late=False)
     def deliver_webhook_task(delivery_id: str) -> str:
-        from worker.webhook_delivery import deliver  # imported here so GPU processes never load the HTTP sender
+        from worker.webhooks.delivery import deliver  # imported here so GPU processes never load the sender
 
         return deliver(get_context(), delivery_id, utcnow())
 
     @celery.task(name=DISPATCH_WEBHOOKS_TASK, acks_late=False)
     def dispatch_webhooks_task() -> int:
+        from worker.webhooks.due import dispatch_due
+
         ctx = get_context()
         return dispatch_due(ctx.settings, ctx.sessions, ctx.celery, ctx.redis, utcnow())

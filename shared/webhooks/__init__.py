@@ -1,6 +1,9 @@
-"""Webhooks: signing, URL safety, the outbox, and the retry schedule.
+"""Webhooks, the part both sides need: the outbox, its messages, the delivery log, tenant settings.
 
-Shared by the web (submit-time checks, delivery log), the GPU worker (outbox rows
-written inside job transitions) and the webhook worker (which alone sends HTTP,
-from `worker.webhook_delivery`).
+- `outbox.py`: the events and the delivery rows written in the transaction of the change they report.
+- `enqueue.py`: the messages sent for those rows after commit.
+- `delivery_log.py`: a job's deliveries as the API and the job page show them.
+- `tenant_settings.py`, `tenant_secrets.py`: a tenant's default endpoint and signing secrets.
+
+Sending (signing, retries, HTTP) is the light worker's alone: `worker/webhooks/`.
 """

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from collections import defaultdict
-from typing import Literal
 
 from pydantic import BaseModel, Field
 from sqlalchemy import select
@@ -11,7 +10,7 @@ from sqlalchemy.orm import Session
 
 from shared.job_view import Timestamp, iso_utc
 from shared.models import WebhookAttempt, WebhookDelivery
-from shared.webhooks.outbox import DeliveryStatus
+from shared.webhooks.outbox import DeliveryStatus, JobEvent
 
 
 def job_deliveries(session: Session, job_id: str) -> list[DeliveryView]:
@@ -43,7 +42,7 @@ class DeliveryView(BaseModel):
     """One delivery: its `webhook-id`, where it goes, how it went and what happens next."""
 
     id: str = Field(description="the webhook-id header, the same on every attempt")
-    event: Literal["job.started", "job.completed"]
+    event: JobEvent
     url: str
     status: DeliveryStatus
     attempts: int

@@ -3,12 +3,11 @@
 A job transition that moved the job calls `record_job_event` before its caller
 commits, so the event exists exactly when the status change does: a crash can lose
 neither one without the other. The same holds for `record_batch_event` and the
-batch's completion. Sending happens later, from the webhook worker.
+batch's completion. Sending happens later, from the webhook worker (`worker.webhooks`).
 """
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
 from datetime import datetime, timedelta
 from enum import StrEnum
@@ -21,17 +20,16 @@ from shared.batch_view import render_batch
 from shared.ids import new_id
 from shared.job_view import iso_utc, job_to_dict
 from shared.models import Batch, Job, Tenant, WebhookDelivery
-from shared.settings import Settings
 
-JOB_STARTED = "job.started"
-JOB_COMPLETED = "job.completed"
+# The events a job reports (a new one starts here) and the one a batch reports.
+JobEvent = Literal["job.started", "job.completed"]
+JOB_STARTED, JOB_COMPLETED = get_args(JobEvent)
 BATCH_COMPLETED = "batch.completed"
 # What a client may put in `webhook_events`: the event names without `job.`.
 WebhookEventFilter = Literal["started", "completed"]
 JOB_EVENT_FILTERS: tuple[str, ...] = get_args(WebhookEventFilter)
 # Terminal events are retried for the whole window; progress events get one attempt.
 PERSISTENT_EVENTS = frozenset({JOB_COMPLETED, BATCH_COMPLETED})
-DEFAULT_PUBLIC_URL = "http://127.0.0.1:8000"
 
 
 class DeliveryStatus(StrEnum):
@@ -61,7 +59,7 @@ def record_job_events(
         url = job.webhook_url or tenant_urls[job.tenant_id]
         if url is None or event_type.removeprefix("job.") not in (job.webhook_events or JOB_EVENT_FILTERS):
             continue
-        # Links stay relative here (transitions know no settings); the sender makes them absolute.
+        # Links stay relative here (transitions know no settings); `worker.webhooks.body` makes them absolute.
         deliveries.append(_delivery(job.tenant_id, url, event_type, job_to_dict(job, ""), now, job_id=job.id))
     session.add_all(deliveries)
     session.flush()
@@ -128,16 +126,3 @@ def redeliver(session: Session, delivery: WebhookDelivery, retry_window_s: float
         )
         .execution_options(synchronize_session=False)
     )
-
-
-def public_base_url(settings: Settings) -> str:
-    """Where links in webhook bodies point: `VLMQ_PUBLIC_URL`, else the local default."""
-    return (settings.public_url or DEFAULT_PUBLIC_URL).rstrip("/")
-
-
-def render_body(payload: dict[str, Any], base_url: str) -> bytes:
-    """The exact bytes that are signed and sent; the same on every attempt."""
-    data = payload.get("data") or {}
-    if isinstance(data.get("urls"), dict):
-        data = {**data, "urls": {name: base_url + path for name, path in data["urls"].items()}}
-    return json.dumps({**payload, "data": data}, separators=(",", ":"), ensure_ascii=False).encode()

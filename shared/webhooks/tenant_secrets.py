@@ -4,11 +4,14 @@ A tenant's secret is made on first need (the first delivery, or `vlmq webhooks
 secret`); the default tenant takes `VLMQ_WEBHOOK_SECRET` when it is set. Rotating
 (or changing `VLMQ_WEBHOOK_SECRET`) keeps the old secret signing for
 `webhook_secret_rotation_s`, so every delivery verifies under the old secret or the
-new one while receivers switch over.
+new one while receivers switch over. The sender reads them all through
+`worker.webhooks.signing.signing_secrets`.
 """
 
 from __future__ import annotations
 
+import base64
+import secrets
 from datetime import datetime, timedelta
 
 from sqlalchemy import select, update
@@ -18,7 +21,14 @@ from shared.auth import DEFAULT_TENANT_ID
 from shared.ids import new_id
 from shared.models import RetiredWebhookSecret, Tenant
 from shared.settings import Settings
-from shared.webhooks.signing import generate_secret
+
+SECRET_PREFIX = "whsec_"
+SECRET_BYTES = 24
+
+
+def generate_secret() -> str:
+    """A new `whsec_` secret: 24 random bytes, base64."""
+    return SECRET_PREFIX + base64.b64encode(secrets.token_bytes(SECRET_BYTES)).decode()
 
 
 def current_secret(session: Session, settings: Settings, tenant_id: str, now: datetime) -> str:
@@ -62,14 +72,3 @@ def _replace(session: Session, settings: Settings, tenant_id: str, old: str, new
         expires_at = now + timedelta(seconds=settings.webhook_secret_rotation_s)
         session.add(RetiredWebhookSecret(id=new_id("whs"), tenant_id=tenant_id, secret=old, expires_at=expires_at))
         session.flush()
-
-
-def signing_secrets(session: Session, settings: Settings, tenant_id: str, now: datetime) -> list[str]:
-    """Every secret a delivery is signed with right now, current first."""
-    current = current_secret(session, settings, tenant_id, now)  # first: it may retire the previous one
-    retired = session.scalars(
-        select(RetiredWebhookSecret.secret)
-        .where(RetiredWebhookSecret.tenant_id == tenant_id, RetiredWebhookSecret.expires_at > now)
-        .order_by(RetiredWebhookSecret.expires_at.desc())
-    ).all()
-    return [current, *(secret for secret in retired if secret != current)]

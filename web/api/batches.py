@@ -10,7 +10,7 @@ from sqlalchemy.exc import IntegrityError
 
 from shared.audit import AuditAction
 from shared.batch_view import batch_counts, batch_view, render_batch
-from shared.dispatch import enqueue_job
+from shared.job_enqueue import enqueue_job
 from shared.job_view import render
 from shared.models import Batch
 from web.api.batch_input import open_batch_body, read_batch_submission

@@ -20,10 +20,10 @@ from sqlalchemy.exc import IntegrityError
 from shared import jobs
 from shared.audit import AuditAction
 from shared.clock import utcnow
-from shared.dispatch import enqueue_job
+from shared.job_enqueue import enqueue_job
 from shared.models import Job
 from shared.states import JobStatus
-from shared.webhooks.dispatch import enqueue_job_deliveries
+from shared.webhooks.enqueue import enqueue_job_deliveries
 from web.api.chat_answer import completion, failure
 from web.api.chat_input import ChatRequest, chat_to_job
 from web.api.chat_stream import relay

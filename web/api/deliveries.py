@@ -10,7 +10,7 @@ from shared.clock import utcnow
 from shared.job_view import render
 from shared.models import WebhookDelivery
 from shared.webhooks.delivery_log import job_deliveries
-from shared.webhooks.dispatch import enqueue_delivery
+from shared.webhooks.enqueue import enqueue_delivery
 from shared.webhooks.outbox import redeliver
 from web.api.listing import DeliveryList
 from web.audit_records import record_request_action

@@ -7,7 +7,7 @@ import io
 from flask import Blueprint, Response, jsonify, request
 from PIL import Image, ImageOps
 
-from shared.dispatch import enqueue_job
+from shared.job_enqueue import enqueue_job
 from shared.job_view import job_to_dict
 from shared.models import Job, StoredImage
 from shared.states import JobStatus

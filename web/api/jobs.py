@@ -8,13 +8,13 @@ from sqlalchemy.exc import IntegrityError
 
 from shared.audit import AuditAction
 from shared.clock import utcnow
-from shared.dispatch import enqueue_job
+from shared.job_enqueue import enqueue_job
 from shared.job_view import job_to_dict, job_view, render
 from shared.jobs import cancel
 from shared.models import Job
 from shared.retention import delete_job
 from shared.states import JobStatus
-from shared.webhooks.dispatch import enqueue_job_deliveries
+from shared.webhooks.enqueue import enqueue_job_deliveries
 from web.api.idempotency import REPLAYED, check_same_request, idempotency_key, request_fingerprint
 from web.api.job_input import read_job_submission
 from web.api.listing import JobPage

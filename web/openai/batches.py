@@ -21,8 +21,8 @@ from shared.audit import AuditAction
 from shared.batch_schemas import BatchCreate
 from shared.batch_view import batch_counts
 from shared.clock import utcnow
-from shared.dispatch import enqueue_job
 from shared.ids import new_id
+from shared.job_enqueue import enqueue_job
 from shared.models import Batch, OpenAIBatch
 from web.api.batch_input import BatchSubmission
 from web.api.chat_input import chat_to_job

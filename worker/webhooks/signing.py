@@ -1,8 +1,9 @@
-"""Standard Webhooks signatures (https://www.standardwebhooks.com).
+"""Standard Webhooks signatures (https://www.standardwebhooks.com), made by the sender.
 
 `webhook-signature` is `v1,<base64 HMAC-SHA256 of "id.timestamp.body">`, one per
 secret that is currently valid, separated by spaces: during a secret rotation the
-receiver can verify with either the old or the new secret.
+receiver can verify with either the old or the new secret. `verify` is the receiver's
+side, for `vlmq webhooks listen` and the tests.
 """
 
 from __future__ import annotations
@@ -11,22 +12,22 @@ import base64
 import binascii
 import hashlib
 import hmac
-import secrets
 import time
 from collections.abc import Iterable, Mapping
+from datetime import datetime
 
-SECRET_PREFIX = "whsec_"
-SECRET_BYTES = 24
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from shared.models import RetiredWebhookSecret
+from shared.settings import Settings
+from shared.webhooks.tenant_secrets import SECRET_PREFIX, current_secret
+
 TOLERANCE_S = 300
 
 
 class SignatureError(Exception):
     """A delivery whose headers do not prove it came from vlmq."""
-
-
-def generate_secret() -> str:
-    """A new `whsec_` secret: 24 random bytes, base64."""
-    return SECRET_PREFIX + base64.b64encode(secrets.token_bytes(SECRET_BYTES)).decode()
 
 
 def _key(secret: str) -> bytes:
@@ -66,3 +67,14 @@ def verify(secret: str, headers: Mapping[str, str], body: bytes, now: float | No
     expected = sign(secret, msg_id, timestamp, body)
     if not any(hmac.compare_digest(expected, candidate) for candidate in signatures.split(" ")):
         raise SignatureError("no signature matches the secret")
+
+
+def signing_secrets(session: Session, settings: Settings, tenant_id: str, now: datetime) -> list[str]:
+    """Every secret a delivery is signed with right now, current first."""
+    current = current_secret(session, settings, tenant_id, now)  # first: it may retire the previous one
+    retired = session.scalars(
+        select(RetiredWebhookSecret.secret)
+        .where(RetiredWebhookSecret.tenant_id == tenant_id, RetiredWebhookSecret.expires_at > now)
+        .order_by(RetiredWebhookSecret.expires_at.desc())
+    ).all()
+    return [current, *(secret for secret in retired if secret != current)]

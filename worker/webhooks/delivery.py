@@ -23,13 +23,13 @@ from shared.ids import new_id
 from shared.models import Job, WebhookAttempt, WebhookDelivery
 from shared.settings import Settings
 from shared.ssrf import AllowList, UnsafeUrl, check_webhook_url
-from shared.webhooks.dispatch import enqueue_delivery
-from shared.webhooks.outbox import DeliveryStatus, public_base_url, render_body
-from shared.webhooks.schedule import RETRY_AFTER_STATUSES, backoff_s, retry_after_s
-from shared.webhooks.signing import signed_headers
-from shared.webhooks.tenant_secrets import signing_secrets
-from worker import endpoint_slots, webhook_http
+from shared.webhooks.enqueue import enqueue_delivery
+from shared.webhooks.outbox import DeliveryStatus
 from worker.context import WorkerContext
+from worker.webhooks import endpoint_slots, http_post
+from worker.webhooks.body import render_body
+from worker.webhooks.schedule import RETRY_AFTER_STATUSES, backoff_s, retry_after_s
+from worker.webhooks.signing import signed_headers, signing_secrets
 
 log = logging.getLogger(__name__)
 
@@ -116,7 +116,7 @@ def _claim(session: Session, settings: Settings, delivery_id: str, now: datetime
     window_end = delivery.created_at + timedelta(seconds=settings.webhook_retry_window_s)
     return _Claimed(
         url=delivery.url,
-        body=render_body(delivery.payload, public_base_url(settings)),
+        body=render_body(delivery.payload, settings),
         secrets=signing_secrets(session, settings, delivery.tenant_id, now),
         attempt=delivery.attempts,
         persistent=delivery.persistent,
@@ -139,13 +139,13 @@ def _give_up_abandoned_progress_event(session: Session, delivery_id: str, now: d
     )
 
 
-def _attempt(claimed: _Claimed, settings: Settings, delivery_id: str, now: datetime) -> webhook_http.HttpOutcome:
+def _attempt(claimed: _Claimed, settings: Settings, delivery_id: str, now: datetime) -> http_post.HttpOutcome:
     try:
         target = check_webhook_url(claimed.url, AllowList.parse(settings.webhook_allow_hosts))
     except UnsafeUrl as exc:
-        return webhook_http.HttpOutcome(None, f"refused: {exc}", None, None, 0)
+        return http_post.HttpOutcome(None, f"refused: {exc}", None, None, 0)
     headers = signed_headers(claimed.secrets, delivery_id, int(now.timestamp()), claimed.body)
-    return webhook_http.post(
+    return http_post.post(
         target, headers, claimed.body, settings.webhook_connect_timeout_s, settings.webhook_read_timeout_s
     )
 
@@ -155,7 +155,7 @@ def _record(
     settings: Settings,
     delivery_id: str,
     claimed: _Claimed,
-    outcome: webhook_http.HttpOutcome,
+    outcome: http_post.HttpOutcome,
     now: datetime,
 ) -> str:
     """Log the attempt and decide what comes next: done, a retry at a time, or giving up."""
@@ -202,7 +202,7 @@ def _record(
     return values.get("status", "retrying")
 
 
-def _final_failure(claimed: _Claimed, outcome: webhook_http.HttpOutcome) -> str | None:
+def _final_failure(claimed: _Claimed, outcome: http_post.HttpOutcome) -> str | None:
     if outcome.status_code == 410:
         return "the endpoint answered 410 Gone: no more attempts"
     if not claimed.persistent:
@@ -210,5 +210,5 @@ def _final_failure(claimed: _Claimed, outcome: webhook_http.HttpOutcome) -> str 
     return None
 
 
-def _failure_text(outcome: webhook_http.HttpOutcome) -> str:
+def _failure_text(outcome: http_post.HttpOutcome) -> str:
     return outcome.error or f"the endpoint answered {outcome.status_code}"

@@ -2,56 +2,37 @@
 
 The message only says "look at delivery X"; the row decides whether and when to
 send. So a lost message (Redis restarted, the enqueue failed, a webhook worker was
-killed mid-send) costs only time: `dispatch_due`, run by beat on the webhook
-worker, sends a fresh message for every due delivery that has none.
+killed mid-send) costs only time: `worker.webhooks.due.dispatch_due`, run by beat on
+the webhook worker, sends a fresh message for every due delivery that has none.
 """
 
 from __future__ import annotations
 
-import logging
-import secrets
 from collections.abc import Sequence
-from datetime import datetime, timedelta
 
-import redis
 from celery import Celery
-from kombu.exceptions import OperationalError
 from sqlalchemy import ColumnElement, or_, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
-from shared.broker_inspect import live_job_ids
+from shared.after_commit import send_after_commit
 from shared.celery_app import DELIVER_WEBHOOK_TASK, WEBHOOK_QUEUE
 from shared.clock import utcnow
 from shared.models import Job, WebhookDelivery
-from shared.settings import Settings
 from shared.webhooks.outbox import DeliveryStatus
-
-log = logging.getLogger(__name__)
-
-BATCH = 500
 
 
 def enqueue_delivery(celery: Celery, sessions: sessionmaker[Session], delivery_id: str, countdown: float = 0) -> bool:
     """Send the message for one committed delivery; False when the broker is down (`dispatch_due` retries)."""
-    return _enqueue_all(celery, sessions, [delivery_id], countdown) == 1
+    return enqueue_deliveries(celery, sessions, [delivery_id], countdown) == 1
 
 
-def _enqueue_all(
+def enqueue_deliveries(
     celery: Celery, sessions: sessionmaker[Session], delivery_ids: Sequence[str], countdown: float = 0
 ) -> int:
     """Send one message per delivery, then record in one UPDATE which were sent; returns how many."""
     sent = []
     for delivery_id in delivery_ids:
-        try:
-            celery.send_task(
-                DELIVER_WEBHOOK_TASK,
-                args=[delivery_id],
-                queue=WEBHOOK_QUEUE,
-                task_id=f"{delivery_id}-{secrets.token_hex(4)}",
-                countdown=countdown or None,
-            )
-        except OperationalError as exc:
-            log.warning("could not enqueue webhook delivery %s (it will be resent): %s", delivery_id, exc)
+        if send_after_commit(celery, DELIVER_WEBHOOK_TASK, delivery_id, WEBHOOK_QUEUE, countdown) is None:
             break  # the broker is down: the rest would fail too
         sent.append(delivery_id)
     if sent:
@@ -93,27 +74,4 @@ def _enqueue_new(celery: Celery, sessions: sessionmaker[Session], which: ColumnE
                 WebhookDelivery.dispatched_at.is_(None),
             )
         ).all()
-    return _enqueue_all(celery, sessions, ids)
-
-
-def dispatch_due(
-    settings: Settings, sessions: sessionmaker[Session], celery: Celery, broker: redis.Redis, now: datetime
-) -> int:
-    """Send a message for each due delivery that has none waiting and no live attempt; returns how many."""
-    settled_before = now - timedelta(seconds=settings.requeue_after_s)
-    with sessions() as session:
-        candidates = session.scalars(
-            select(WebhookDelivery.id)
-            .where(
-                WebhookDelivery.status == DeliveryStatus.PENDING.value,
-                WebhookDelivery.next_attempt_at <= now,
-                or_(WebhookDelivery.lease_until.is_(None), WebhookDelivery.lease_until < now),
-                or_(WebhookDelivery.dispatched_at.is_(None), WebhookDelivery.dispatched_at < settled_before),
-            )
-            .order_by(WebhookDelivery.next_attempt_at)
-            .limit(BATCH)
-        ).all()
-    if not candidates:
-        return 0
-    live = live_job_ids(broker, WEBHOOK_QUEUE)
-    return _enqueue_all(celery, sessions, [delivery_id for delivery_id in candidates if delivery_id not in live])
+    return enqueue_deliveries(celery, sessions, ids)

@@ -1,7 +1,4 @@
-"""Sending job messages, always after the job row is committed.
-
-The Celery task id is `<job id>-<random>`, so the sweeper can tell from the broker
-which jobs still have a live message.
+"""Sending job run messages, always after the job row is committed (`shared.after_commit`).
 
 Celery's Redis transport pushes messages with LPUSH and workers take them with BRPOP,
 so a queue is a list consumed from its right end. A recovered job has waited its turn
@@ -11,13 +8,12 @@ once already: `enqueue_job(..., front=broker)` moves its new message to that end
 from __future__ import annotations
 
 import logging
-import secrets
 
 import redis
 from celery import Celery
-from kombu.exceptions import OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
+from shared.after_commit import send_after_commit
 from shared.celery_app import GPU_QUEUE, INTERACTIVE_QUEUE, RUN_JOB_TASK
 from shared.clock import utcnow
 from shared.jobs import mark_enqueued
@@ -40,11 +36,6 @@ return 0
 SEARCHED = 100
 
 
-def job_id_of_task(task_id: str) -> str:
-    """The job id a run-job task id was made from."""
-    return task_id.split("-", 1)[0]
-
-
 def enqueue_job(
     celery: Celery,
     sessions: sessionmaker[Session],
@@ -61,14 +52,16 @@ def enqueue_job(
     caller may still report the job as accepted.
     """
     queue = INTERACTIVE_QUEUE if interactive else GPU_QUEUE
-    task_id = f"{job_id}-{secrets.token_hex(4)}"
-    try:
-        celery.send_task(RUN_JOB_TASK, args=[job_id], queue=queue, task_id=task_id)
-        if front is not None and not front.eval(_MOVE_TO_FRONT, 1, queue, task_id, SEARCHED):
-            log.info("job %s: its message was taken, or pushed past, before it could move to the front", job_id)
-    except (OperationalError, redis.RedisError) as exc:
-        log.warning("could not enqueue job %s (the sweeper will retry): %s", job_id, exc)
+    task_id = send_after_commit(celery, RUN_JOB_TASK, job_id, queue)
+    if task_id is None:
         return False
+    if front is not None:
+        try:
+            if not front.eval(_MOVE_TO_FRONT, 1, queue, task_id, SEARCHED):
+                log.info("job %s: its message was taken, or pushed past, before it could move to the front", job_id)
+        except redis.RedisError as exc:
+            log.warning("could not move job %s to the front (the sweeper will retry): %s", job_id, exc)
+            return False
     with sessions.begin() as session:
         mark_enqueued(session, job_id, utcnow())
     return True
