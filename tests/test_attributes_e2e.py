@@ -17,7 +17,7 @@ from shared.product_schema import DEFAULT_PRODUCT_SCHEMA
 from shared.settings import Settings
 from tests.helpers import submit
 from tests.live_service import VLMQ, vlmq_env, wait_for_line
-from worker.inference.types import Engine
+from worker.inference.engine_contract import Engine
 
 FLAT = {
     "type": "object",

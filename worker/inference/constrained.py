@@ -20,7 +20,7 @@ from transformers import LogitsProcessor
 from shared.product_schema import DEFAULT_PRODUCT_SCHEMA
 from shared.schema_plan import UnsupportedSchema, compile_schema, normalized
 from worker.inference.budget_guard import BudgetGuard, TokenBytes, minimal_cost
-from worker.inference.types import InferenceError, InferenceRequest
+from worker.inference.engine_contract import InferenceError, InferenceRequest
 
 
 def request_schema(options: dict[str, Any]) -> dict[str, Any]:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from worker.inference.types import InferenceError, Turn
+from worker.inference.engine_contract import InferenceError, Turn
 
 
 def conversation(history: tuple[Turn, ...], instruction: str) -> list[Turn]:

@@ -23,13 +23,7 @@ from worker.inference import redaction
 from worker.inference.budget_guard import BudgetGuard
 from worker.inference.constrained import ConstraintFactory, SchemaMask, constrains, request_schema
 from worker.inference.conversation import conversation
-from worker.inference.generation import generate
-from worker.inference.images import prepare_image
-from worker.inference.modules import vision_dtype
-from worker.inference.output_text import clean_output, strip_tokens
-from worker.inference.prompts import PromptBook
-from worker.inference.text_deltas import TextDeltas
-from worker.inference.types import (
+from worker.inference.engine_contract import (
     GenerationParams,
     InferenceError,
     InferenceRequest,
@@ -38,6 +32,12 @@ from worker.inference.types import (
     TextCallback,
     Turn,
 )
+from worker.inference.generation import generate
+from worker.inference.image_normalise import prepare_image
+from worker.inference.model_parts import vision_dtype
+from worker.inference.output_text import clean_output, strip_tokens
+from worker.inference.prompts import PromptBook
+from worker.inference.text_deltas import TextDeltas
 
 
 class InputBuilder(Protocol):

@@ -13,7 +13,7 @@ from typing import Any, Literal
 
 from PIL import Image
 
-from worker.inference.types import Turn
+from worker.inference.engine_contract import Turn
 
 Segment = tuple[Literal["special", "text"], str]
 

@@ -10,8 +10,8 @@ from collections.abc import Callable
 from typing import Any
 
 from shared.settings import Settings
+from worker.inference.engine_contract import Engine
 from worker.inference.prompts import PromptBook
-from worker.inference.types import Engine
 
 PLACEHOLDER_NAME = "tiny-glm4v-random"
 GLM4V_TYPES = frozenset({"glm4v", "glm46v"})
@@ -56,9 +56,9 @@ def load_engine(settings: Settings, on_fatal: Callable[[BaseException], None] | 
     from worker.inference.engine import HFEngine
     from worker.inference.legacy_glm4v import LegacyGlm4vInputs
     from worker.inference.model_inputs import ProcessorInputs
-    from worker.inference.modules import keep_unquantized
+    from worker.inference.model_parts import keep_unquantized
+    from worker.inference.placeholder.checkpoint import build_tiny_checkpoint
     from worker.inference.quantization import load_kwargs, resolve_device
-    from worker.inference.tiny import build_tiny_checkpoint
 
     prompts = PromptBook(settings.prompts)  # fail on bad templates before the slow part
     placeholder = settings.model is None

@@ -12,8 +12,8 @@ from typing import Any
 from PIL import Image
 
 from worker.inference.conversation import chat_messages
-from worker.inference.images import pixel_budget
-from worker.inference.types import InferenceError, Turn
+from worker.inference.engine_contract import InferenceError, Turn
+from worker.inference.image_normalise import pixel_budget
 
 
 class ProcessorInputs:

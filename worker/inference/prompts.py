@@ -11,7 +11,7 @@ import json
 from collections.abc import Mapping
 from typing import Any
 
-from worker.inference.types import InferenceError, InferenceRequest
+from worker.inference.engine_contract import InferenceError, InferenceRequest
 
 COPY_CHANNELS = ("title", "selling_points", "social_post", "livestream_script")
 
