@@ -8,17 +8,18 @@ import bitsandbytes as bnb
 import pytest
 import torch
 
+from shared.placeholder_model import PLACEHOLDER_MODEL_NAME
 from shared.settings import Settings
 from worker.inference import load_engine
 from worker.inference.batched import BatchedEngine
 from worker.inference.engine import HFEngine
-from worker.inference.loader import detect_family
+from worker.inference.families.registry import family_for
 from worker.inference.quantization import load_kwargs
 
 
 def test_placeholder_engine_builds_and_flags_tiny_model(glm_fp32: BatchedEngine) -> None:
     assert glm_fp32.is_placeholder
-    assert glm_fp32.model_name == "tiny-glm4v-random"
+    assert glm_fp32.model_name == PLACEHOLDER_MODEL_NAME
     assert type(glm_fp32.base.model).__name__ == "Glm4vForConditionalGeneration"
 
 
@@ -87,5 +88,5 @@ def test_legacy_glm4v_needs_trust_remote_code(tmp_path: Path, data_dir: Path) ->
     ],
 )
 def test_family_detection(config: dict, family: str) -> None:
-    assert detect_family(config) == family
-    assert detect_family(config, "image_text") == "image_text"
+    assert family_for(config).name == family
+    assert family_for(config, "image_text").name == "image_text"
