@@ -3,17 +3,18 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import get_args
 
 import bitsandbytes as bnb
 import pytest
 import torch
 
 from shared.placeholder_model import PLACEHOLDER_MODEL_NAME
-from shared.settings import Settings
+from shared.settings import ModelFamily, Settings
 from worker.inference import load_engine
 from worker.inference.batched import BatchedEngine
 from worker.inference.engine import HFEngine
-from worker.inference.families.registry import family_for
+from worker.inference.families.registry import FAMILIES, family_for
 from worker.inference.quantization import load_kwargs
 
 
@@ -90,3 +91,16 @@ def test_legacy_glm4v_needs_trust_remote_code(tmp_path: Path, data_dir: Path) ->
 def test_family_detection(config: dict, family: str) -> None:
     assert family_for(config).name == family
     assert family_for(config, "image_text").name == "image_text"
+
+
+def test_the_family_table_has_a_row_for_every_configurable_family() -> None:
+    assert [family.name for family in FAMILIES] == [name for name in get_args(ModelFamily) if name != "auto"]
+    assert FAMILIES[-1].matches({}), "the last row is the fallback"
+
+
+def test_only_glm_rows_turn_thinking_off_and_strip_reasoning(glm_sequential: HFEngine, qwen_fp32: HFEngine) -> None:
+    assert glm_sequential.inputs.template_switches == {"enable_thinking": False}
+    assert qwen_fp32.inputs.template_switches == {}
+    for engine, visible in ((glm_sequential, "b"), (qwen_fp32, "<think>a</think>b")):
+        ids = engine.inputs.tokenizer.encode("<think>a</think>b", add_special_tokens=False)
+        assert engine.visible_text(ids) == visible
