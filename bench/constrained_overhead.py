@@ -23,8 +23,8 @@ from shared.product_schema import DEFAULT_PRODUCT_SCHEMA
 from shared.settings import Settings
 from worker.inference import load_engine
 from worker.inference.constrained import ConstraintFactory, SchemaMask
-from worker.inference.tokenizer_builder import build_tokenizer
-from worker.inference.types import GenerationParams, InferenceRequest
+from worker.inference.engine_contract import GenerationParams, InferenceRequest
+from worker.inference.placeholder.tokenizer import build_tokenizer
 
 
 def mask_cost(factory: ConstraintFactory, end_id: int, device: str = "cpu", objects: int = 5) -> dict[str, float]:

@@ -30,9 +30,9 @@ from gpu_engine_bench import Recorder, gib, product_photo  # sibling script in b
 from shared.settings import Settings
 from worker.inference.batched import BatchedEngine, build_batched_engine
 from worker.inference.engine import HFEngine
+from worker.inference.engine_contract import GenerationParams, InferenceError, InferenceRequest
 from worker.inference.loader import load_engine
-from worker.inference.tiny import build_checkpoint
-from worker.inference.types import GenerationParams, InferenceError, InferenceRequest
+from worker.inference.placeholder.checkpoint import build_checkpoint
 
 
 def request(task: str, new: int, settings: Settings, greedy: bool = False, size: tuple[int, int] = (1024, 768)) -> Any:

@@ -29,8 +29,8 @@ from PIL import Image, ImageDraw
 
 from shared.settings import Settings
 from worker.inference import load_engine
-from worker.inference.tiny import build_checkpoint
-from worker.inference.types import GenerationParams, InferenceError, InferenceRequest, Turn
+from worker.inference.engine_contract import GenerationParams, InferenceError, InferenceRequest, Turn
+from worker.inference.placeholder.checkpoint import build_checkpoint
 
 TASKS: list[tuple[str, dict[str, Any]]] = [
     ("describe", {}),

@@ -145,7 +145,7 @@ class Service:
 def build_model(root: Path, tiny: bool) -> float:
     """Build the checkpoint in a child process (CUDA for the full size) and return the seconds it took."""
     code = (
-        "import sys; from pathlib import Path; from worker.inference.tiny import build_checkpoint; "
+        "import sys; from pathlib import Path; from worker.inference.placeholder.checkpoint import build_checkpoint; "
         "build_checkpoint(Path(sys.argv[1]), 'glm4v', full_size=sys.argv[2] == 'full', device=sys.argv[3])"
     )
     started = time.perf_counter()

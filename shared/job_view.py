@@ -8,9 +8,9 @@ from typing import Annotated, Any
 from pydantic import BaseModel, ConfigDict, Field, WithJsonSchema
 
 from shared.models import Job
+from shared.placeholder_model import PLACEHOLDER_MODEL_NAME
 from shared.states import JobStatus
 
-PLACEHOLDER_MODEL_NAME = "vlmq/tiny-random-glm4v"
 PLACEHOLDER_WARNING = (
     "this job ran on vlmq's tiny random-weight model (no model is configured): "
     "its output is noise; set VLMQ_MODEL to a real checkpoint"

@@ -9,45 +9,23 @@ from __future__ import annotations
 import json
 from typing import Any, Literal
 
-from jsonschema import Draft202012Validator
-from jsonschema.exceptions import SchemaError
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from shared import safe_json
-from shared.schema_limits import check_schema_cost
-from shared.schema_plan import SUPPORTED_SUMMARY, UnsupportedSchema, compile_schema, normalized
+from shared.request_rules import (
+    MAX_NEW_TOKENS,
+    CopyChannel,
+    Task,
+    check_ask_prompt,
+    check_history,
+    check_object_schema,
+)
 from shared.webhooks.outbox import WebhookEventFilter
-
-TASKS: tuple[str, ...] = ("describe", "ocr", "attributes", "copy", "ask")
-Task = Literal["describe", "ocr", "attributes", "copy", "ask"]
-CopyChannel = Literal["title", "selling_points", "social_post", "livestream_script"]
 
 MAX_PROMPT_CHARS = 4000
 MAX_METADATA_BYTES = 16 * 1024
-MAX_SCHEMA_BYTES = 16 * 1024
-MAX_NEW_TOKENS_LIMIT = 2048
 MAX_HISTORY_TURNS = 40
 MAX_NAME_CHARS = 255
-
-
-def check_object_schema(value: dict[str, Any] | None) -> dict[str, Any] | None:
-    """A JSON Schema that constrained decoding can follow: valid, small, and describing an object."""
-    if value is None:
-        return None
-    if len(json.dumps(value)) > MAX_SCHEMA_BYTES:
-        raise ValueError(f"schema must be at most {MAX_SCHEMA_BYTES} bytes of JSON")
-    check_schema_cost(value)  # depth and pattern cost first: a SchemaTooCostly is a ValueError, a 400
-    try:
-        Draft202012Validator.check_schema(value)
-    except SchemaError as exc:
-        raise ValueError(f"schema is not a valid JSON Schema: {exc.message}") from None
-    if value.get("type") != "object":
-        raise ValueError('schema must describe a JSON object ("type": "object")')
-    try:
-        compile_schema(normalized(value))  # the budget guard must be able to close it (issue 13)
-    except UnsupportedSchema as exc:
-        raise ValueError(f"schema is not supported for attributes: {exc}. Supported: {SUPPORTED_SUMMARY}") from None
-    return value
 
 
 class HistoryTurn(BaseModel):
@@ -64,7 +42,7 @@ class JobParams(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    max_new_tokens: int | None = Field(None, ge=1, le=MAX_NEW_TOKENS_LIMIT)
+    max_new_tokens: int | None = Field(None, ge=1, le=MAX_NEW_TOKENS)
     temperature: float | None = Field(None, ge=0.0, le=2.0)
     top_p: float | None = Field(None, gt=0.0, le=1.0)
     repetition_penalty: float | None = Field(None, ge=1.0, le=2.0)
@@ -79,14 +57,8 @@ class JobParams(BaseModel):
     @field_validator("history")
     @classmethod
     def _alternating(cls, value: list[HistoryTurn] | None) -> list[HistoryTurn] | None:
-        if value is None:
-            return None
-        for index, turn in enumerate(value):
-            expected = "user" if index % 2 == 0 else "assistant"
-            if turn.role != expected:
-                raise ValueError(f"history[{index}] must be a {expected} turn: turns alternate, starting with user")
-        if len(value) % 2:
-            raise ValueError("history must end with an assistant turn (the question goes in prompt)")
+        if value is not None:
+            check_history([turn.role for turn in value])
         return value
 
     def as_stored(self) -> dict[str, Any]:
@@ -143,8 +115,7 @@ class JobCreate(SubmissionFields):
     @model_validator(mode="after")
     def _options_fit_task(self) -> JobCreate:
         params = self.params
-        if self.task == "ask" and not (self.prompt and self.prompt.strip()):
-            raise ValueError("task 'ask' needs a prompt: the question to answer")
+        check_ask_prompt(self.task, self.prompt)
         if params.channel is not None and self.task != "copy":
             raise ValueError("params.channel applies only to task 'copy'")
         if params.campaign is not None and self.task != "copy":

@@ -25,6 +25,7 @@ from pydantic_settings import (
 
 from shared.log_format import LogFormat
 from shared.product_schema import DEFAULT_ATTRIBUTES_BUDGET, DEFAULT_PRODUCT_SCHEMA
+from shared.request_rules import MAX_NEW_TOKENS
 from shared.schema_plan import compile_schema
 
 Quantization = Literal["nf4", "int8", "bf16", "fp32"]
@@ -96,7 +97,7 @@ class Settings(BaseSettings):
     quantization: Quantization = "nf4"
     device: Literal["auto", "cpu", "cuda"] = "auto"
     trust_remote_code: bool = False
-    max_new_tokens: int = Field(256, ge=1, le=4096)
+    max_new_tokens: int = Field(256, ge=1, le=MAX_NEW_TOKENS)
     temperature: float = Field(0.7, ge=0.0, le=2.0)
     top_p: float = Field(0.9, gt=0.0, le=1.0)
     repetition_penalty: float = Field(1.05, ge=1.0, le=2.0)
@@ -115,7 +116,7 @@ class Settings(BaseSettings):
     # Issue 13: attribute jobs finish inside their token budget.
     # max_new_tokens of `attributes` jobs that do not set their own; sized with the
     # default product schema's bounds (shared/product_schema.py).
-    attributes_max_new_tokens: int = Field(DEFAULT_ATTRIBUTES_BUDGET, ge=1, le=4096)
+    attributes_max_new_tokens: int = Field(DEFAULT_ATTRIBUTES_BUDGET, ge=1, le=MAX_NEW_TOKENS)
 
     # Images given by URL (`image_url`) are downloaded by the web server at submit time.
     image_url_allow_hosts: Annotated[tuple[str, ...], NoDecode] = ()

@@ -33,7 +33,7 @@ from tests.services import missing, postgres_cluster, redis_server
 from tests.webhook_receiver import Receiver
 from web.app import create_app
 from worker.context import WorkerContext, worker_name
-from worker.inference.types import Engine
+from worker.inference.engine_contract import Engine
 from worker.runner import run_job
 
 

@@ -17,7 +17,7 @@ from openpyxl import load_workbook
 from tests.catalogue import catalogue, write_photos
 from tests.live_service import VLMQ, vlmq_env, vlmq_up, wait_for_line
 from vlmq.result_files import write_rows
-from worker.inference.types import Engine
+from worker.inference.engine_contract import Engine
 
 PHOTOS = 200
 CHUNK = 50

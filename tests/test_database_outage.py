@@ -21,7 +21,7 @@ from tests.helpers import job_count, submit
 from tests.services import PostgresCluster, postgres_cluster
 from web.app import create_app
 from worker.context import WorkerContext, worker_name
-from worker.inference.types import Engine, InferenceRequest, InferenceResult
+from worker.inference.engine_contract import Engine, InferenceRequest, InferenceResult
 from worker.runner import run_job
 
 OUTAGE_S = 2.0

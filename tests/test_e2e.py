@@ -24,7 +24,7 @@ from tests.conftest import image_bytes
 from tests.helpers import submit
 from tests.live_service import VLMQ, vlmq_env, wait_for_line
 from tests.services import free_port
-from worker.inference.types import Engine
+from worker.inference.engine_contract import Engine
 
 
 def _port_open(port: int) -> bool:

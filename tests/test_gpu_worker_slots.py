@@ -21,7 +21,7 @@ from shared.models import Job
 from shared.settings import Settings
 from tests.helpers import submit
 from tests.live_service import VLMQ, vlmq_env, wait_for_line
-from worker.inference.types import Engine
+from worker.inference.engine_contract import Engine
 
 LONG = json.dumps({"max_new_tokens": 1500, "temperature": 0})  # greedy tiny model: runs the whole budget
 

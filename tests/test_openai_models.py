@@ -7,7 +7,7 @@ import pytest
 import redis
 
 from shared.celery_app import GPU_QUEUE, WEBHOOK_QUEUE
-from shared.job_view import PLACEHOLDER_MODEL_NAME
+from shared.placeholder_model import PLACEHOLDER_MODEL_NAME
 from shared.presence import announce
 
 

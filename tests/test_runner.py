@@ -13,7 +13,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from shared.models import Job
 from tests.helpers import submit
 from worker.context import WorkerContext
-from worker.inference.types import Engine, InferenceRequest, InferenceResult, ProgressCallback, TextCallback
+from worker.inference.engine_contract import Engine, InferenceRequest, InferenceResult, ProgressCallback, TextCallback
 from worker.runner import conversation_before, run_job
 from worker.warmup import warm_up
 

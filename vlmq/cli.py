@@ -145,7 +145,7 @@ def main(argv: list[str] | None = None) -> int:
             )
             return 130
     if args.command == "model":
-        from worker.inference.tiny import build_tiny_checkpoint
+        from worker.inference.placeholder.checkpoint import build_tiny_checkpoint
 
         print(build_tiny_checkpoint(args.directory, family=args.family))
         return 0

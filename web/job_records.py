@@ -8,10 +8,11 @@ from sqlalchemy.orm import Session
 from shared.clock import utcnow
 from shared.ids import new_id
 from shared.images import ImageRejected, check_image
-from shared.job_view import PLACEHOLDER_MODEL_NAME
 from shared.log_context import current_request_id
 from shared.models import Job, StoredImage
-from shared.schemas import TASKS, JobCreate
+from shared.placeholder_model import PLACEHOLDER_MODEL_NAME
+from shared.request_rules import TASKS
+from shared.schemas import JobCreate
 from shared.settings import Settings
 from shared.states import JobStatus
 from shared.storage import store_image

@@ -13,7 +13,7 @@ from shared.clock import utcnow
 from shared.feedback import feedback_to_dict
 from shared.job_view import PLACEHOLDER_WARNING, job_to_dict
 from shared.models import Batch, Feedback, Job
-from shared.schemas import TASKS
+from shared.request_rules import TASKS
 from shared.states import JobStatus
 from shared.webhooks.delivery_log import job_deliveries
 from web.api.jobs import create_job

@@ -18,7 +18,7 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Histo
 from prometheus_client.registry import Collector
 
 from shared import telemetry
-from shared.schemas import TASKS
+from shared.request_rules import TASKS
 
 JOB_END_STATUSES = ("succeeded", "failed")
 WEBHOOK_OUTCOMES = ("delivered", "retrying", "failed")

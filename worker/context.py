@@ -16,7 +16,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from shared.db import make_engine, make_session_factory
 from shared.settings import Settings
-from worker.inference.types import Engine
+from worker.inference.engine_contract import Engine
 
 
 @dataclass

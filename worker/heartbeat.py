@@ -24,7 +24,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from shared import jobs
 from shared.clock import utcnow
-from worker.inference.types import StopGeneration
+from worker.inference.engine_contract import StopGeneration
 
 log = logging.getLogger(__name__)
 

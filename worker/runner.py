@@ -32,7 +32,7 @@ from shared.streaming import publish_delta, publish_done
 from shared.webhooks.enqueue import enqueue_job_deliveries
 from worker.context import WorkerContext
 from worker.heartbeat import Heartbeat, JobCanceled, JobTimedOut
-from worker.inference.types import GenerationParams, InferenceError, InferenceRequest, Turn
+from worker.inference.engine_contract import GenerationParams, InferenceError, InferenceRequest, Turn
 
 log = logging.getLogger(__name__)
 

@@ -15,7 +15,7 @@ import time
 
 from PIL import Image
 
-from worker.inference.types import Engine, GenerationParams, InferenceRequest
+from worker.inference.engine_contract import Engine, GenerationParams, InferenceRequest
 
 WARM_UP_IMAGE_SIZE = (448, 336)
 WARM_UP_TOKENS = 4

@@ -12,10 +12,11 @@ from PIL import Image
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 from shared.settings import Settings
-from worker.inference import build_tiny_checkpoint, load_engine
+from worker.inference import load_engine
 from worker.inference.batched import BatchedEngine
 from worker.inference.engine import HFEngine
-from worker.inference.types import GenerationParams, InferenceRequest
+from worker.inference.engine_contract import GenerationParams, InferenceRequest
+from worker.inference.placeholder.checkpoint import build_tiny_checkpoint
 
 GREEDY = GenerationParams(max_new_tokens=24, temperature=0.0, top_p=1.0, repetition_penalty=1.0)
 SAMPLED = GenerationParams(max_new_tokens=24, temperature=1.0, top_p=0.9, repetition_penalty=1.05)

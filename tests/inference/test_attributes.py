@@ -11,7 +11,7 @@ import pytest
 from shared.product_schema import DEFAULT_PRODUCT_SCHEMA
 from shared.schema_plan import normalized
 from worker.inference.batched import BatchedEngine
-from worker.inference.types import GenerationParams, InferenceError
+from worker.inference.engine_contract import GenerationParams, InferenceError
 
 RUNS = 12
 

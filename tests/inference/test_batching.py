@@ -20,7 +20,7 @@ from worker.inference.batched import BatchedEngine
 from worker.inference.batching import scheduler as scheduler_module
 from worker.inference.batching.scheduler import Ticket
 from worker.inference.engine import HFEngine
-from worker.inference.types import GenerationParams, InferenceError, InferenceRequest
+from worker.inference.engine_contract import GenerationParams, InferenceError, InferenceRequest
 
 COLOR_SCHEMA = {
     "type": "object",

@@ -18,9 +18,9 @@ import pytest
 from shared.product_schema import DEFAULT_PRODUCT_SCHEMA
 from worker.inference.budget_guard import TokenBytes
 from worker.inference.constrained import ConstraintFactory, new_matcher, request_schema
-from worker.inference.tiny import TINY_VOCAB
-from worker.inference.tokenizer_builder import build_tokenizer
-from worker.inference.types import InferenceError
+from worker.inference.engine_contract import InferenceError
+from worker.inference.placeholder.checkpoint import TINY_VOCAB
+from worker.inference.placeholder.tokenizer import build_tokenizer
 
 LISTING = {
     "type": "object",

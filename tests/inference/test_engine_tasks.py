@@ -7,7 +7,7 @@ from PIL import Image
 
 from worker.inference.batched import BatchedEngine
 from worker.inference.engine import HFEngine
-from worker.inference.types import GenerationParams, InferenceError, Turn
+from worker.inference.engine_contract import GenerationParams, InferenceError, Turn
 
 
 @pytest.mark.parametrize(

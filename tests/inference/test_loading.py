@@ -3,22 +3,24 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import get_args
 
 import bitsandbytes as bnb
 import pytest
 import torch
 
-from shared.settings import Settings
+from shared.placeholder_model import PLACEHOLDER_MODEL_NAME
+from shared.settings import ModelFamily, Settings
 from worker.inference import load_engine
 from worker.inference.batched import BatchedEngine
 from worker.inference.engine import HFEngine
-from worker.inference.loader import detect_family
+from worker.inference.families.registry import FAMILIES, family_for
 from worker.inference.quantization import load_kwargs
 
 
 def test_placeholder_engine_builds_and_flags_tiny_model(glm_fp32: BatchedEngine) -> None:
     assert glm_fp32.is_placeholder
-    assert glm_fp32.model_name == "tiny-glm4v-random"
+    assert glm_fp32.model_name == PLACEHOLDER_MODEL_NAME
     assert type(glm_fp32.base.model).__name__ == "Glm4vForConditionalGeneration"
 
 
@@ -87,5 +89,18 @@ def test_legacy_glm4v_needs_trust_remote_code(tmp_path: Path, data_dir: Path) ->
     ],
 )
 def test_family_detection(config: dict, family: str) -> None:
-    assert detect_family(config) == family
-    assert detect_family(config, "image_text") == "image_text"
+    assert family_for(config).name == family
+    assert family_for(config, "image_text").name == "image_text"
+
+
+def test_the_family_table_has_a_row_for_every_configurable_family() -> None:
+    assert [family.name for family in FAMILIES] == [name for name in get_args(ModelFamily) if name != "auto"]
+    assert FAMILIES[-1].matches({}), "the last row is the fallback"
+
+
+def test_only_glm_rows_turn_thinking_off_and_strip_reasoning(glm_sequential: HFEngine, qwen_fp32: HFEngine) -> None:
+    assert glm_sequential.inputs.template_switches == {"enable_thinking": False}
+    assert qwen_fp32.inputs.template_switches == {}
+    for engine, visible in ((glm_sequential, "b"), (qwen_fp32, "<think>a</think>b")):
+        ids = engine.inputs.tokenizer.encode("<think>a</think>b", add_special_tokens=False)
+        assert engine.visible_text(ids) == visible

@@ -5,7 +5,7 @@ from __future__ import annotations
 from PIL import Image
 
 from worker.inference.engine import HFEngine
-from worker.inference.types import Turn
+from worker.inference.engine_contract import Turn
 
 
 def _positions(ids: list[int], token_id: int) -> list[int]:

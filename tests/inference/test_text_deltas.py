@@ -30,7 +30,7 @@ def test_text_that_changes_behind_what_was_sent_pauses_the_pieces() -> None:
 def test_both_engines_stream_a_prefix_of_their_answer(
     glm_fp32: BatchedEngine, glm_sequential: HFEngine, make_request
 ) -> None:
-    from worker.inference.types import GenerationParams
+    from worker.inference.engine_contract import GenerationParams
 
     request = make_request("describe", GenerationParams(160, 0.0, 1.0, 1.0))
     for engine in (glm_fp32, glm_sequential):

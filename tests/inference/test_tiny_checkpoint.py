@@ -8,7 +8,7 @@ from pathlib import Path
 
 from transformers import AutoProcessor, Glm4vForConditionalGeneration, Qwen2VLForConditionalGeneration
 
-from worker.inference.tiny import MARKER, build_tiny_checkpoint
+from worker.inference.placeholder.checkpoint import MARKER, build_tiny_checkpoint
 
 GLM_SPECIALS = (
     "[gMASK]", "<sop>", "<|system|>", "<|user|>", "<|assistant|>", "<|observation|>", "<|endoftext|>",

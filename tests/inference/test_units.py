@@ -13,13 +13,13 @@ from shared.product_schema import DEFAULT_PRODUCT_SCHEMA
 from worker.inference.batched import MIN_PREFILL_TOKENS, SMALL_CARD_SLOTS, fit_to_memory
 from worker.inference.constrained import unpack_bitmask
 from worker.inference.conversation import chat_messages, conversation
-from worker.inference.images import pixel_budget, prepare_image
-from worker.inference.legacy_glm4v import glm4v_9b_pixels, glm4v_9b_segments, segments_to_ids
+from worker.inference.engine_contract import GenerationParams, InferenceError, InferenceRequest, Turn
+from worker.inference.families.glm4v_legacy import glm4v_9b_pixels, glm4v_9b_segments, segments_to_ids
+from worker.inference.image_normalise import pixel_budget, prepare_image
 from worker.inference.output_text import clean_output, strip_think, strip_tokens
 from worker.inference.progress import ProgressReporter
 from worker.inference.prompts import PromptBook
 from worker.inference.redaction import redact_data, redact_text, report
-from worker.inference.types import GenerationParams, InferenceError, InferenceRequest, Turn
 
 
 @pytest.mark.parametrize(
@@ -39,7 +39,9 @@ def test_strip_think(raw: str, visible: str) -> None:
 def test_strip_special_tokens_and_control_chars() -> None:
     specials = ["<|endoftext|>", "<|user|>", "<|begin_of_box|>", "<|end_of_box|>", "<|image|>"]
     assert strip_tokens("<|begin_of_box|>Mug<|end_of_box|><|user|>", specials) == "Mug"
-    assert clean_output("<think>x</think><|begin_of_box|>Mug\x02 cup\n<|endoftext|>", specials) == "Mug cup"
+    assert (
+        clean_output(strip_think("<think>x</think><|begin_of_box|>Mug\x02 cup\n<|endoftext|>"), specials) == "Mug cup"
+    )
 
 
 @pytest.mark.parametrize(

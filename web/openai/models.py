@@ -9,7 +9,7 @@ from __future__ import annotations
 from flask import Blueprint, Response, jsonify
 
 from shared.celery_app import GPU_QUEUE
-from shared.job_view import PLACEHOLDER_MODEL_NAME
+from shared.placeholder_model import PLACEHOLDER_MODEL_NAME
 from shared.presence import live_workers
 from web.auth import current_tenant
 from web.errors import ApiError

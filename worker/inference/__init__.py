@@ -5,6 +5,5 @@ Import-safe in a Celery parent process: torch and CUDA are only touched inside
 """
 
 from worker.inference.loader import load_engine
-from worker.inference.tiny import build_tiny_checkpoint
 
-__all__ = ["build_tiny_checkpoint", "load_engine"]
+__all__ = ["load_engine"]

@@ -14,8 +14,8 @@ from typing import Any
 from shared.settings import Settings
 from worker.inference.batching.scheduler import Scheduler, Ticket
 from worker.inference.engine import HFEngine
+from worker.inference.engine_contract import InferenceRequest, InferenceResult, ProgressCallback, TextCallback
 from worker.inference.text_deltas import TextDeltas
-from worker.inference.types import InferenceRequest, InferenceResult, ProgressCallback, TextCallback
 
 log = logging.getLogger(__name__)
 

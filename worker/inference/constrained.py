@@ -14,13 +14,13 @@ from __future__ import annotations
 import json
 from typing import Any
 
-import jsonschema
 from transformers import LogitsProcessor
 
 from shared.product_schema import DEFAULT_PRODUCT_SCHEMA
-from shared.schema_plan import UnsupportedSchema, compile_schema, normalized
+from shared.request_rules import check_object_schema
+from shared.schema_plan import compile_schema, normalized
 from worker.inference.budget_guard import BudgetGuard, TokenBytes, minimal_cost
-from worker.inference.types import InferenceError, InferenceRequest
+from worker.inference.engine_contract import InferenceError, InferenceRequest
 
 
 def request_schema(options: dict[str, Any]) -> dict[str, Any]:
@@ -33,15 +33,10 @@ def request_schema(options: dict[str, Any]) -> dict[str, Any]:
     if not isinstance(schema, dict):
         raise InferenceError("invalid_schema", "options.schema must be a JSON object")
     try:
-        jsonschema.validators.validator_for(schema).check_schema(schema)
-    except jsonschema.SchemaError as exc:
-        raise InferenceError("invalid_schema", f"not a valid JSON schema: {exc.message}") from exc
-    schema = normalized(schema)
-    try:
-        compile_schema(schema)
-    except UnsupportedSchema as exc:
-        raise InferenceError("invalid_schema", f"schema not supported: {exc}") from exc
-    return schema
+        check_object_schema(schema)
+    except ValueError as exc:
+        raise InferenceError("invalid_schema", str(exc)) from exc
+    return normalized(schema)
 
 
 def new_matcher(ll_tokenizer: Any, schema: dict[str, Any]) -> Any:

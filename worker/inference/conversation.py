@@ -9,17 +9,16 @@ from __future__ import annotations
 
 from typing import Any
 
-from worker.inference.types import InferenceError, Turn
+from shared.request_rules import check_history
+from worker.inference.engine_contract import InferenceError, Turn
 
 
 def conversation(history: tuple[Turn, ...], instruction: str) -> list[Turn]:
     """Earlier turns (user/assistant pairs) followed by the new user instruction."""
-    for index, turn in enumerate(history):
-        expected = "user" if index % 2 == 0 else "assistant"
-        if turn.role != expected:
-            raise InferenceError("invalid_history", f"history turn {index} is {turn.role!r}, expected {expected!r}")
-    if len(history) % 2:
-        raise InferenceError("invalid_history", "history must end with an assistant turn")
+    try:
+        check_history([turn.role for turn in history])
+    except ValueError as exc:
+        raise InferenceError("invalid_history", str(exc)) from exc
     return [*history, Turn("user", instruction)]
 
 

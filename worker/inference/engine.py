@@ -13,23 +13,16 @@ import json
 import threading
 from collections import Counter
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any
 
 import jsonschema
-from PIL import Image
 
 from shared.schema_limits import validate_output
 from worker.inference import redaction
 from worker.inference.budget_guard import BudgetGuard
 from worker.inference.constrained import ConstraintFactory, SchemaMask, constrains, request_schema
 from worker.inference.conversation import conversation
-from worker.inference.generation import generate
-from worker.inference.images import prepare_image
-from worker.inference.modules import vision_dtype
-from worker.inference.output_text import clean_output, strip_tokens
-from worker.inference.prompts import PromptBook
-from worker.inference.text_deltas import TextDeltas
-from worker.inference.types import (
+from worker.inference.engine_contract import (
     GenerationParams,
     InferenceError,
     InferenceRequest,
@@ -38,15 +31,13 @@ from worker.inference.types import (
     TextCallback,
     Turn,
 )
-
-
-class InputBuilder(Protocol):
-    """Turns an image and chat turns into `generate()` keyword arguments."""
-
-    tokenizer: Any
-    pixel_key: str
-
-    def build(self, image: Image.Image, turns: list[Turn]) -> dict[str, Any]: ...
+from worker.inference.families.base import InputBuilder
+from worker.inference.generation import generate
+from worker.inference.image_normalise import prepare_image
+from worker.inference.model_parts import vision_dtype
+from worker.inference.output_text import clean_output, strip_think, strip_tokens
+from worker.inference.prompts import PromptBook
+from worker.inference.text_deltas import TextDeltas
 
 
 @dataclass
@@ -73,6 +64,7 @@ class HFEngine:
         is_placeholder: bool,
         image_max_side: int,
         redact_pii: bool,
+        strips_reasoning: bool,
     ) -> None:
         self.model = model
         self.inputs = inputs
@@ -81,6 +73,7 @@ class HFEngine:
         self.is_placeholder = is_placeholder
         self.image_max_side = image_max_side
         self.redact_pii = redact_pii
+        self.strips_reasoning = strips_reasoning
         self.pixel_dtype = vision_dtype(model)
         tokenizer = inputs.tokenizer
         self.hidden_tokens = {
@@ -182,7 +175,7 @@ class HFEngine:
     def _free_text(self, new_ids: list[int]) -> str:
         with self._tokenizer_lock:
             raw = self.inputs.tokenizer.decode(new_ids, skip_special_tokens=False)
-        return clean_output(raw, self.hidden_tokens)
+        return clean_output(strip_think(raw) if self.strips_reasoning else raw, self.hidden_tokens)
 
     def _structured(self, prepared: Prepared, new_ids: list[int]) -> tuple[str, dict[str, Any], Counter[str]]:
         """Parse, validate and redact a constrained answer; a cut-off object is an error."""

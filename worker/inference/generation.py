@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
+from worker.inference.engine_contract import GenerationParams, ProgressCallback, TextCallback
 from worker.inference.progress import ProgressReporter
 from worker.inference.text_deltas import TextDeltas
-from worker.inference.types import GenerationParams, ProgressCallback, TextCallback
 
 
 class TextStreamer:

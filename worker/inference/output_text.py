@@ -1,8 +1,9 @@
 """Turning decoded model output into the text a user sees.
 
-Reasoning models may emit `<think>...</think>` even with thinking off, GLM wraps
-answers in `<|begin_of_box|>` markers, and random-weight models emit any token:
-none of that belongs in a product listing.
+Reasoning models may emit `<think>...</think>` even with thinking off (removed with
+`strip_think` for the families whose row says so), GLM wraps answers in
+`<|begin_of_box|>` markers, and random-weight models emit any token: none of that
+belongs in a product listing.
 """
 
 from __future__ import annotations
@@ -33,5 +34,5 @@ def strip_tokens(text: str, tokens: Iterable[str]) -> str:
 
 
 def clean_output(text: str, special_tokens: Iterable[str]) -> str:
-    """User-visible answer: reasoning, control tokens and control characters removed, trimmed."""
-    return _CONTROL.sub("", strip_tokens(strip_think(text), special_tokens)).strip()
+    """User-visible answer: control tokens and control characters removed, trimmed."""
+    return _CONTROL.sub("", strip_tokens(text, special_tokens)).strip()

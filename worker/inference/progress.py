@@ -12,7 +12,7 @@ from typing import Any
 
 from transformers import StoppingCriteria
 
-from worker.inference.types import ProgressCallback
+from worker.inference.engine_contract import ProgressCallback
 
 
 class ProgressReporter(StoppingCriteria):

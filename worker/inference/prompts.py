@@ -11,9 +11,8 @@ import json
 from collections.abc import Mapping
 from typing import Any
 
-from worker.inference.types import InferenceError, InferenceRequest
-
-COPY_CHANNELS = ("title", "selling_points", "social_post", "livestream_script")
+from shared.request_rules import COPY_CHANNELS, DEFAULT_COPY_CHANNEL, check_ask_prompt
+from worker.inference.engine_contract import InferenceError, InferenceRequest
 
 DEFAULT_TEMPLATES: dict[str, str] = {
     "describe": (
@@ -81,7 +80,7 @@ class PromptBook:
         if task == "attributes":
             return self.render("attributes", schema=json.dumps(schema, ensure_ascii=False))
         if task == "copy":
-            channel = request.options.get("channel", "title")
+            channel = request.options.get("channel", DEFAULT_COPY_CHANNEL)
             if channel not in COPY_CHANNELS:
                 raise InferenceError("invalid_options", f"copy channel must be one of {COPY_CHANNELS}")
             text = self.render(f"copy_{channel}")
@@ -90,9 +89,11 @@ class PromptBook:
                 text += "\n" + self.render("copy_campaign", campaign=str(campaign))
             return text
         if task == "ask":
-            if not request.prompt or not request.prompt.strip():
-                raise InferenceError("invalid_request", "task 'ask' needs a question in prompt")
-            question = self.render("ask", question=request.prompt.strip())
+            try:
+                check_ask_prompt(task, request.prompt)
+            except ValueError as exc:
+                raise InferenceError("invalid_request", str(exc)) from exc
+            question = self.render("ask", question=(request.prompt or "").strip())
             if schema is None:
                 return question
             return question + "\n" + self.render("answer_schema", schema=json.dumps(schema, ensure_ascii=False))

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from worker.inference.types import GenerationParams
+from worker.inference.engine_contract import GenerationParams
 
 
 class Sampler:

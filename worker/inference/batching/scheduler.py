@@ -29,7 +29,7 @@ from worker.inference.batching.prefill import Prefilled
 from worker.inference.batching.sampling import Sampler
 from worker.inference.batching.step_runner import EagerSteps
 from worker.inference.budget_guard import BudgetGuard
-from worker.inference.types import GenerationParams, InferenceError, ProgressCallback, StopGeneration
+from worker.inference.engine_contract import GenerationParams, InferenceError, ProgressCallback, StopGeneration
 
 log = logging.getLogger(__name__)
 

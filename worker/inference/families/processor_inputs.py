@@ -1,35 +1,38 @@
 """Processor-based prompt building for models shipped with an HF processor.
 
 The checkpoint's own chat template decides the exact token layout (GLM-4.6V,
-Qwen2-VL, ...); thinking is switched off through the template's
-`enable_thinking` flag, as GLM-4.6V's template expects.
+Qwen2-VL, ...); a family passes its own template switches (GLM's
+`enable_thinking=False`), so none is sent to a template that does not know it.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 from PIL import Image
 
 from worker.inference.conversation import chat_messages
-from worker.inference.images import pixel_budget
-from worker.inference.types import InferenceError, Turn
+from worker.inference.engine_contract import InferenceError, Turn
+from worker.inference.families.base import InputBuilder
+from worker.inference.image_normalise import pixel_budget
 
 
-class ProcessorInputs:
+class ProcessorInputs(InputBuilder):
     """Builds `generate()` inputs with an `AutoProcessor`."""
 
     pixel_key = "pixel_values"
 
-    def __init__(self, processor: Any, max_side: int) -> None:
+    def __init__(self, processor: Any, max_side: int, template_switches: Mapping[str, Any] | None = None) -> None:
         self.processor = processor
         self.tokenizer = processor.tokenizer
         self.size = pixel_budget(max_side)
+        self.template_switches = dict(template_switches or {})
 
     def prompt_text(self, turns: list[Turn]) -> str:
         """The templated prompt, image placeholder not yet expanded."""
         return self.processor.apply_chat_template(
-            chat_messages(turns), tokenize=False, add_generation_prompt=True, enable_thinking=False
+            chat_messages(turns), tokenize=False, add_generation_prompt=True, **self.template_switches
         )
 
     def build(self, image: Image.Image, turns: list[Turn]) -> dict[str, Any]:

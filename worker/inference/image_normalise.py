@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from PIL import Image, ImageOps
 
-from worker.inference.types import InferenceError
+from worker.inference.engine_contract import InferenceError
 
 MIN_PIXELS = 112 * 112  # below this the vision towers upscale anyway
 

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
 if TYPE_CHECKING:
-    from worker.inference.tokenizer_builder import Family
+    from worker.inference.placeholder.tokenizer import Family
 
 MARKER = "vlmq-checkpoint.json"
 RECIPE_VERSION = 1
@@ -122,7 +122,7 @@ def _write(path: Path, family: Family, full_size: bool, device: str) -> None:
     import torch
     from transformers import AutoProcessor, GenerationConfig
 
-    from worker.inference.tokenizer_builder import build_tokenizer
+    from worker.inference.placeholder.tokenizer import build_tokenizer
 
     tokenizer = build_tokenizer(family, FULL_VOCAB if full_size else TINY_VOCAB)
     config = _glm4v_config(tokenizer, full_size) if family == "glm4v" else _qwen2_vl_config(tokenizer)

@@ -13,7 +13,8 @@ from typing import Any, Literal, Protocol
 
 from PIL import Image
 
-TaskName = Literal["describe", "ocr", "attributes", "copy", "ask"]
+from shared.request_rules import Task
+
 ProgressCallback = Callable[[int, int], None]
 """Called with (tokens generated so far, token budget) while generating; may raise `StopGeneration`."""
 TextCallback = Callable[[str], None]
@@ -43,7 +44,7 @@ class Turn:
 class InferenceRequest:
     """What one job asks the model."""
 
-    task: TaskName
+    task: Task
     image: Image.Image
     generation: GenerationParams
     prompt: str | None = None

@@ -4,7 +4,8 @@ Its tokenizer marks the image with `<|begin_of_image|><|endoftext|><|end_of_imag
 right after the first `<|user|>\\n`, and its model takes a fixed-size CLIP-normalised
 image as `images=`. The assembly is a pure function so it is tested offline; the
 remote-code model itself cannot be downloaded here, so this path is untested
-against real weights.
+against real weights. GLM-4V-9B answers directly (no reasoning mode); like
+the newer GLM rows, stray `<think>` blocks are removed from its answers.
 """
 
 from __future__ import annotations
@@ -13,7 +14,9 @@ from typing import Any, Literal
 
 from PIL import Image
 
-from worker.inference.types import Turn
+from shared.settings import Settings
+from worker.inference.engine_contract import Turn
+from worker.inference.families.base import InputBuilder, ModelFamily
 
 Segment = tuple[Literal["special", "text"], str]
 
@@ -57,7 +60,7 @@ def glm4v_9b_pixels(image: Image.Image, image_size: int) -> Any:
     return ((pixels - mean) / std).unsqueeze(0)
 
 
-class LegacyGlm4vInputs:
+class LegacyGlm4vInputs(InputBuilder):
     """Builds `generate()` inputs for GLM-4V-9B's remote-code model."""
 
     pixel_key = "images"
@@ -76,3 +79,26 @@ class LegacyGlm4vInputs:
             "attention_mask": torch.ones_like(ids),
             "images": glm4v_9b_pixels(image, self.image_size),
         }
+
+
+def matches(config: dict[str, Any]) -> bool:
+    """GLM-4V-9B's remote code calls itself `chatglm`; the vision config tells it from text-only ChatGLM."""
+    return config.get("model_type") == "chatglm" and "vision_config" in config
+
+
+def inputs(source: str, config: Any, settings: Settings) -> InputBuilder:
+    from transformers import AutoTokenizer
+
+    vision = config.vision_config
+    image_size = vision["image_size"] if isinstance(vision, dict) else vision.image_size
+    return LegacyGlm4vInputs(AutoTokenizer.from_pretrained(source, trust_remote_code=True), image_size)
+
+
+FAMILY = ModelFamily(
+    name="glm4v_legacy",
+    matches=matches,
+    auto_class="AutoModelForCausalLM",
+    inputs=inputs,
+    needs_remote_code=True,
+    strips_reasoning=True,
+)

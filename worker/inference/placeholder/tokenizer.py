@@ -16,7 +16,7 @@ from typing import Literal
 from tokenizers import AddedToken, Tokenizer, decoders, models, pre_tokenizers
 from transformers import PreTrainedTokenizerFast
 
-from worker.inference.chat_templates import GLM4V_CHAT_TEMPLATE, QWEN2_VL_CHAT_TEMPLATE
+from worker.inference.placeholder.chat_templates import GLM4V_CHAT_TEMPLATE, QWEN2_VL_CHAT_TEMPLATE
 
 Family = Literal["glm4v", "qwen2_vl"]
 
