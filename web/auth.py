@@ -13,9 +13,9 @@ from flask import g, request
 from shared.audit import ANONYMOUS_ACTOR
 from shared.auth import DEFAULT_TENANT_ID, KeyRefused, authenticate
 from shared.clock import utcnow
+from web.app_state import app_state
 from web.errors import ApiError
 from web.page_session import api_cookie_key, cookie_key
-from web.state import app_state
 
 PAGES_BLUEPRINT = "pages"
 

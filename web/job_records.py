@@ -15,9 +15,9 @@ from shared.schemas import TASKS, JobCreate
 from shared.settings import Settings
 from shared.states import JobStatus
 from shared.storage import store_image
+from web.app_state import app_state
 from web.conversation_bounds import check_conversation
 from web.errors import ApiError
-from web.state import app_state
 
 
 def load_job(session: Session, tenant_id: str, job_id: str) -> Job:

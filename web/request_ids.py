@@ -15,8 +15,8 @@ from flask import Flask, Response, g, request
 
 from shared import telemetry
 from shared.log_context import bind_request_id, current_request_id, unbind
+from web.app_state import app_state
 from web.errors import ApiError
-from web.state import app_state
 
 HEADER = "X-Request-ID"
 # Probes answer 503 while a dependency is down by design: that is not a client being refused.

@@ -11,8 +11,8 @@ from sqlalchemy import select
 from shared.models import Tenant
 from shared.schemas import JobCreate
 from shared.ssrf import AllowList, UnsafeUrl, check_webhook_url
+from web.app_state import app_state
 from web.errors import ApiError
-from web.state import app_state
 
 
 def check_webhook(url: str) -> None:

@@ -22,8 +22,8 @@ from shared.job_view import render
 from shared.key_actions import create_key, revoke_key, rotate_key
 from shared.key_schemas import KeyCreate, KeyRotate, expiry
 from shared.key_view import KeyView, issued_key_view, key_view
+from web.app_state import app_state
 from web.errors import ApiError
-from web.state import app_state
 
 bp = Blueprint("admin_keys_api", __name__)
 

@@ -14,9 +14,9 @@ from shared.job_view import render
 from shared.models import AuditEvent
 from shared.spreadsheets import BOM, csv_line
 from web.api.query_args import int_query_arg, time_query_arg
+from web.app_state import app_state
 from web.auth import current_tenant
 from web.errors import ApiError
-from web.state import app_state
 
 bp = Blueprint("audit_api", __name__)
 

@@ -12,10 +12,10 @@ from shared.evaluation import LabelsError, evaluate
 from shared.result_rows import flat_result
 from shared.spreadsheets import read_table
 from web.api.batch_results import FORMATS, batch_rows
+from web.app_state import app_state
 from web.auth import current_tenant
 from web.batch_records import load_batch
 from web.errors import ApiError
-from web.state import app_state
 
 bp = Blueprint("batch_evaluation_api", __name__)
 

@@ -18,6 +18,7 @@ from web.api.batch_results import FORMATS, batch_rows, csv_lines, jsonl_lines, x
 from web.api.idempotency import REPLAYED, check_same_request, idempotency_key, request_fingerprint
 from web.api.listing import BatchPage
 from web.api.query_args import int_query_arg
+from web.app_state import app_state
 from web.audit_records import record_request_action
 from web.auth import current_tenant
 from web.batch_records import cancel_unfinished_jobs, insert_batch, load_batch
@@ -29,7 +30,6 @@ from web.openai.batches import (
     is_openai_batch_id,
     is_openai_batch_request,
 )
-from web.state import app_state
 from web.urls import base_url
 from web.webhook_input import check_job_webhook
 

@@ -20,12 +20,12 @@ from web.api.job_input import read_job_submission
 from web.api.listing import JobPage
 from web.api.query_args import int_query_arg
 from web.api.waiting import requested_wait_s, wait_until_finished
+from web.app_state import app_state
 from web.audit_records import record_request_action
 from web.auth import current_tenant
 from web.errors import ApiError
 from web.job_records import filter_jobs, find_by_idempotency_key, insert_job, load_job
 from web.quotas import check_queue_quota
-from web.state import app_state
 from web.urls import base_url
 from web.webhook_input import check_job_webhook
 

@@ -27,6 +27,7 @@ from shared.models import Batch, OpenAIBatch
 from web.api.batch_input import BatchSubmission
 from web.api.chat_input import chat_to_job
 from web.api.job_input import JobSubmission
+from web.app_state import app_state
 from web.audit_records import record_request_action
 from web.batch_records import cancel_unfinished_jobs, insert_batch
 from web.errors import ApiError
@@ -34,7 +35,6 @@ from web.openai.batch_file import parse_batch_file
 from web.openai.batch_files import error_file_id, output_file_id
 from web.openai.files import load_file
 from web.openai.objects import BatchObject, RequestCounts, dump
-from web.state import app_state
 
 PREFIX = "batch_"
 WINDOW = timedelta(hours=24)

@@ -15,12 +15,12 @@ from shared.ids import new_id
 from shared.models import OpenAIFile
 from web.api.batch_input import open_batch_body
 from web.api.query_args import int_query_arg
+from web.app_state import app_state
 from web.auth import current_tenant
 from web.errors import ApiError
 from web.openai.batch_file import parse_batch_file
 from web.openai.batch_files import result_file, result_file_object
 from web.openai.objects import FileList, FileObject, dump
-from web.state import app_state
 
 bp = Blueprint("files_api", __name__)
 
