@@ -65,7 +65,7 @@ def chat_completions() -> Response | tuple[Response, int]:
         response, status = error_response(*failure(job, state.settings))
         response.headers.update(headers)
         return response, status
-    response = jsonify(dump(completion(job, state.settings)))
+    response = jsonify(dump(completion(job)))
     response.headers.update(headers)
     return response
 

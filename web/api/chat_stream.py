@@ -80,7 +80,7 @@ def _ending(job: Job, sent: str, include_usage: bool) -> Iterator[str]:
     text = job.result["text"]
     if text.startswith(sent) and len(text) > len(sent):
         yield _event(_chunk(job, Delta(content=text[len(sent) :])))
-    final = ChunkChoice(delta=Delta(), finish_reason=finish_reason(job, settings))  # type: ignore[arg-type]
+    final = ChunkChoice(delta=Delta(), finish_reason=finish_reason(job))  # type: ignore[arg-type]
     yield _event(_chunk(job, choices=[final]))
     if include_usage:
         yield _event(_chunk(job, choices=[], usage_included=True))
