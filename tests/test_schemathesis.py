@@ -37,7 +37,7 @@ def no_remote_hosts(monkeypatch: pytest.MonkeyPatch) -> None:
         raise OSError(f"[Errno -2] Name or service not known: {host}")
 
     def unreachable(url: str, settings: Settings, budget: ByteBudget | None = None) -> bytes:
-        raise ApiError(400, "image_fetch_failed", "image_url could not be fetched: remote hosts are off in this test")
+        raise ApiError("image_fetch_failed", "image_url could not be fetched: remote hosts are off in this test")
 
     monkeypatch.setattr(ssrf, "resolve", unresolvable)
     monkeypatch.setattr(job_input, "fetch_image", unreachable)

@@ -9,20 +9,19 @@ from pydantic import ValidationError
 from sqlalchemy.exc import OperationalError
 from werkzeug.exceptions import HTTPException
 
+from shared.errors import ServiceError
+
 log = logging.getLogger(__name__)
 
 # How long a client is told to wait when the database cannot be reached (a restart, a failover).
 DATABASE_RETRY_AFTER_S = 5
 
 
-class ApiError(Exception):
-    """An error a client caused or can act on."""
+class ApiError(ServiceError):
+    """A `ServiceError` raised by the web, which may add response headers (`Retry-After`)."""
 
-    def __init__(self, status: int, code: str, message: str, headers: dict[str, str] | None = None) -> None:
-        super().__init__(message)
-        self.status = status
-        self.code = code
-        self.message = message
+    def __init__(self, code: str, message: str, status: int = 400, headers: dict[str, str] | None = None) -> None:
+        super().__init__(code, message, status)
         self.headers = headers or {}
 
 
@@ -44,12 +43,14 @@ def describe_validation_error(exc: ValidationError) -> str:
 
 
 def register_error_handlers(app: Flask) -> None:
-    @app.errorhandler(ApiError)
-    def _api_error(exc: ApiError) -> tuple[Response | str, int, dict[str, str]]:
+    @app.errorhandler(ServiceError)
+    def _service_error(exc: ServiceError) -> tuple[Response | str, int, dict[str, str]]:
+        """Every error of the family, whichever side raised it: pages get HTML, the rest JSON."""
+        headers = exc.headers if isinstance(exc, ApiError) else {}
         if not _wants_json():
             g.error_code = exc.code
-            return render_template("error.html", error=exc), exc.status, exc.headers
-        return *error_response(exc.status, exc.code, exc.message), exc.headers
+            return render_template("error.html", error=exc), exc.status, headers
+        return *error_response(exc.status, exc.code, exc.message), headers
 
     @app.errorhandler(ValidationError)
     def _validation_error(exc: ValidationError) -> tuple[Response, int]:
@@ -69,7 +70,7 @@ def register_error_handlers(app: Flask) -> None:
     def _database_unavailable(exc: OperationalError) -> tuple[Response | str, int, dict[str, str]]:
         """The database is down or unreachable: nothing was stored, so the client may simply retry."""
         log.warning("database unavailable on %s %s: %s", request.method, request.path, exc.orig or exc)
-        return _api_error(
+        return _service_error(
             ApiError(
                 503,
                 "database_unavailable",

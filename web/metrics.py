@@ -63,7 +63,7 @@ def _tenant_scope(state: AppState) -> str | None:
     if not state.settings.auth_enabled:
         if token is None:
             return None
-        raise ApiError(401, "unauthorized", "send 'Authorization: Bearer <VLMQ_METRICS_TOKEN>'")
+        raise ApiError("unauthorized", "send 'Authorization: Bearer <VLMQ_METRICS_TOKEN>'", 401)
     return current_tenant()
 
 

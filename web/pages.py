@@ -141,7 +141,7 @@ def login() -> Response | tuple[str, int]:
         with state.sessions.begin() as session:
             authenticate(session, key, utcnow())
     except KeyRefused as exc:
-        return render_template("error.html", error=ApiError(401, exc.code, exc.message)), 401
+        return render_template("error.html", error=ApiError(exc.code, exc.message, 401)), 401
     response = redirect(safe_next(request.form.get("next")), code=303)
     set_key_cookie(response, key, state.settings)
     return response

@@ -36,7 +36,6 @@ def register_request_ids(app: Flask) -> None:
         else:
             bind_request_id(_new_id())
             raise ApiError(
-                400,
                 "invalid_request_id",
                 f"{HEADER} must be 1-128 characters of letters, digits and . _ : ; = / + -, starting with a "
                 "letter or digit; leave it out to get one",

@@ -54,7 +54,7 @@ def export_audit_events() -> Response:
     """Every matching event, oldest first, streamed a page at a time so any log size fits in memory."""
     export_format = request.args.get("format", "jsonl")
     if export_format not in EXPORT_FORMATS:
-        raise ApiError(400, "invalid_format", f"format must be one of {', '.join(EXPORT_FORMATS)}")
+        raise ApiError("invalid_format", f"format must be one of {', '.join(EXPORT_FORMATS)}")
     views = _all_views(_filtered())
     lines = _jsonl_lines(views) if export_format == "jsonl" else _csv_lines(views)
     return Response(
@@ -72,7 +72,7 @@ def _filtered() -> Select[tuple[AuditEvent]]:
             actions.append(AuditAction(name.strip()))
         except ValueError:
             accepted = ", ".join(action.value for action in AuditAction)
-            raise ApiError(400, "invalid_action", f"action {name!r} is not one of {accepted}") from None
+            raise ApiError("invalid_action", f"action {name!r} is not one of {accepted}") from None
     return audit_query(tenant_id, actions, time_query_arg("since"), time_query_arg("until"))
 
 

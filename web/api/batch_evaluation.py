@@ -38,7 +38,7 @@ def evaluate_batch(batch_id: str) -> Response:
         results = [flat_result(row) for row in batch_rows(state.sessions, batch_id)]
         return jsonify(evaluate(labels, results))
     except (LabelsError, ValueError) as exc:
-        raise ApiError(400, "invalid_labels", f"labels: {exc}") from None
+        raise ApiError("invalid_labels", f"labels: {exc}") from None
 
 
 def _labels_upload() -> tuple[bytes, str]:
@@ -46,9 +46,9 @@ def _labels_upload() -> tuple[bytes, str]:
         upload = request.files.get("labels")
         suffix = (upload.filename or "").rsplit(".", 1)[-1].lower() if upload is not None else ""
         if upload is None or suffix not in KINDS.values():
-            raise ApiError(400, "invalid_labels", ACCEPTED)
+            raise ApiError("invalid_labels", ACCEPTED)
         return upload.read(), suffix
     kind = KINDS.get(request.mimetype)
     if kind is None:
-        raise ApiError(415, "unsupported_media_type", ACCEPTED)
+        raise ApiError("unsupported_media_type", ACCEPTED, 415)
     return request.get_data(), kind

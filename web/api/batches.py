@@ -120,7 +120,7 @@ def batch_results(batch_id: str) -> Response:
     tenant_id = current_tenant()
     result_format = request.args.get("format", "jsonl")
     if result_format not in FORMATS:
-        raise ApiError(400, "invalid_format", f"format must be one of {', '.join(FORMATS)}")
+        raise ApiError("invalid_format", f"format must be one of {', '.join(FORMATS)}")
     with state.sessions() as session:
         load_batch(session, tenant_id, batch_id)
     rows = batch_rows(state.sessions, batch_id)
@@ -145,7 +145,7 @@ def cancel_batch(batch_id: str) -> tuple[Response, int, dict[str, str]] | Respon
         load_batch(session, tenant_id, batch_id)
     canceled = cancel_unfinished_jobs(batch_id)
     if not canceled:
-        raise ApiError(409, "batch_already_finished", f"every job of batch {batch_id} already ended; nothing to cancel")
+        raise ApiError("batch_already_finished", f"every job of batch {batch_id} already ended; nothing to cancel", 409)
     with app_state().sessions.begin() as session:  # the jobs were canceled one transaction each
         record_request_action(session, AuditAction.BATCH_CANCELED, batch_id, {"canceled_jobs": canceled})
     return _batch_response(batch_id, 200)

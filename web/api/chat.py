@@ -47,7 +47,7 @@ def chat_completions() -> Response | tuple[Response, int]:
     key = idempotency_key()
     body = request.get_json(silent=True)
     if not isinstance(body, dict):
-        raise ApiError(400, "invalid_json", "the body must be a JSON object in OpenAI's chat completion format")
+        raise ApiError("invalid_json", "the body must be a JSON object in OpenAI's chat completion format")
     chat = ChatRequest.model_validate(body)
     job_id, attached = _job_for(chat, tenant_id, key)
     headers = REPLAYED if attached else {}

@@ -26,7 +26,7 @@ def idempotency_key() -> str | None:
     """The request's key, or None; a 400 when it is empty or too long."""
     key = request.headers.get("Idempotency-Key")
     if key is not None and not 0 < len(key) <= MAX_IDEMPOTENCY_KEY:
-        raise ApiError(400, "invalid_idempotency_key", f"Idempotency-Key must be 1 to {MAX_IDEMPOTENCY_KEY} characters")
+        raise ApiError("invalid_idempotency_key", f"Idempotency-Key must be 1 to {MAX_IDEMPOTENCY_KEY} characters")
     return key
 
 
@@ -54,8 +54,8 @@ def check_same_request(stored_hash: str | None, fingerprint: str, key: str, foun
     """
     if stored_hash is not None and stored_hash != fingerprint:
         raise ApiError(
-            422,
             "idempotency_key_reused",
             f"Idempotency-Key {key!r} was already used for {found} with a different request; "
             "send a new key for a new request, or repeat the first request exactly to get its result",
+            422,
         )

@@ -28,7 +28,7 @@ def job_image(job_id: str) -> Response:
     """The job's photo as uploaded (`size=full`, default) or a small JPEG (`size=thumb`) for pages and lists."""
     size = request.args.get("size", "full")
     if size not in IMAGE_SIZES:
-        raise ApiError(400, "invalid_size", f"size must be one of {', '.join(IMAGE_SIZES)}")
+        raise ApiError("invalid_size", f"size must be one of {', '.join(IMAGE_SIZES)}")
     tenant_id = current_tenant()
     with app_state().sessions() as session:
         image = session.get_one(StoredImage, load_job(session, tenant_id, job_id).image_id)
@@ -56,7 +56,7 @@ def retry_job(job_id: str) -> tuple[Response, int, dict[str, str]]:
     with state.sessions.begin() as session:
         job = load_job(session, tenant_id, job_id)
         if not JobStatus(job.status).is_terminal():
-            raise ApiError(409, "job_not_finished", f"job {job_id} is {job.status}; cancel it or wait for it to end")
+            raise ApiError("job_not_finished", f"job {job_id} is {job.status}; cancel it or wait for it to end", 409)
         new_id = insert_retry(session, state.settings, job).id
     enqueue_job(state.celery, state.sessions, new_id)
     with state.sessions() as session:

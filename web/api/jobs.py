@@ -127,9 +127,9 @@ def cancel_job(job_id: str) -> tuple[Response, int, dict[str, str]]:
         job = load_job(session, tenant_id, job_id)
         if not cancel(session, job_id, utcnow()):
             raise ApiError(
-                409,
                 "job_already_finished",
                 f"job {job_id} already {job.status}; only queued or running jobs can be canceled",
+                409,
             )
         record_request_action(session, AuditAction.JOB_CANCELED, job_id)
     enqueue_job_deliveries(state.celery, state.sessions, job_id)
@@ -144,13 +144,13 @@ def delete_job_route(job_id: str) -> tuple[str, int]:
     with app_state().sessions.begin() as session:
         job = load_job(session, tenant_id, job_id)
         if not JobStatus(job.status).is_terminal():
-            raise ApiError(409, "job_not_finished", f"job {job_id} is {job.status}: cancel it first, then delete it")
+            raise ApiError("job_not_finished", f"job {job_id} is {job.status}: cancel it first, then delete it", 409)
         if job.batch_id is not None:
             raise ApiError(
-                409,
                 "job_in_batch",
                 f"job {job_id} belongs to batch {job.batch_id}, whose results list every job; "
                 "its data goes with the retention periods",
+                409,
             )
         record_request_action(session, AuditAction.JOB_DELETED, job_id, {"task": job.task})
         delete_job(session, job)

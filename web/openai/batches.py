@@ -22,6 +22,7 @@ from shared.batch_schemas import BatchCreate
 from shared.batch_view import batch_counts
 from shared.clock import utcnow
 from shared.dispatch import enqueue_job
+from shared.errors import ServiceError
 from shared.ids import new_id
 from shared.models import Batch, OpenAIBatch
 from web.api.batch_input import BatchSubmission
@@ -70,8 +71,8 @@ def create_openai_batch(tenant_id: str) -> Response:
     for line in lines:
         try:
             job = chat_to_job(line.body, state.settings)
-        except ApiError as exc:
-            raise ApiError(exc.status, exc.code, f"request {line.custom_id!r}: {exc.message}") from None
+        except ServiceError as exc:
+            raise exc.at(f"request {line.custom_id!r}") from None
         items.append(JobSubmission(job.spec, job.image))
     submission = BatchSubmission(shared=BatchCreate(task="ask"), items=items)
     with state.sessions.begin() as session:
@@ -105,7 +106,7 @@ def cancel_openai_batch(tenant_id: str, batch_id: str) -> Response:
     with state.sessions.begin() as session:
         openai_batch = _load(session, tenant_id, batch_id)
         if session.get_one(Batch, openai_batch.batch_id).completed_at is not None:
-            raise ApiError(409, "batch_already_finished", f"batch {batch_id} already ended; nothing to cancel")
+            raise ApiError("batch_already_finished", f"batch {batch_id} already ended; nothing to cancel", 409)
         openai_batch.cancelling_at = openai_batch.cancelling_at or utcnow()
         record_request_action(session, AuditAction.BATCH_CANCELED, batch_id)
         inner_id = openai_batch.batch_id
@@ -116,7 +117,7 @@ def cancel_openai_batch(tenant_id: str, batch_id: str) -> Response:
 def _load(session: Session, tenant_id: str, batch_id: str) -> OpenAIBatch:
     openai_batch = session.get(OpenAIBatch, batch_id)
     if openai_batch is None or openai_batch.tenant_id != tenant_id:
-        raise ApiError(404, "batch_not_found", f"no batch {batch_id!r}")
+        raise ApiError("batch_not_found", f"no batch {batch_id!r}", 404)
     return openai_batch
 
 

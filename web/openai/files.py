@@ -43,7 +43,7 @@ def load_file(tenant_id: str, file_id: str) -> OpenAIFile:
     with app_state().sessions() as session:
         stored = session.get(OpenAIFile, file_id)
     if stored is None or stored.tenant_id != tenant_id:
-        raise ApiError(404, "file_not_found", f"no file {file_id!r}")
+        raise ApiError("file_not_found", f"no file {file_id!r}", 404)
     return stored
 
 
@@ -53,15 +53,15 @@ def upload_file() -> tuple[Response, int]:
     tenant_id = current_tenant()
     open_batch_body(request, state.settings)
     if request.mimetype != "multipart/form-data":
-        raise ApiError(415, "unsupported_media_type", "send multipart/form-data with a 'file' and 'purpose': 'batch'")
+        raise ApiError("unsupported_media_type", "send multipart/form-data with a 'file' and 'purpose': 'batch'", 415)
     if extra := sorted(set(request.form) - {"purpose"}):
-        raise ApiError(400, "invalid_request", f"unknown form fields {extra}; send 'file' and 'purpose'")
+        raise ApiError("invalid_request", f"unknown form fields {extra}; send 'file' and 'purpose'")
     purpose = request.form.get("purpose")
     if purpose != "batch":
-        raise ApiError(400, "invalid_request", f"purpose must be 'batch' (got {purpose!r}); only batch files are kept")
+        raise ApiError("invalid_request", f"purpose must be 'batch' (got {purpose!r}); only batch files are kept")
     upload = request.files.get("file")
     if upload is None or set(request.files) != {"file"}:
-        raise ApiError(400, "invalid_request", "send exactly one file field, 'file', holding JSON Lines")
+        raise ApiError("invalid_request", "send exactly one file field, 'file', holding JSON Lines")
     data = upload.read()
     parse_batch_file(data, state.settings.max_batch_items)
     stored = OpenAIFile(
@@ -85,7 +85,7 @@ def list_files() -> Response:
     limit = int_query_arg("limit", state.settings.default_page_size, 1, 500)
     purpose = request.args.get("purpose")
     if purpose not in (None, "batch"):
-        raise ApiError(400, "invalid_purpose", "purpose must be 'batch': uploaded files are batch input files")
+        raise ApiError("invalid_purpose", "purpose must be 'batch': uploaded files are batch input files")
     query = select(OpenAIFile).where(OpenAIFile.tenant_id == tenant_id).order_by(OpenAIFile.id.desc()).limit(limit + 1)
     if (after := request.args.get("after")) is not None:
         query = query.where(OpenAIFile.id < after)

@@ -44,4 +44,4 @@ def get_model(model_id: str) -> Response:
     for model in served_models():
         if model.id == model_id:
             return jsonify(dump(model))
-    raise ApiError(404, "model_not_found", f"no live worker serves model {model_id!r}; GET /v1/models lists them")
+    raise ApiError("model_not_found", f"no live worker serves model {model_id!r}; GET /v1/models lists them", 404)
