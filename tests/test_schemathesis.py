@@ -21,9 +21,9 @@ from shared.migrate import upgrade_to_head
 from shared.settings import Settings
 from tests.conftest import serving
 from web.api import job_input
+from web.api.remote_images import ByteBudget
 from web.app import create_app
 from web.errors import ApiError
-from web.remote_images import ByteBudget
 
 CONFIG = Path(__file__).with_name("schemathesis.toml")
 SCHEMATHESIS = Path(sys.executable).with_name("st")

@@ -16,12 +16,12 @@ from shared.models import Batch, Feedback, Job
 from shared.schemas import TASKS
 from shared.states import JobStatus
 from shared.webhooks.delivery_log import job_deliveries
+from web.api.batch_records import load_batch
+from web.api.job_records import filter_jobs, load_job
 from web.api.jobs import create_job
 from web.app_state import app_state
 from web.auth import current_tenant
-from web.batch_records import load_batch
 from web.errors import ApiError
-from web.job_records import filter_jobs, load_job
 from web.page_session import check_csrf, cookie_key, csrf_token, safe_next, set_key_cookie
 from web.urls import base_url
 

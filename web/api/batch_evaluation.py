@@ -11,10 +11,10 @@ from flask import Blueprint, Response, jsonify, request
 from shared.evaluation import LabelsError, evaluate
 from shared.result_rows import flat_result
 from shared.spreadsheets import read_table
+from web.api.batch_records import load_batch
 from web.api.batch_results import FORMATS, batch_rows
 from web.app_state import app_state
 from web.auth import current_tenant
-from web.batch_records import load_batch
 from web.errors import ApiError
 
 bp = Blueprint("batch_evaluation_api", __name__)

@@ -31,8 +31,8 @@ from web.api.job_input import (
     json_form_field,
     upload_name,
 )
+from web.api.remote_images import ByteBudget
 from web.errors import ApiError, describe_validation_error
-from web.remote_images import ByteBudget
 
 # Form parts besides the images: the shared fields, with room to spare so a few extra
 # images still get the clear `too_many_items` error rather than werkzeug's 413.

@@ -13,15 +13,16 @@ from shared.batch_view import batch_counts, batch_view, render_batch
 from shared.dispatch import enqueue_job
 from shared.job_view import render
 from shared.models import Batch
+from web.api.audit_records import record_request_action
 from web.api.batch_input import open_batch_body, read_batch_submission
+from web.api.batch_records import cancel_unfinished_jobs, insert_batch, load_batch
 from web.api.batch_results import FORMATS, batch_rows, csv_lines, jsonl_lines, xlsx_results
 from web.api.idempotency import REPLAYED, check_same_request, idempotency_key, request_fingerprint
 from web.api.listing import BatchPage
 from web.api.query_args import int_query_arg
+from web.api.webhook_input import check_job_webhook
 from web.app_state import app_state
-from web.audit_records import record_request_action
 from web.auth import current_tenant
-from web.batch_records import cancel_unfinished_jobs, insert_batch, load_batch
 from web.errors import ApiError
 from web.openai.batches import (
     cancel_openai_batch,
@@ -31,7 +32,6 @@ from web.openai.batches import (
     is_openai_batch_request,
 )
 from web.urls import base_url
-from web.webhook_input import check_job_webhook
 
 bp = Blueprint("batches_api", __name__)
 

@@ -24,18 +24,18 @@ from shared.dispatch import enqueue_job
 from shared.models import Job
 from shared.states import JobStatus
 from shared.webhooks.dispatch import enqueue_job_deliveries
+from web.api.audit_records import record_request_action
 from web.api.chat_answer import completion, failure
 from web.api.chat_input import ChatRequest, chat_to_job
 from web.api.chat_stream import relay
 from web.api.idempotency import REPLAYED, check_same_request, idempotency_key, request_fingerprint
+from web.api.job_records import find_by_idempotency_key, insert_job
+from web.api.quotas import check_queue_quota
 from web.api.waiting import wait_until_finished
 from web.app_state import app_state
-from web.audit_records import record_request_action
 from web.auth import current_tenant
 from web.errors import ApiError, error_response
-from web.job_records import find_by_idempotency_key, insert_job
 from web.openai.objects import dump
-from web.quotas import check_queue_quota
 
 bp = Blueprint("chat_api", __name__)
 

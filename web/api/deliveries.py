@@ -12,12 +12,12 @@ from shared.models import WebhookDelivery
 from shared.webhooks.delivery_log import job_deliveries
 from shared.webhooks.dispatch import enqueue_delivery
 from shared.webhooks.outbox import redeliver
+from web.api.audit_records import record_request_action
+from web.api.job_records import load_job
 from web.api.listing import DeliveryList
 from web.app_state import app_state
-from web.audit_records import record_request_action
 from web.auth import current_tenant
 from web.errors import ApiError
-from web.job_records import load_job
 
 bp = Blueprint("deliveries_api", __name__)
 

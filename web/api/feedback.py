@@ -10,10 +10,10 @@ from shared.feedback import FeedbackCreate, feedback_to_dict
 from shared.ids import new_id
 from shared.models import Feedback
 from shared.states import JobStatus
+from web.api.job_records import load_job
 from web.app_state import app_state
 from web.auth import current_tenant
 from web.errors import ApiError
-from web.job_records import load_job
 
 bp = Blueprint("feedback_api", __name__)
 

@@ -11,10 +11,10 @@ from shared.dispatch import enqueue_job
 from shared.job_view import job_to_dict
 from shared.models import Job, StoredImage
 from shared.states import JobStatus
+from web.api.job_records import insert_retry, load_job
 from web.app_state import app_state
 from web.auth import current_tenant
 from web.errors import ApiError
-from web.job_records import insert_retry, load_job
 from web.urls import base_url
 
 bp = Blueprint("job_actions_api", __name__)

@@ -19,8 +19,8 @@ from shared import safe_json
 from shared.attributes_budget import budget_shortfall, job_budget
 from shared.schemas import MAX_NAME_CHARS, JobCreate
 from shared.settings import Settings
+from web.api.remote_images import ByteBudget, fetch_image
 from web.errors import ApiError
-from web.remote_images import ByteBudget, fetch_image
 
 _DATA_URI = re.compile(
     r"^data:(?P<type>[\w.+-]+/[\w.+-]+)?(?P<params>(;[\w-]+=[\w.-]+)*);base64,(?P<data>.*)$", re.DOTALL

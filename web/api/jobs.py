@@ -15,19 +15,19 @@ from shared.models import Job
 from shared.retention import delete_job
 from shared.states import JobStatus
 from shared.webhooks.dispatch import enqueue_job_deliveries
+from web.api.audit_records import record_request_action
 from web.api.idempotency import REPLAYED, check_same_request, idempotency_key, request_fingerprint
 from web.api.job_input import read_job_submission
+from web.api.job_records import filter_jobs, find_by_idempotency_key, insert_job, load_job
 from web.api.listing import JobPage
 from web.api.query_args import int_query_arg
+from web.api.quotas import check_queue_quota
 from web.api.waiting import requested_wait_s, wait_until_finished
+from web.api.webhook_input import check_job_webhook
 from web.app_state import app_state
-from web.audit_records import record_request_action
 from web.auth import current_tenant
 from web.errors import ApiError
-from web.job_records import filter_jobs, find_by_idempotency_key, insert_job, load_job
-from web.quotas import check_queue_quota
 from web.urls import base_url
-from web.webhook_input import check_job_webhook
 
 bp = Blueprint("jobs_api", __name__)
 

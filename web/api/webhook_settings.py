@@ -17,10 +17,10 @@ from shared.job_view import render
 from shared.models import Tenant
 from shared.webhooks import tenant_settings
 from shared.webhooks.tenant_secrets import current_secret
+from web.api.webhook_input import check_webhook
 from web.app_state import app_state
 from web.auth import current_actor, current_tenant
 from web.errors import ApiError
-from web.webhook_input import check_webhook
 
 bp = Blueprint("webhook_settings_api", __name__)
 

@@ -25,12 +25,12 @@ from shared.dispatch import enqueue_job
 from shared.errors import ServiceError
 from shared.ids import new_id
 from shared.models import Batch, OpenAIBatch
+from web.api.audit_records import record_request_action
 from web.api.batch_input import BatchSubmission
+from web.api.batch_records import cancel_unfinished_jobs, insert_batch
 from web.api.chat_input import chat_to_job
 from web.api.job_input import JobSubmission
 from web.app_state import app_state
-from web.audit_records import record_request_action
-from web.batch_records import cancel_unfinished_jobs, insert_batch
 from web.errors import ApiError
 from web.openai.batch_file import parse_batch_file
 from web.openai.batch_files import error_file_id, output_file_id

@@ -12,10 +12,10 @@ from shared.models import Batch
 from shared.settings import Settings
 from shared.webhooks.dispatch import enqueue_batch_job_deliveries
 from web.api.batch_input import BatchSubmission
+from web.api.job_records import insert_job
+from web.api.quotas import check_queue_quota
 from web.app_state import app_state
 from web.errors import ApiError
-from web.job_records import insert_job
-from web.quotas import check_queue_quota
 
 
 def load_batch(session: Session, tenant_id: str, batch_id: str) -> Batch:

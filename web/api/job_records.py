@@ -15,8 +15,8 @@ from shared.schemas import TASKS, JobCreate
 from shared.settings import Settings
 from shared.states import JobStatus
 from shared.storage import store_image
+from web.api.conversation_bounds import check_conversation
 from web.app_state import app_state
-from web.conversation_bounds import check_conversation
 from web.errors import ApiError
 
 
