@@ -13,7 +13,8 @@ from shared.audit import AuditAction, AuditEventView, audit_query, audit_view
 from shared.job_view import render
 from shared.models import AuditEvent
 from shared.spreadsheets import BOM, csv_line
-from web.api.query_args import int_query_arg, time_query_arg
+from web.api.pagination import PageRequest
+from web.api.query_args import time_query_arg
 from web.app_state import app_state
 from web.auth import current_tenant
 from web.errors import ApiError
@@ -36,15 +37,12 @@ class AuditPage(BaseModel):
 @bp.get("/v1/audit")
 def list_audit_events() -> Response:
     state = app_state()
-    limit = int_query_arg("limit", state.settings.default_page_size, 1, 500)
-    query = _filtered().order_by(AuditEvent.id.desc()).limit(limit + 1)
-    if (cursor := request.args.get("cursor")) is not None:
-        query = query.where(AuditEvent.id < cursor)
+    asked = PageRequest.from_args()
+    query = _filtered()
     with state.sessions() as session:
-        events = list(session.scalars(query))
-    page, has_more = events[:limit], len(events) > limit
+        page = asked.read(session, query, AuditEvent.id)
     listing = AuditPage(
-        data=[audit_view(event) for event in page], has_more=has_more, next_cursor=page[-1].id if has_more else None
+        data=[audit_view(event) for event in page.rows], has_more=page.has_more, next_cursor=page.next_cursor
     )
     return jsonify(render(listing))
 

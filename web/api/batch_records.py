@@ -13,17 +13,14 @@ from shared.settings import Settings
 from shared.webhooks.dispatch import enqueue_batch_job_deliveries
 from web.api.batch_input import BatchSubmission
 from web.api.job_records import insert_job
+from web.api.owned_rows import owned_or_404
 from web.api.quotas import check_queue_quota
 from web.app_state import app_state
-from web.errors import ApiError
 
 
 def load_batch(session: Session, tenant_id: str, batch_id: str) -> Batch:
     """The tenant's batch, or a 404 that does not reveal other tenants' ids."""
-    batch = session.get(Batch, batch_id)
-    if batch is None or batch.tenant_id != tenant_id:
-        raise ApiError("batch_not_found", f"no batch {batch_id!r}", 404)
-    return batch
+    return owned_or_404(session, Batch, batch_id, tenant_id, "batch")
 
 
 def insert_batch(

@@ -19,7 +19,7 @@ from web.api.batch_records import cancel_unfinished_jobs, insert_batch, load_bat
 from web.api.batch_results import FORMATS, batch_rows, csv_lines, jsonl_lines, xlsx_results
 from web.api.idempotency import REPLAYED, check_same_request, idempotency_key, request_fingerprint
 from web.api.listing import BatchPage
-from web.api.query_args import int_query_arg
+from web.api.pagination import PageRequest
 from web.api.webhook_input import check_job_webhook
 from web.app_state import app_state
 from web.auth import current_tenant
@@ -97,18 +97,14 @@ def get_batch(batch_id: str) -> tuple[Response, int, dict[str, str]] | Response:
 def list_batches() -> Response:
     state = app_state()
     tenant_id = current_tenant()
-    limit = int_query_arg("limit", state.settings.default_page_size, 1, 500)
-    query = select(Batch).where(Batch.tenant_id == tenant_id).order_by(Batch.id.desc()).limit(limit + 1)
-    if (cursor := request.args.get("cursor")) is not None:
-        query = query.where(Batch.id < cursor)
+    asked = PageRequest.from_args()
     with state.sessions() as session:
-        batches = list(session.scalars(query))
-        page, has_more = batches[:limit], len(batches) > limit
-        counts = batch_counts(session, [batch.id for batch in page])
+        page = asked.read(session, select(Batch).where(Batch.tenant_id == tenant_id), Batch.id)
+        counts = batch_counts(session, [batch.id for batch in page.rows])
     listing = BatchPage(
-        data=[batch_view(batch, counts[batch.id], base_url()) for batch in page],
-        has_more=has_more,
-        next_cursor=page[-1].id if has_more else None,
+        data=[batch_view(batch, counts[batch.id], base_url()) for batch in page.rows],
+        has_more=page.has_more,
+        next_cursor=page.next_cursor,
     )
     return jsonify(render(listing))
 

@@ -16,16 +16,14 @@ from shared.settings import Settings
 from shared.states import JobStatus
 from shared.storage import store_image
 from web.api.conversation_bounds import check_conversation
+from web.api.owned_rows import owned_or_404
 from web.app_state import app_state
 from web.errors import ApiError
 
 
 def load_job(session: Session, tenant_id: str, job_id: str) -> Job:
     """The tenant's job, or a 404 that does not reveal other tenants' ids."""
-    job = session.get(Job, job_id)
-    if job is None or job.tenant_id != tenant_id:
-        raise ApiError("job_not_found", f"no job {job_id!r}", 404)
-    return job
+    return owned_or_404(session, Job, job_id, tenant_id, "job")
 
 
 def find_by_idempotency_key(tenant_id: str, key: str) -> Job | None:

@@ -20,7 +20,7 @@ from web.api.idempotency import REPLAYED, check_same_request, idempotency_key, r
 from web.api.job_input import read_job_submission
 from web.api.job_records import filter_jobs, find_by_idempotency_key, insert_job, load_job
 from web.api.listing import JobPage
-from web.api.query_args import int_query_arg
+from web.api.pagination import PageRequest
 from web.api.quotas import check_queue_quota
 from web.api.waiting import requested_wait_s, wait_until_finished
 from web.api.webhook_input import check_job_webhook
@@ -101,20 +101,15 @@ def get_job(job_id: str) -> tuple[Response, int, dict[str, str]]:
 def list_jobs() -> Response:
     state = app_state()
     tenant_id = current_tenant()
-    limit = int_query_arg("limit", state.settings.default_page_size, 1, 500)
-    query = select(Job).where(Job.tenant_id == tenant_id).order_by(Job.id.desc()).limit(limit + 1)
+    asked = PageRequest.from_args()
+    query = select(Job).where(Job.tenant_id == tenant_id)
     query = filter_jobs(query, request.args.get("status"), request.args.get("task"), request.args.get("q"))
     if (batch_id := request.args.get("batch_id")) is not None:
         query = query.where(Job.batch_id == batch_id)
-    if (cursor := request.args.get("cursor")) is not None:
-        query = query.where(Job.id < cursor)
     with state.sessions() as session:
-        jobs = list(session.scalars(query))
-    page, has_more = jobs[:limit], len(jobs) > limit
+        page = asked.read(session, query, Job.id)
     listing = JobPage(
-        data=[job_view(job, base_url()) for job in page],
-        has_more=has_more,
-        next_cursor=page[-1].id if has_more else None,
+        data=[job_view(job, base_url()) for job in page.rows], has_more=page.has_more, next_cursor=page.next_cursor
     )
     return jsonify(render(listing))
 
