@@ -6,7 +6,6 @@ from typing import Any
 
 from flask import Blueprint, Response, jsonify, request, stream_with_context
 from sqlalchemy import select
-from sqlalchemy.exc import IntegrityError
 
 from shared.audit import AuditAction
 from shared.batch_view import batch_counts, batch_view, render_batch
@@ -17,7 +16,7 @@ from web.api.audit_records import record_request_action
 from web.api.batch_input import open_batch_body, read_batch_submission
 from web.api.batch_records import cancel_unfinished_jobs, insert_batch, load_batch
 from web.api.batch_results import FORMATS, batch_rows, csv_lines, jsonl_lines, xlsx_results
-from web.api.idempotency import REPLAYED, check_same_request, idempotency_key, request_fingerprint
+from web.api.idempotency import REPLAYED, IdempotentCreate
 from web.api.listing import BatchPage
 from web.api.pagination import PageRequest
 from web.api.webhook_input import check_job_webhook
@@ -53,34 +52,27 @@ def create_batch() -> tuple[Response, int, dict[str, str]] | Response:
     open_batch_body(request, state.settings)
     if is_openai_batch_request():
         return create_openai_batch(tenant_id)
-    key = idempotency_key()
-    fingerprint = request_fingerprint(request) if key else None
-    if key and (replay := _find_by_idempotency_key(tenant_id, key)) is not None:
-        check_same_request(replay.request_hash, fingerprint, key, f"batch {replay.id}")
+    once = IdempotentCreate.of_request(Batch, tenant_id)
+    if (replay := once.earlier()) is not None:
         return _batch_response(replay.id, 200, **REPLAYED)
 
     submission = read_batch_submission(request, state.settings)
     check_job_webhook(submission.items[0].spec, tenant_id)  # webhook fields are shared by every item
-    try:
-        with state.sessions.begin() as session:
-            batch, job_ids = insert_batch(session, state.settings, tenant_id, submission, key, fingerprint)
-            record_request_action(session, AuditAction.BATCH_SUBMITTED, batch.id, {"jobs": len(job_ids)})
-    except IntegrityError:
-        # Two requests with one Idempotency-Key raced; the other one won.
-        replay = _find_by_idempotency_key(tenant_id, key) if key else None
-        if replay is None:
-            raise
-        check_same_request(replay.request_hash, fingerprint, key, f"batch {replay.id}")
-        return _batch_response(replay.id, 200, **REPLAYED)
 
+    def insert() -> tuple[Batch, list[str]]:
+        with state.sessions.begin() as session:
+            batch, job_ids = insert_batch(session, state.settings, tenant_id, submission, once.key, once.fingerprint)
+            record_request_action(session, AuditAction.BATCH_SUBMITTED, batch.id, {"jobs": len(job_ids)})
+            return batch, job_ids
+
+    created, replay = once.create(insert)
+    if replay is not None:
+        return _batch_response(replay.id, 200, **REPLAYED)
+    assert created is not None
+    batch, job_ids = created
     for job_id in job_ids:
         enqueue_job(state.celery, state.sessions, job_id)
     return _batch_response(batch.id, 202, Location=f"{base_url()}/v1/batches/{batch.id}")
-
-
-def _find_by_idempotency_key(tenant_id: str, key: str) -> Batch | None:
-    with app_state().sessions() as session:
-        return session.scalar(select(Batch).where(Batch.tenant_id == tenant_id, Batch.idempotency_key == key))
 
 
 @bp.get("/v1/batches/<batch_id>")

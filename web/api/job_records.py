@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from sqlalchemy import Select, String, cast, or_, select
+from sqlalchemy import Select, String, cast, or_
 from sqlalchemy.orm import Session
 
 from shared.clock import utcnow
@@ -17,19 +17,12 @@ from shared.states import JobStatus
 from shared.storage import store_image
 from web.api.conversation_bounds import check_conversation
 from web.api.owned_rows import owned_or_404
-from web.app_state import app_state
 from web.errors import ApiError
 
 
 def load_job(session: Session, tenant_id: str, job_id: str) -> Job:
     """The tenant's job, or a 404 that does not reveal other tenants' ids."""
     return owned_or_404(session, Job, job_id, tenant_id, "job")
-
-
-def find_by_idempotency_key(tenant_id: str, key: str) -> Job | None:
-    """The tenant's job created with this Idempotency-Key, if any."""
-    with app_state().sessions() as session:
-        return session.scalar(select(Job).where(Job.tenant_id == tenant_id, Job.idempotency_key == key))
 
 
 def insert_job(

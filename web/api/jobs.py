@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from flask import Blueprint, Response, jsonify, request
 from sqlalchemy import select
-from sqlalchemy.exc import IntegrityError
 
 from shared.audit import AuditAction
 from shared.clock import utcnow
@@ -16,9 +15,9 @@ from shared.retention import delete_job
 from shared.states import JobStatus
 from shared.webhooks.dispatch import enqueue_job_deliveries
 from web.api.audit_records import record_request_action
-from web.api.idempotency import REPLAYED, check_same_request, idempotency_key, request_fingerprint
+from web.api.idempotency import REPLAYED, IdempotentCreate
 from web.api.job_input import read_job_submission
-from web.api.job_records import filter_jobs, find_by_idempotency_key, insert_job, load_job
+from web.api.job_records import filter_jobs, insert_job, load_job
 from web.api.listing import JobPage
 from web.api.pagination import PageRequest
 from web.api.quotas import check_queue_quota
@@ -40,46 +39,41 @@ def _job_response(job: Job, status: int, **headers: str) -> tuple[Response, int,
 def create_job() -> tuple[Response, int, dict[str, str]]:
     state = app_state()
     tenant_id = current_tenant()
-    key = idempotency_key()
-    fingerprint = request_fingerprint(request) if key else None
-    if key and (replay := find_by_idempotency_key(tenant_id, key)) is not None:
-        check_same_request(replay.request_hash, fingerprint, key, f"job {replay.id}")
+    once = IdempotentCreate.of_request(Job, tenant_id)
+    if (replay := once.earlier()) is not None:
         return _job_response(replay, 200, **REPLAYED)
 
     requested_s = requested_wait_s(request.headers.get("Prefer"), state.settings.max_wait_s)
     with state.wait_slots.claim(requested_s) as wait_s:
-        return _create_job(tenant_id, key, fingerprint, wait_s)
+        return _create_job(once, wait_s)
 
 
-def _create_job(
-    tenant_id: str, key: str | None, fingerprint: str | None, wait_s: float
-) -> tuple[Response, int, dict[str, str]]:
+def _create_job(once: IdempotentCreate[Job], wait_s: float) -> tuple[Response, int, dict[str, str]]:
     """Store and enqueue the job; hold the request up to `wait_s` (0: answer at once)."""
     state = app_state()
     submission = read_job_submission(request, state.settings)
-    check_job_webhook(submission.spec, tenant_id)
-    try:
+    check_job_webhook(submission.spec, once.tenant_id)
+
+    def insert() -> Job:
         with state.sessions.begin() as session:
-            check_queue_quota(session, state.settings, tenant_id, 1, len(submission.image or b""))
+            check_queue_quota(session, state.settings, once.tenant_id, 1, len(submission.image or b""))
             job = insert_job(
                 session,
                 state.settings,
-                tenant_id,
+                once.tenant_id,
                 submission.spec,
                 submission.image,
-                key,
-                request_hash=fingerprint,
+                once.key,
+                request_hash=once.fingerprint,
                 interactive=wait_s > 0,
             )
             record_request_action(session, AuditAction.JOB_SUBMITTED, job.id, {"task": job.task})
-    except IntegrityError:
-        # Two requests with one Idempotency-Key raced; the other one won.
-        replay = find_by_idempotency_key(tenant_id, key) if key else None
-        if replay is None:
-            raise
-        check_same_request(replay.request_hash, fingerprint, key, f"job {replay.id}")
-        return _job_response(replay, 200, **REPLAYED)
+            return job
 
+    job, replay = once.create(insert)
+    if replay is not None:
+        return _job_response(replay, 200, **REPLAYED)
+    assert job is not None
     enqueue_job(state.celery, state.sessions, job.id, interactive=wait_s > 0)
     headers = {"Location": f"{base_url()}/v1/jobs/{job.id}"}
     if wait_s > 0:
