@@ -14,7 +14,6 @@ from __future__ import annotations
 
 from concurrent.futures import FIRST_EXCEPTION, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
-from typing import Any
 
 from flask import Request
 from pydantic import ValidationError
@@ -28,9 +27,8 @@ from web.api.job_input import (
     check_token_budget,
     decode_data_uri,
     image_from_reference,
-    json_form_field,
-    upload_name,
 )
+from web.api.multipart import form_fields, refuse_other_files, upload_name
 from web.api.remote_images import ByteBudget
 from web.errors import ApiError, describe_validation_error
 
@@ -165,14 +163,8 @@ def _item_image(
 
 def _from_multipart(request: Request) -> tuple[BatchCreate, list[tuple[str | None, bytes]]]:
     """The shared fields, and each uploaded image with its file name."""
-    extra_files = set(request.files) - {"image"}
-    if extra_files:
-        raise ApiError("invalid_request", f"unexpected file fields {sorted(extra_files)}; send each image as 'image'")
-    fields: dict[str, Any] = {}
-    for name in request.form:
-        fields[name] = (
-            json_form_field(name, request.form[name]) if name in ("params", "metadata") else request.form[name]
-        )
+    refuse_other_files(request, "send each image as 'image'")
+    fields = form_fields(request)
     if "items" in fields:
         raise ApiError("invalid_request", "items: only JSON bodies have 'items'; send each image as 'image'")
     shared = BatchCreate.model_validate(fields)

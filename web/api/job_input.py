@@ -8,17 +8,16 @@ from __future__ import annotations
 
 import base64
 import binascii
-import json
 import re
 from dataclasses import dataclass
 from typing import Any
 
 from flask import Request
 
-from shared import safe_json
 from shared.attributes_budget import budget_shortfall, job_budget
-from shared.schemas import MAX_NAME_CHARS, JobCreate
+from shared.schemas import JobCreate
 from shared.settings import Settings
+from web.api.multipart import form_fields, refuse_other_files, upload_name
 from web.api.remote_images import ByteBudget, fetch_image
 from web.errors import ApiError
 
@@ -57,19 +56,12 @@ def check_token_budget(spec: JobCreate, settings: Settings) -> None:
 
 
 def _from_multipart(request: Request, settings: Settings) -> JobSubmission:
-    fields: dict[str, Any] = {}
-    for name in request.form:
-        if name in ("params", "metadata"):
-            fields[name] = json_form_field(name, request.form[name])
-        else:
-            fields[name] = request.form[name]
+    fields = form_fields(request)
     upload = request.files.get("image")
     image = upload.read() if upload is not None else None
     if upload is not None and "name" not in fields:
         fields["name"] = upload_name(upload.filename)
-    extra_files = set(request.files) - {"image"}
-    if extra_files:
-        raise ApiError("invalid_request", f"unexpected file fields {sorted(extra_files)}; send the image as 'image'")
+    refuse_other_files(request, "send the image as 'image'")
     spec = JobCreate.model_validate(fields)
     check_token_budget(spec, settings)
     return JobSubmission(spec=spec, image=image)
@@ -89,23 +81,6 @@ def _from_json(request: Request, settings: Settings) -> JobSubmission:
     if url_field is not None:
         return JobSubmission(spec=spec, image=image_from_reference(url_field, settings))
     return JobSubmission(spec=spec, image=None)
-
-
-def upload_name(filename: str | None) -> str | None:
-    """An uploaded file's name as the client sent it, without any folder, cut to the stored length."""
-    if not filename:
-        return None
-    return filename.replace("\\", "/").rsplit("/", 1)[-1][:MAX_NAME_CHARS] or None
-
-
-def json_form_field(name: str, raw: str) -> Any:
-    """A form field that carries JSON (`params`, `metadata`), or a 400 saying where it breaks."""
-    try:
-        return safe_json.loads(raw)
-    except json.JSONDecodeError as exc:
-        raise ApiError("invalid_json", f"form field '{name}' must be JSON: {exc.msg} at position {exc.pos}") from None
-    except safe_json.UnsafeJson as exc:
-        raise ApiError("invalid_json", f"form field '{name}': {exc}") from None
 
 
 def image_from_reference(value: Any, settings: Settings, budget: ByteBudget | None = None) -> bytes:
