@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 
 from flask import Flask, Response, g, jsonify, render_template, request
-from pydantic import ValidationError
+from pydantic import BaseModel, Field, ValidationError
 from sqlalchemy.exc import OperationalError
 from werkzeug.exceptions import HTTPException
 
@@ -25,9 +25,21 @@ class ApiError(ServiceError):
         self.headers = headers or {}
 
 
+class ErrorDetail(BaseModel):
+    code: str = Field(description="stable and machine-readable, e.g. `job_not_found`")
+    message: str = Field(description="what was wrong and what is accepted")
+
+
+class Error(BaseModel):
+    """The body of every error response."""
+
+    # One model both renders (`error_response`) and documents (`/openapi.json`) it.
+    error: ErrorDetail
+
+
 def error_response(status: int, code: str, message: str) -> tuple[Response, int]:
     g.error_code = code  # counted by status and code for /metrics (web/request_ids.py)
-    return jsonify(error={"code": code, "message": message}), status
+    return jsonify(Error(error=ErrorDetail(code=code, message=message)).model_dump()), status
 
 
 def describe_validation_error(exc: ValidationError) -> str:
@@ -72,9 +84,9 @@ def register_error_handlers(app: Flask) -> None:
         log.warning("database unavailable on %s %s: %s", request.method, request.path, exc.orig or exc)
         return _service_error(
             ApiError(
-                503,
                 "database_unavailable",
                 f"the database cannot be reached right now; nothing was changed; retry in {DATABASE_RETRY_AFTER_S} s",
+                503,
                 {"Retry-After": str(DATABASE_RETRY_AFTER_S)},
             )
         )
