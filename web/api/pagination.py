@@ -7,7 +7,7 @@ cursor: rows created while a client pages through never shift the pages it has y
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Generic, TypeVar
+from typing import Any, Generic, Protocol, TypeVar
 
 from flask import request
 from sqlalchemy import Select
@@ -18,7 +18,13 @@ from web.app_state import app_state
 
 MAX_PAGE_SIZE = 500
 
-Row = TypeVar("Row")
+
+class _Identified(Protocol):
+    @property
+    def id(self) -> str: ...
+
+
+Row = TypeVar("Row", bound=_Identified)
 
 
 @dataclass(frozen=True)
@@ -47,4 +53,4 @@ class PageRequest:
             query = query.where(id_column < self.cursor)
         rows = list(session.scalars(query))
         page, has_more = rows[: self.limit], len(rows) > self.limit
-        return Page(page, has_more, getattr(page[-1], "id") if has_more else None)  # noqa: B009
+        return Page(page, has_more, page[-1].id if has_more else None)
