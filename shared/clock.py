@@ -1,4 +1,8 @@
-"""The one place vlmq asks for the time, so tests can pin it."""
+"""The time vlmq stores in rows: timezone-aware UTC, so stored datetimes compare.
+
+No test pins this clock globally; a test that needs a fixed time patches `utcnow`
+in the module that imported it (`monkeypatch.setattr("web.auth.utcnow", ...)`).
+"""
 
 from __future__ import annotations
 

@@ -14,6 +14,8 @@ from dataclasses import dataclass
 
 from PIL import Image, UnidentifiedImageError
 
+from shared.errors import ServiceError
+
 ACCEPTED_FORMATS = {
     "JPEG": "image/jpeg",
     "PNG": "image/png",
@@ -23,14 +25,8 @@ ACCEPTED_FORMATS = {
 }
 
 
-class ImageRejected(ValueError):
-    """An image the API refuses, with a code and a message for the client."""
-
-    def __init__(self, code: str, message: str, status: int = 400) -> None:
-        super().__init__(message)
-        self.code = code
-        self.message = message
-        self.status = status
+class ImageRejected(ServiceError):
+    """An image the API refuses; the code and message are the client's."""
 
 
 @dataclass(frozen=True)

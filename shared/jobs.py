@@ -93,9 +93,20 @@ def succeed(
 
 
 def fail(
-    session: Session, job_id: str, code: str, message: str, now: datetime, inference_s: float | None = None
+    session: Session,
+    job_id: str,
+    code: str,
+    message: str,
+    now: datetime,
+    inference_s: float | None = None,
+    model: str | None = None,
 ) -> bool:
-    """running → failed with an error the user can act on."""
+    """running → failed with an error the user can act on.
+
+    `model` is the model that ran, when one did; a job that failed before any worker ran it
+    keeps the model named at submit.
+    """
+    ran_on = {} if model is None else {"model": model}
     moved = _move(
         session,
         job_id,
@@ -105,6 +116,7 @@ def fail(
         error_message=message,
         inference_s=inference_s,
         completed_at=now,
+        **ran_on,
     )
     return _reported(session, moved, job_id, JOB_COMPLETED, now)
 

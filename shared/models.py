@@ -155,10 +155,6 @@ class Job(Base):
     # Set when retention removed the result.
     purged_at: Mapped[datetime | None]
 
-    @property
-    def job_status(self) -> JobStatus:
-        return JobStatus(self.status)
-
 
 class RetiredWebhookSecret(Base):
     """A replaced signing secret that still signs until `expires_at`, so receivers can switch over."""

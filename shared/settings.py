@@ -3,7 +3,7 @@
 Values come, highest first, from explicit keyword arguments (tests), `VLMQ_*`
 environment variables, then an optional TOML config file named by
 `config_file=` or `VLMQ_CONFIG_FILE`. Nothing is read at import time: call
-`Settings()` (or `load_settings()`) when a process starts.
+`Settings()` when a process starts.
 """
 
 from __future__ import annotations
@@ -214,8 +214,3 @@ class Settings(BaseSettings):
     def broker_visibility_timeout_s(self) -> int:
         """Redis must not redeliver a message while its task may still run."""
         return self.task_hard_time_limit_s * 2 + 60
-
-
-def load_settings(**overrides: Any) -> Settings:
-    """Build settings for a process; keyword overrides win over env and file."""
-    return Settings(**overrides)

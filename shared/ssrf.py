@@ -19,14 +19,23 @@ from urllib.parse import SplitResult, urlsplit
 import certifi
 import urllib3
 
+from shared.errors import ServiceError
+
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 
 MAX_URL_LENGTH = 2048
 
 
-class UnsafeUrl(ValueError):
-    """A URL vlmq will not call; the message names the rule."""
+# The code a client sees for a refused URL, by what the URL was for.
+ERROR_CODES = {"webhook": "invalid_webhook", "image": "invalid_image_url"}
+
+
+class UnsafeUrl(ServiceError):
+    """A URL vlmq will not call; the message names the rule, the code what the URL was for."""
+
+    def __init__(self, purpose: str, message: str) -> None:
+        super().__init__(ERROR_CODES[purpose], message)
 
 
 @dataclass(frozen=True)
@@ -78,22 +87,22 @@ def resolve(host: str, port: int) -> list[str]:
 def _split_url(url: str, purpose: str) -> SplitResult:
     """The URL's parts, or `UnsafeUrl` for a malformed or non-http(s) URL."""
     if len(url) > MAX_URL_LENGTH:
-        raise UnsafeUrl(f"the {purpose} URL is longer than {MAX_URL_LENGTH} characters")
+        raise UnsafeUrl(purpose, f"the {purpose} URL is longer than {MAX_URL_LENGTH} characters")
     try:
         parts = urlsplit(url)
         port = parts.port
     except ValueError as exc:
-        raise UnsafeUrl(f"the {purpose} URL is malformed: {exc}") from None
+        raise UnsafeUrl(purpose, f"the {purpose} URL is malformed: {exc}") from None
     if port == 0:
-        raise UnsafeUrl(f"the {purpose} URL's port must be 1 to 65535")
+        raise UnsafeUrl(purpose, f"the {purpose} URL's port must be 1 to 65535")
     if parts.scheme not in ("http", "https"):
-        raise UnsafeUrl(f"{purpose} URLs must use http or https, not {parts.scheme or 'no scheme'!r}")
+        raise UnsafeUrl(purpose, f"{purpose} URLs must use http or https, not {parts.scheme or 'no scheme'!r}")
     if not parts.hostname:
-        raise UnsafeUrl(f"the {purpose} URL has no host")
+        raise UnsafeUrl(purpose, f"the {purpose} URL has no host")
     if parts.username is not None or parts.password is not None:
-        raise UnsafeUrl(f"the {purpose} URL must not hold credentials")
+        raise UnsafeUrl(purpose, f"the {purpose} URL must not hold credentials")
     if parts.fragment:
-        raise UnsafeUrl(f"the {purpose} URL must not have a #fragment")
+        raise UnsafeUrl(purpose, f"the {purpose} URL must not have a #fragment")
     return parts
 
 
@@ -105,7 +114,7 @@ def check_webhook_url(url: str, allow: AllowList) -> CheckedTarget:
 def check_url(url: str, allow: AllowList, purpose: str, allow_setting: str) -> CheckedTarget:
     """Resolve `url` once and check every address; raises `UnsafeUrl` naming the rule.
 
-    `purpose` ("webhook", "image") and `allow_setting` only shape the messages.
+    `purpose` ("webhook", "image") picks the error code (`ERROR_CODES`); it and `allow_setting` shape the messages.
     """
     parts = _split_url(url, purpose)
     host = (parts.hostname or "").rstrip(".")
@@ -113,15 +122,16 @@ def check_url(url: str, allow: AllowList, purpose: str, allow_setting: str) -> C
     try:
         addresses = _addresses(host, port)
     except (OSError, UnicodeError) as exc:
-        raise UnsafeUrl(f"the {purpose} host {host!r} does not resolve: {exc}") from None
+        raise UnsafeUrl(purpose, f"the {purpose} host {host!r} does not resolve: {exc}") from None
     if not addresses:
-        raise UnsafeUrl(f"the {purpose} host {host!r} does not resolve")
+        raise UnsafeUrl(purpose, f"the {purpose} host {host!r} does not resolve")
     if host.lower() not in allow.hosts:
         for text in addresses:
             if (reason := blocked_reason(ipaddress.ip_address(text.split("%", 1)[0]), allow)) is not None:
                 raise UnsafeUrl(
+                    purpose,
                     f"the {purpose} host {host!r} resolves to {text}, a {reason} address; {purpose} URLs must "
-                    f"reach a public address (operators can allow in-house hosts with {allow_setting})"
+                    f"reach a public address (operators can allow in-house hosts with {allow_setting})",
                 )
     path = parts.path or "/"
     if parts.query:

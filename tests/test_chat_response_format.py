@@ -58,3 +58,21 @@ def test_a_schema_that_is_not_an_object_is_refused(
         )
     assert 'schema must describe a JSON object ("type": "object")' in refused.value.body["message"]
     assert job_count(sessions) == 0
+
+
+def test_the_finish_reason_is_the_workers_not_judged_from_web_settings(
+    openai_client: openai.OpenAI, sessions: sessionmaker[Session], png: bytes
+) -> None:
+    """A result that reaches the web's own `max_new_tokens` (24 in tests) without a reason is not called `length`:
+    only the worker knows its budget."""
+    answer = {"text": "A red square.", "data": None, "usage": {"prompt_tokens": 30, "completion_tokens": 24}}
+
+    def worker() -> None:
+        finish_like_a_worker(sessions, wait_for_only_job(sessions).id, answer)
+
+    thread = threading.Thread(target=worker)
+    thread.start()
+    completion = openai_client.chat.completions.create(model="any", messages=_messages(png))
+    thread.join()
+    assert completion.usage.completion_tokens == 24
+    assert completion.choices[0].finish_reason == "stop"

@@ -13,7 +13,14 @@ from sqlalchemy.orm import Session, sessionmaker
 from shared.models import Job
 from tests.helpers import submit
 from worker.context import WorkerContext
-from worker.inference.engine_contract import Engine, InferenceRequest, InferenceResult, ProgressCallback, TextCallback
+from worker.inference.engine_contract import (
+    Engine,
+    InferenceError,
+    InferenceRequest,
+    InferenceResult,
+    ProgressCallback,
+    TextCallback,
+)
 from worker.runner import conversation_before, run_job
 from worker.warmup import warm_up
 
@@ -115,3 +122,28 @@ def test_cancel_stops_a_running_job(client: FlaskClient, worker_context: WorkerC
 
 def test_warm_up_runs_the_real_engine(engine: Engine) -> None:
     assert warm_up(engine) > 0
+
+
+class _FailingEngine:
+    """A model that refuses every request, as a real one does on an input it cannot read."""
+
+    model_name = "org/failing-model"
+    is_placeholder = False
+
+    def run(
+        self, request: InferenceRequest, progress: ProgressCallback | None = None, on_text: TextCallback | None = None
+    ) -> InferenceResult:
+        raise InferenceError("inference_error", "the model could not read this input")
+
+
+def test_a_failed_job_shows_the_model_that_ran_it(
+    client: FlaskClient, worker_context: WorkerContext, png: bytes
+) -> None:
+    job_id = submit(client, png, task="describe").get_json()["id"]
+    submitted_with = client.get(f"/v1/jobs/{job_id}").get_json()["model"]
+    worker_context.engine = _FailingEngine()
+    assert run_job(worker_context, job_id) == "failed"
+    body = client.get(f"/v1/jobs/{job_id}").get_json()
+    assert body["error"]["code"] == "inference_error"
+    assert submitted_with != "org/failing-model"
+    assert body["model"] == "org/failing-model"

@@ -21,9 +21,9 @@ from shared.migrate import upgrade_to_head
 from shared.settings import Settings
 from tests.conftest import serving
 from web.api import job_input
+from web.api.remote_images import ByteBudget
 from web.app import create_app
 from web.errors import ApiError
-from web.remote_images import ByteBudget
 
 CONFIG = Path(__file__).with_name("schemathesis.toml")
 SCHEMATHESIS = Path(sys.executable).with_name("st")
@@ -37,7 +37,7 @@ def no_remote_hosts(monkeypatch: pytest.MonkeyPatch) -> None:
         raise OSError(f"[Errno -2] Name or service not known: {host}")
 
     def unreachable(url: str, settings: Settings, budget: ByteBudget | None = None) -> bytes:
-        raise ApiError(400, "image_fetch_failed", "image_url could not be fetched: remote hosts are off in this test")
+        raise ApiError("image_fetch_failed", "image_url could not be fetched: remote hosts are off in this test")
 
     monkeypatch.setattr(ssrf, "resolve", unresolvable)
     monkeypatch.setattr(job_input, "fetch_image", unreachable)

@@ -23,7 +23,7 @@ from shared.settings import Settings
 from shared.webhooks.tenant_secrets import current_secret
 from tests.helpers import submit
 from tests.webhook_receiver import HANG, HUGE, RESET, TRICKLE, Answer, Receiver
-from web.job_records import insert_job
+from web.api.job_records import insert_job
 from worker.context import WorkerContext
 from worker.webhooks import endpoint_slots
 from worker.webhooks.delivery import deliver

@@ -22,6 +22,7 @@ from web.api import (
     webhook_settings,
 )
 from web.api.waiting import WaitSlots
+from web.app_state import AppState
 from web.errors import register_error_handlers
 from web.json_provider import SafeJSONProvider
 from web.openai import files, models
@@ -29,7 +30,6 @@ from web.rate_limits import init_rate_limits
 from web.request_guard import register_request_guard
 from web.request_ids import register_request_ids
 from web.security_headers import register_security_headers
-from web.state import AppState
 
 # Base64 in a JSON body is 4/3 the image size; leave room for the other fields.
 # `POST /v1/batches` raises its own limit to VLMQ_MAX_BATCH_BYTES (web/api/batch_input.py).

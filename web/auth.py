@@ -13,9 +13,9 @@ from flask import g, request
 from shared.audit import ANONYMOUS_ACTOR
 from shared.auth import DEFAULT_TENANT_ID, KeyRefused, authenticate
 from shared.clock import utcnow
+from web.app_state import app_state
 from web.errors import ApiError
 from web.page_session import api_cookie_key, cookie_key
-from web.state import app_state
 
 PAGES_BLUEPRINT = "pages"
 
@@ -40,14 +40,14 @@ def _find_tenant() -> tuple[str, str]:
     key = _presented_key()
     if key is None:
         raise ApiError(
-            401, "unauthorized", "send 'Authorization: Bearer <api key>'; create keys with `vlmq keys create`"
+            "unauthorized", "send 'Authorization: Bearer <api key>'; create keys with `vlmq keys create`", 401
         )
     try:
         with state.sessions.begin() as session:
             row = authenticate(session, key, utcnow())
             return row.tenant_id, row.id
     except KeyRefused as exc:
-        raise ApiError(401, exc.code, exc.message) from None
+        raise ApiError(exc.code, exc.message, 401) from None
 
 
 def _presented_key() -> str | None:
@@ -55,6 +55,6 @@ def _presented_key() -> str | None:
     if header is not None:
         scheme, _, token = header.partition(" ")
         if scheme.lower() != "bearer" or not token.strip():
-            raise ApiError(401, "unauthorized", "the Authorization header must be 'Bearer <api key>'")
+            raise ApiError("unauthorized", "the Authorization header must be 'Bearer <api key>'", 401)
         return token.strip()
     return cookie_key() if request.blueprint == PAGES_BLUEPRINT else api_cookie_key()

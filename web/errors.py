@@ -5,9 +5,11 @@ from __future__ import annotations
 import logging
 
 from flask import Flask, Response, g, jsonify, render_template, request
-from pydantic import ValidationError
+from pydantic import BaseModel, Field, ValidationError
 from sqlalchemy.exc import OperationalError
 from werkzeug.exceptions import HTTPException
+
+from shared.errors import ServiceError
 
 log = logging.getLogger(__name__)
 
@@ -15,20 +17,29 @@ log = logging.getLogger(__name__)
 DATABASE_RETRY_AFTER_S = 5
 
 
-class ApiError(Exception):
-    """An error a client caused or can act on."""
+class ApiError(ServiceError):
+    """A `ServiceError` raised by the web, which may add response headers (`Retry-After`)."""
 
-    def __init__(self, status: int, code: str, message: str, headers: dict[str, str] | None = None) -> None:
-        super().__init__(message)
-        self.status = status
-        self.code = code
-        self.message = message
+    def __init__(self, code: str, message: str, status: int = 400, headers: dict[str, str] | None = None) -> None:
+        super().__init__(code, message, status)
         self.headers = headers or {}
+
+
+class ErrorDetail(BaseModel):
+    code: str = Field(description="stable and machine-readable, e.g. `job_not_found`")
+    message: str = Field(description="what was wrong and what is accepted")
+
+
+class Error(BaseModel):
+    """The body of every error response."""
+
+    # One model both renders (`error_response`) and documents (`/openapi.json`) it.
+    error: ErrorDetail
 
 
 def error_response(status: int, code: str, message: str) -> tuple[Response, int]:
     g.error_code = code  # counted by status and code for /metrics (web/request_ids.py)
-    return jsonify(error={"code": code, "message": message}), status
+    return jsonify(Error(error=ErrorDetail(code=code, message=message)).model_dump()), status
 
 
 def describe_validation_error(exc: ValidationError) -> str:
@@ -44,12 +55,14 @@ def describe_validation_error(exc: ValidationError) -> str:
 
 
 def register_error_handlers(app: Flask) -> None:
-    @app.errorhandler(ApiError)
-    def _api_error(exc: ApiError) -> tuple[Response | str, int, dict[str, str]]:
+    @app.errorhandler(ServiceError)
+    def _service_error(exc: ServiceError) -> tuple[Response | str, int, dict[str, str]]:
+        """Every error of the family, whichever side raised it: pages get HTML, the rest JSON."""
+        headers = exc.headers if isinstance(exc, ApiError) else {}
         if not _wants_json():
             g.error_code = exc.code
-            return render_template("error.html", error=exc), exc.status, exc.headers
-        return *error_response(exc.status, exc.code, exc.message), exc.headers
+            return render_template("error.html", error=exc), exc.status, headers
+        return *error_response(exc.status, exc.code, exc.message), headers
 
     @app.errorhandler(ValidationError)
     def _validation_error(exc: ValidationError) -> tuple[Response, int]:
@@ -69,11 +82,11 @@ def register_error_handlers(app: Flask) -> None:
     def _database_unavailable(exc: OperationalError) -> tuple[Response | str, int, dict[str, str]]:
         """The database is down or unreachable: nothing was stored, so the client may simply retry."""
         log.warning("database unavailable on %s %s: %s", request.method, request.path, exc.orig or exc)
-        return _api_error(
+        return _service_error(
             ApiError(
-                503,
                 "database_unavailable",
                 f"the database cannot be reached right now; nothing was changed; retry in {DATABASE_RETRY_AFTER_S} s",
+                503,
                 {"Retry-After": str(DATABASE_RETRY_AFTER_S)},
             )
         )

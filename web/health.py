@@ -9,7 +9,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from shared.celery_app import GPU_QUEUE
 from shared.presence import live_workers
-from web.state import app_state
+from web.app_state import app_state
 
 bp = Blueprint("health", __name__)
 

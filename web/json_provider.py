@@ -20,4 +20,4 @@ class SafeJSONProvider(DefaultJSONProvider):
             return safe_json.loads(s)
         except safe_json.UnsafeJson as exc:
             # An `ApiError`, not a ValueError: `get_json(silent=True)` must not swallow it.
-            raise ApiError(400, "invalid_json", str(exc)) from None
+            raise ApiError("invalid_json", str(exc)) from None

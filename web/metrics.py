@@ -25,9 +25,9 @@ from shared.celery_app import GPU_QUEUE, GPU_QUEUES, WEBHOOK_QUEUE
 from shared.models import Job
 from shared.presence import live_workers
 from shared.states import JobStatus
+from web.app_state import AppState, app_state
 from web.auth import current_tenant
 from web.errors import ApiError
-from web.state import AppState, app_state
 from web.telemetry_collector import RecordedTelemetry, WorkerLoad
 
 bp = Blueprint("metrics", __name__)
@@ -63,7 +63,7 @@ def _tenant_scope(state: AppState) -> str | None:
     if not state.settings.auth_enabled:
         if token is None:
             return None
-        raise ApiError(401, "unauthorized", "send 'Authorization: Bearer <VLMQ_METRICS_TOKEN>'")
+        raise ApiError("unauthorized", "send 'Authorization: Bearer <VLMQ_METRICS_TOKEN>'", 401)
     return current_tenant()
 
 

@@ -14,20 +14,21 @@ from typing import Any
 from flask import Blueprint, Response, jsonify
 
 from shared.settings import Settings
+from web.app_state import app_state
+from web.errors import Error
 from web.openapi_batches import batch_paths
 from web.openapi_catalogue import catalogue_paths, catalogue_schemas
 from web.openapi_jobs import job_paths
 from web.openapi_openai import openai_paths
 from web.openapi_operations import ADMIN_SCHEME, admin_paths, operations_paths
-from web.openapi_schema import ERROR_SCHEMA, REQUEST_ID, Components, errors
-from web.state import app_state
+from web.openapi_schema import REQUEST_ID, Components, errors
 
 bp = Blueprint("openapi", __name__)
 
 
 def openapi_document(settings: Settings) -> dict[str, Any]:
     components = Components()
-    components.schemas["Error"] = ERROR_SCHEMA
+    components.ref(Error, "serialization")
     components.schemas |= catalogue_schemas()
     paths = {
         **job_paths(components),

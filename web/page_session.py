@@ -48,7 +48,7 @@ def check_csrf() -> None:
     if key is None:
         return  # no cookie, no ambient authority to abuse: the API's own auth decides
     if not hmac.compare_digest(_sent_token(), csrf_token(key)):
-        raise ApiError(403, "csrf_failed", "the form's CSRF token is missing or wrong: reload the page and try again")
+        raise ApiError("csrf_failed", "the form's CSRF token is missing or wrong: reload the page and try again", 403)
 
 
 def api_cookie_key() -> str | None:

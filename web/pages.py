@@ -16,13 +16,13 @@ from shared.models import Batch, Feedback, Job
 from shared.request_rules import TASKS
 from shared.states import JobStatus
 from shared.webhooks.delivery_log import job_deliveries
+from web.api.batch_records import load_batch
+from web.api.job_records import filter_jobs, load_job
 from web.api.jobs import create_job
+from web.app_state import app_state
 from web.auth import current_tenant
-from web.batch_records import load_batch
 from web.errors import ApiError
-from web.job_records import filter_jobs, load_job
 from web.page_session import check_csrf, cookie_key, csrf_token, safe_next, set_key_cookie
-from web.state import app_state
 from web.urls import base_url
 
 bp = Blueprint("pages", __name__)
@@ -141,7 +141,7 @@ def login() -> Response | tuple[str, int]:
         with state.sessions.begin() as session:
             authenticate(session, key, utcnow())
     except KeyRefused as exc:
-        return render_template("error.html", error=ApiError(401, exc.code, exc.message)), 401
+        return render_template("error.html", error=ApiError(exc.code, exc.message, 401)), 401
     response = redirect(safe_next(request.form.get("next")), code=303)
     set_key_cookie(response, key, state.settings)
     return response

@@ -26,4 +26,4 @@ def register_request_guard(app: Flask) -> None:
             for header in CHECKED_HEADERS:
                 check_text(request.headers.get(header, ""), f"the {header} header")
         except UnsafeJson as exc:
-            raise ApiError(400, "invalid_request", str(exc)) from None
+            raise ApiError("invalid_request", str(exc)) from None

@@ -15,8 +15,8 @@ from flask import Flask, Response, g, request
 
 from shared import telemetry
 from shared.log_context import bind_request_id, current_request_id, unbind
+from web.app_state import app_state
 from web.errors import ApiError
-from web.state import app_state
 
 HEADER = "X-Request-ID"
 # Probes answer 503 while a dependency is down by design: that is not a client being refused.
@@ -36,7 +36,6 @@ def register_request_ids(app: Flask) -> None:
         else:
             bind_request_id(_new_id())
             raise ApiError(
-                400,
                 "invalid_request_id",
                 f"{HEADER} must be 1-128 characters of letters, digits and . _ : ; = / + -, starting with a "
                 "letter or digit; leave it out to get one",

@@ -5,7 +5,7 @@ from __future__ import annotations
 from flask import request
 
 from shared import public_url
-from web.state import app_state
+from web.app_state import app_state
 
 
 def base_url() -> str:

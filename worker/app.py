@@ -15,6 +15,7 @@ from typing import Literal
 from celery import Celery
 
 from shared.celery_app import WEBHOOK_QUEUE, make_celery
+from shared.presence import withdraw
 from shared.settings import Settings
 from worker.context import build_context, set_context
 from worker.gpu_worker import EXIT_MODEL_LOAD, run_gpu_worker
@@ -45,14 +46,20 @@ def run_worker(settings: Settings, role: Role, concurrency: int | None = None, b
     celery = create_worker_app(settings)
     context = build_context(settings, celery)
     set_context(context)
-    start_presence(context.redis, context.name, {"name": context.name, "queues": [WEBHOOK_QUEUE], "pid": os.getpid()})
+    presence = start_presence(
+        context.redis, context.name, {"name": context.name, "queues": [WEBHOOK_QUEUE], "pid": os.getpid()}
+    )
     # Room for every tenant's delivery slots with threads to spare for the sweeper and other tenants.
     threads = concurrency or max(8, 2 * settings.webhook_max_per_tenant)
     argv = ["worker", "-Q", WEBHOOK_QUEUE, "--pool", "threads", "--concurrency", str(threads)]
     if beat:
         argv += ["--beat", "--schedule", str(settings.data_dir / "celerybeat-schedule")]
     argv += ["--hostname", f"{role}@%h.{os.getpid()}", "--loglevel", "INFO", "--without-mingle", "--without-gossip"]
-    celery.worker_main(argv=argv)
+    try:
+        celery.worker_main(argv=argv)
+    finally:  # like the GPU worker: leave the worker list at once, not when the key expires
+        presence.set()
+        withdraw(context.redis, context.name)
 
 
 class ModelLoadError(RuntimeError):

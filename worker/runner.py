@@ -115,7 +115,7 @@ def _execute(ctx: WorkerContext, job_id: str, timing: _JobTiming) -> str:
         with ctx.sessions.begin() as session:
             if outcome is None:
                 return jobs.succeed(session, job_id, asdict(result), _model_label(ctx), elapsed, finished_at)
-            return jobs.fail(session, job_id, *outcome, finished_at, inference_s=elapsed)
+            return jobs.fail(session, job_id, *outcome, finished_at, inference_s=elapsed, model=_model_label(ctx))
 
     # A database outage must not cost the work done: keep the result and write it when the database is back.
     moved = retry_while_unreachable(record_outcome, settings.result_write_retry_s)

@@ -22,8 +22,8 @@ from shared.job_view import render
 from shared.key_actions import create_key, revoke_key, rotate_key
 from shared.key_schemas import KeyCreate, KeyRotate, expiry
 from shared.key_view import KeyView, issued_key_view, key_view
+from web.app_state import app_state
 from web.errors import ApiError
-from web.state import app_state
 
 bp = Blueprint("admin_keys_api", __name__)
 
@@ -36,7 +36,7 @@ class KeyList(BaseModel):
 def _require_admin_key() -> None:
     expected = f"Bearer {app_state().settings.admin_key}"
     if not hmac.compare_digest(request.headers.get("Authorization", "").encode(), expected.encode()):
-        raise ApiError(401, "invalid_admin_key", "the admin API needs 'Authorization: Bearer <VLMQ_ADMIN_KEY>'")
+        raise ApiError("invalid_admin_key", "the admin API needs 'Authorization: Bearer <VLMQ_ADMIN_KEY>'", 401)
 
 
 @bp.get("/v1/admin/keys")
@@ -79,7 +79,7 @@ def _json_object(shape: str, optional: bool = False) -> dict[str, Any]:
         return {}
     body = request.get_json(silent=True)
     if not isinstance(body, dict):
-        raise ApiError(400, "invalid_json", f"send a JSON object: {shape}")
+        raise ApiError("invalid_json", f"send a JSON object: {shape}")
     return body
 
 
@@ -89,6 +89,6 @@ def _key_errors() -> Iterator[None]:
     try:
         yield
     except LookupError as exc:
-        raise ApiError(404, "key_not_found", str(exc)) from None
+        raise ApiError("key_not_found", str(exc), 404) from None
     except KeyNotLive as exc:
-        raise ApiError(409, "key_not_live", str(exc)) from None
+        raise ApiError("key_not_live", str(exc), 409) from None

@@ -13,10 +13,11 @@ from shared.audit import AuditAction, AuditEventView, audit_query, audit_view
 from shared.job_view import render
 from shared.models import AuditEvent
 from shared.spreadsheets import BOM, csv_line
-from web.api.query_args import int_query_arg, time_query_arg
+from web.api.pagination import PageRequest
+from web.api.query_args import time_query_arg
+from web.app_state import app_state
 from web.auth import current_tenant
 from web.errors import ApiError
-from web.state import app_state
 
 bp = Blueprint("audit_api", __name__)
 
@@ -36,15 +37,12 @@ class AuditPage(BaseModel):
 @bp.get("/v1/audit")
 def list_audit_events() -> Response:
     state = app_state()
-    limit = int_query_arg("limit", state.settings.default_page_size, 1, 500)
-    query = _filtered().order_by(AuditEvent.id.desc()).limit(limit + 1)
-    if (cursor := request.args.get("cursor")) is not None:
-        query = query.where(AuditEvent.id < cursor)
+    asked = PageRequest.from_args()
+    query = _filtered()
     with state.sessions() as session:
-        events = list(session.scalars(query))
-    page, has_more = events[:limit], len(events) > limit
+        page = asked.read(session, query, AuditEvent.id)
     listing = AuditPage(
-        data=[audit_view(event) for event in page], has_more=has_more, next_cursor=page[-1].id if has_more else None
+        data=[audit_view(event) for event in page.rows], has_more=page.has_more, next_cursor=page.next_cursor
     )
     return jsonify(render(listing))
 
@@ -54,7 +52,7 @@ def export_audit_events() -> Response:
     """Every matching event, oldest first, streamed a page at a time so any log size fits in memory."""
     export_format = request.args.get("format", "jsonl")
     if export_format not in EXPORT_FORMATS:
-        raise ApiError(400, "invalid_format", f"format must be one of {', '.join(EXPORT_FORMATS)}")
+        raise ApiError("invalid_format", f"format must be one of {', '.join(EXPORT_FORMATS)}")
     views = _all_views(_filtered())
     lines = _jsonl_lines(views) if export_format == "jsonl" else _csv_lines(views)
     return Response(
@@ -72,7 +70,7 @@ def _filtered() -> Select[tuple[AuditEvent]]:
             actions.append(AuditAction(name.strip()))
         except ValueError:
             accepted = ", ".join(action.value for action in AuditAction)
-            raise ApiError(400, "invalid_action", f"action {name!r} is not one of {accepted}") from None
+            raise ApiError("invalid_action", f"action {name!r} is not one of {accepted}") from None
     return audit_query(tenant_id, actions, time_query_arg("since"), time_query_arg("until"))
 
 

@@ -11,11 +11,11 @@ from flask import Blueprint, Response, jsonify, request
 from shared.evaluation import LabelsError, evaluate
 from shared.result_rows import flat_result
 from shared.spreadsheets import read_table
+from web.api.batch_records import load_batch
 from web.api.batch_results import FORMATS, batch_rows
+from web.app_state import app_state
 from web.auth import current_tenant
-from web.batch_records import load_batch
 from web.errors import ApiError
-from web.state import app_state
 
 bp = Blueprint("batch_evaluation_api", __name__)
 
@@ -38,7 +38,7 @@ def evaluate_batch(batch_id: str) -> Response:
         results = [flat_result(row) for row in batch_rows(state.sessions, batch_id)]
         return jsonify(evaluate(labels, results))
     except (LabelsError, ValueError) as exc:
-        raise ApiError(400, "invalid_labels", f"labels: {exc}") from None
+        raise ApiError("invalid_labels", f"labels: {exc}") from None
 
 
 def _labels_upload() -> tuple[bytes, str]:
@@ -46,9 +46,9 @@ def _labels_upload() -> tuple[bytes, str]:
         upload = request.files.get("labels")
         suffix = (upload.filename or "").rsplit(".", 1)[-1].lower() if upload is not None else ""
         if upload is None or suffix not in KINDS.values():
-            raise ApiError(400, "invalid_labels", ACCEPTED)
+            raise ApiError("invalid_labels", ACCEPTED)
         return upload.read(), suffix
     kind = KINDS.get(request.mimetype)
     if kind is None:
-        raise ApiError(415, "unsupported_media_type", ACCEPTED)
+        raise ApiError("unsupported_media_type", ACCEPTED, 415)
     return request.get_data(), kind

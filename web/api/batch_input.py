@@ -14,12 +14,12 @@ from __future__ import annotations
 
 from concurrent.futures import FIRST_EXCEPTION, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
-from typing import Any
 
 from flask import Request
 from pydantic import ValidationError
 
 from shared.batch_schemas import BatchCreate, BatchItem
+from shared.errors import ServiceError
 from shared.schemas import JobCreate
 from shared.settings import Settings
 from web.api.job_input import (
@@ -27,11 +27,10 @@ from web.api.job_input import (
     check_token_budget,
     decode_data_uri,
     image_from_reference,
-    json_form_field,
-    upload_name,
 )
+from web.api.multipart import form_fields, refuse_other_files, upload_name
+from web.api.remote_images import ByteBudget
 from web.errors import ApiError, describe_validation_error
-from web.remote_images import ByteBudget
 
 # Form parts besides the images: the shared fields, with room to spare so a few extra
 # images still get the clear `too_many_items` error rather than werkzeug's 413.
@@ -53,10 +52,10 @@ def open_batch_body(request: Request, settings: Settings) -> None:
     limit = settings.max_batch_bytes
     if request.content_length is not None and request.content_length > limit:
         raise ApiError(
-            413,
             "batch_too_large",
             f"the request body is {request.content_length} bytes; a batch may be at most {limit} bytes: "
             "split it into several batches",
+            413,
         )
     request.max_content_length = limit
     request.max_form_parts = 2 * settings.max_batch_items + _SPARE_FORM_PARTS
@@ -75,17 +74,16 @@ def read_batch_submission(request: Request, settings: Settings) -> BatchSubmissi
         entries, names = [(item, None) for item in shared.items], [None] * len(shared.items)
     else:
         raise ApiError(
-            415,
             "unsupported_media_type",
             "send multipart/form-data (repeated 'image' files plus shared fields) or application/json "
             "(shared fields plus 'items', each with an 'image' data URI or an 'image_url')",
+            415,
         )
     count = len(entries)
     if count == 0:
-        raise ApiError(400, "empty_batch", "a batch needs at least one image: 'image' files or JSON 'items'")
+        raise ApiError("empty_batch", "a batch needs at least one image: 'image' files or JSON 'items'")
     if count > settings.max_batch_items:
         raise ApiError(
-            400,
             "too_many_items",
             f"the batch has {count} items; the limit is {settings.max_batch_items} (VLMQ_MAX_BATCH_ITEMS)",
         )
@@ -108,18 +106,17 @@ def _item_spec(
     except ValidationError as exc:
         # Field errors were caught with their paths already; what is left are rules across fields.
         message = describe_validation_error(exc).removeprefix("body: ")
-        raise ApiError(400, "invalid_request", f"items.{index}: {message}") from None
+        raise ApiError("invalid_request", f"items.{index}: {message}") from None
     if spec.params.parent_job_id is not None:
         raise ApiError(
-            400,
             "invalid_request",
             f"items.{index}: params.parent_job_id is not available in batches: "
             "each item brings its own image; ask follow-up questions with POST /v1/jobs",
         )
     try:
         check_token_budget(spec, settings)
-    except ApiError as exc:
-        raise item_error(index, exc) from None
+    except ServiceError as exc:
+        raise exc.at(f"items.{index}") from None
     return spec
 
 
@@ -144,7 +141,7 @@ def _item_images(
 def _first_error(failed: list[Future[bytes | None]]) -> BaseException:
     """The error to report: a real problem before the `download_stopped` of items cut short by it."""
     errors = [future.exception() for future in failed]
-    real = [error for error in errors if not (isinstance(error, ApiError) and error.code == "download_stopped")]
+    real = [error for error in errors if not (isinstance(error, ServiceError) and error.code == "download_stopped")]
     error = (real or errors)[0]
     assert error is not None
     return error
@@ -160,29 +157,16 @@ def _item_image(
         if item.image_url is not None:
             return image_from_reference(item.image_url, settings, budget)
         return decode_data_uri(item.image)
-    except ApiError as exc:
-        raise item_error(index, exc) from None
-
-
-def item_error(index: int, exc: ApiError) -> ApiError:
-    """The same error, its message prefixed with the item it is about."""
-    return ApiError(exc.status, exc.code, f"items.{index}: {exc.message}")
+    except ServiceError as exc:
+        raise exc.at(f"items.{index}") from None
 
 
 def _from_multipart(request: Request) -> tuple[BatchCreate, list[tuple[str | None, bytes]]]:
     """The shared fields, and each uploaded image with its file name."""
-    extra_files = set(request.files) - {"image"}
-    if extra_files:
-        raise ApiError(
-            400, "invalid_request", f"unexpected file fields {sorted(extra_files)}; send each image as 'image'"
-        )
-    fields: dict[str, Any] = {}
-    for name in request.form:
-        fields[name] = (
-            json_form_field(name, request.form[name]) if name in ("params", "metadata") else request.form[name]
-        )
+    refuse_other_files(request, "send each image as 'image'")
+    fields = form_fields(request)
     if "items" in fields:
-        raise ApiError(400, "invalid_request", "items: only JSON bodies have 'items'; send each image as 'image'")
+        raise ApiError("invalid_request", "items: only JSON bodies have 'items'; send each image as 'image'")
     shared = BatchCreate.model_validate(fields)
     return shared, [(upload_name(upload.filename), upload.read()) for upload in request.files.getlist("image")]
 
@@ -190,5 +174,5 @@ def _from_multipart(request: Request) -> tuple[BatchCreate, list[tuple[str | Non
 def _from_json(request: Request) -> BatchCreate:
     body = request.get_json(silent=True)
     if not isinstance(body, dict):
-        raise ApiError(400, "invalid_json", "the body is not a JSON object")
+        raise ApiError("invalid_json", "the body is not a JSON object")
     return BatchCreate.model_validate(body)

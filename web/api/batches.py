@@ -6,21 +6,22 @@ from typing import Any
 
 from flask import Blueprint, Response, jsonify, request, stream_with_context
 from sqlalchemy import select
-from sqlalchemy.exc import IntegrityError
 
 from shared.audit import AuditAction
 from shared.batch_view import batch_counts, batch_view, render_batch
 from shared.job_enqueue import enqueue_job
 from shared.job_view import render
 from shared.models import Batch
+from web.api.audit_records import record_request_action
 from web.api.batch_input import open_batch_body, read_batch_submission
+from web.api.batch_records import cancel_unfinished_jobs, insert_batch, load_batch
 from web.api.batch_results import FORMATS, batch_rows, csv_lines, jsonl_lines, xlsx_results
-from web.api.idempotency import REPLAYED, check_same_request, idempotency_key, request_fingerprint
+from web.api.idempotency import REPLAYED, IdempotentCreate
 from web.api.listing import BatchPage
-from web.api.query_args import int_query_arg
-from web.audit_records import record_request_action
+from web.api.pagination import PageRequest
+from web.api.webhook_input import check_job_webhook
+from web.app_state import app_state
 from web.auth import current_tenant
-from web.batch_records import cancel_unfinished_jobs, insert_batch, load_batch
 from web.errors import ApiError
 from web.openai.batches import (
     cancel_openai_batch,
@@ -29,9 +30,7 @@ from web.openai.batches import (
     is_openai_batch_id,
     is_openai_batch_request,
 )
-from web.state import app_state
 from web.urls import base_url
-from web.webhook_input import check_job_webhook
 
 bp = Blueprint("batches_api", __name__)
 
@@ -53,34 +52,27 @@ def create_batch() -> tuple[Response, int, dict[str, str]] | Response:
     open_batch_body(request, state.settings)
     if is_openai_batch_request():
         return create_openai_batch(tenant_id)
-    key = idempotency_key()
-    fingerprint = request_fingerprint(request) if key else None
-    if key and (replay := _find_by_idempotency_key(tenant_id, key)) is not None:
-        check_same_request(replay.request_hash, fingerprint, key, f"batch {replay.id}")
+    once = IdempotentCreate.of_request(Batch, tenant_id)
+    if (replay := once.earlier()) is not None:
         return _batch_response(replay.id, 200, **REPLAYED)
 
     submission = read_batch_submission(request, state.settings)
     check_job_webhook(submission.items[0].spec, tenant_id)  # webhook fields are shared by every item
-    try:
-        with state.sessions.begin() as session:
-            batch, job_ids = insert_batch(session, state.settings, tenant_id, submission, key, fingerprint)
-            record_request_action(session, AuditAction.BATCH_SUBMITTED, batch.id, {"jobs": len(job_ids)})
-    except IntegrityError:
-        # Two requests with one Idempotency-Key raced; the other one won.
-        replay = _find_by_idempotency_key(tenant_id, key) if key else None
-        if replay is None:
-            raise
-        check_same_request(replay.request_hash, fingerprint, key, f"batch {replay.id}")
-        return _batch_response(replay.id, 200, **REPLAYED)
 
+    def insert() -> tuple[Batch, list[str]]:
+        with state.sessions.begin() as session:
+            batch, job_ids = insert_batch(session, state.settings, tenant_id, submission, once.key, once.fingerprint)
+            record_request_action(session, AuditAction.BATCH_SUBMITTED, batch.id, {"jobs": len(job_ids)})
+            return batch, job_ids
+
+    created, replay = once.create(insert)
+    if replay is not None:
+        return _batch_response(replay.id, 200, **REPLAYED)
+    assert created is not None
+    batch, job_ids = created
     for job_id in job_ids:
         enqueue_job(state.celery, state.sessions, job_id)
     return _batch_response(batch.id, 202, Location=f"{base_url()}/v1/batches/{batch.id}")
-
-
-def _find_by_idempotency_key(tenant_id: str, key: str) -> Batch | None:
-    with app_state().sessions() as session:
-        return session.scalar(select(Batch).where(Batch.tenant_id == tenant_id, Batch.idempotency_key == key))
 
 
 @bp.get("/v1/batches/<batch_id>")
@@ -97,18 +89,14 @@ def get_batch(batch_id: str) -> tuple[Response, int, dict[str, str]] | Response:
 def list_batches() -> Response:
     state = app_state()
     tenant_id = current_tenant()
-    limit = int_query_arg("limit", state.settings.default_page_size, 1, 500)
-    query = select(Batch).where(Batch.tenant_id == tenant_id).order_by(Batch.id.desc()).limit(limit + 1)
-    if (cursor := request.args.get("cursor")) is not None:
-        query = query.where(Batch.id < cursor)
+    asked = PageRequest.from_args()
     with state.sessions() as session:
-        batches = list(session.scalars(query))
-        page, has_more = batches[:limit], len(batches) > limit
-        counts = batch_counts(session, [batch.id for batch in page])
+        page = asked.read(session, select(Batch).where(Batch.tenant_id == tenant_id), Batch.id)
+        counts = batch_counts(session, [batch.id for batch in page.rows])
     listing = BatchPage(
-        data=[batch_view(batch, counts[batch.id], base_url()) for batch in page],
-        has_more=has_more,
-        next_cursor=page[-1].id if has_more else None,
+        data=[batch_view(batch, counts[batch.id], base_url()) for batch in page.rows],
+        has_more=page.has_more,
+        next_cursor=page.next_cursor,
     )
     return jsonify(render(listing))
 
@@ -120,7 +108,7 @@ def batch_results(batch_id: str) -> Response:
     tenant_id = current_tenant()
     result_format = request.args.get("format", "jsonl")
     if result_format not in FORMATS:
-        raise ApiError(400, "invalid_format", f"format must be one of {', '.join(FORMATS)}")
+        raise ApiError("invalid_format", f"format must be one of {', '.join(FORMATS)}")
     with state.sessions() as session:
         load_batch(session, tenant_id, batch_id)
     rows = batch_rows(state.sessions, batch_id)
@@ -145,7 +133,7 @@ def cancel_batch(batch_id: str) -> tuple[Response, int, dict[str, str]] | Respon
         load_batch(session, tenant_id, batch_id)
     canceled = cancel_unfinished_jobs(batch_id)
     if not canceled:
-        raise ApiError(409, "batch_already_finished", f"every job of batch {batch_id} already ended; nothing to cancel")
+        raise ApiError("batch_already_finished", f"every job of batch {batch_id} already ended; nothing to cancel", 409)
     with app_state().sessions.begin() as session:  # the jobs were canceled one transaction each
         record_request_action(session, AuditAction.BATCH_CANCELED, batch_id, {"canceled_jobs": canceled})
     return _batch_response(batch_id, 200)

@@ -15,7 +15,6 @@ import time
 from functools import partial
 
 from flask import Blueprint, Response, jsonify, request, stream_with_context
-from sqlalchemy.exc import IntegrityError
 
 from shared import jobs
 from shared.audit import AuditAction
@@ -24,18 +23,18 @@ from shared.job_enqueue import enqueue_job
 from shared.models import Job
 from shared.states import JobStatus
 from shared.webhooks.enqueue import enqueue_job_deliveries
+from web.api.audit_records import record_request_action
 from web.api.chat_answer import completion, failure
 from web.api.chat_input import ChatRequest, chat_to_job
 from web.api.chat_stream import relay
-from web.api.idempotency import REPLAYED, check_same_request, idempotency_key, request_fingerprint
+from web.api.idempotency import REPLAYED, IdempotentCreate
+from web.api.job_records import insert_job
+from web.api.quotas import check_queue_quota
 from web.api.waiting import wait_until_finished
-from web.audit_records import record_request_action
+from web.app_state import app_state
 from web.auth import current_tenant
 from web.errors import ApiError, error_response
-from web.job_records import find_by_idempotency_key, insert_job
 from web.openai.objects import dump
-from web.quotas import check_queue_quota
-from web.state import app_state
 
 bp = Blueprint("chat_api", __name__)
 
@@ -44,20 +43,20 @@ bp = Blueprint("chat_api", __name__)
 def chat_completions() -> Response | tuple[Response, int]:
     state = app_state()
     tenant_id = current_tenant()
-    key = idempotency_key()
+    once = IdempotentCreate.of_request(Job, tenant_id)
     body = request.get_json(silent=True)
     if not isinstance(body, dict):
-        raise ApiError(400, "invalid_json", "the body must be a JSON object in OpenAI's chat completion format")
+        raise ApiError("invalid_json", "the body must be a JSON object in OpenAI's chat completion format")
     chat = ChatRequest.model_validate(body)
-    job_id, attached = _job_for(chat, tenant_id, key)
+    job_id, attached = _job_for(chat, once)
     headers = REPLAYED if attached else {}
     wait_s = state.settings.max_wait_s
     deadline = time.monotonic() + wait_s
     # Without a key the caller cannot come back for the answer, so a call that gives up cancels its job.
-    give_up = partial(finished_or_given_up, job_id, cancel=key is None)
+    give_up = partial(finished_or_given_up, job_id, cancel=once.key is None)
     if chat.stream:
         include_usage = chat.stream_options is not None and chat.stream_options.include_usage
-        events = relay(job_id, deadline, include_usage, give_up, abandon=give_up if key is None else None)
+        events = relay(job_id, deadline, include_usage, give_up, abandon=give_up if once.key is None else None)
         return Response(stream_with_context(events), mimetype="text/event-stream", headers=headers)
     wait_until_finished(state.sessions, job_id, wait_s)
     job = give_up()
@@ -65,33 +64,38 @@ def chat_completions() -> Response | tuple[Response, int]:
         response, status = error_response(*failure(job, state.settings))
         response.headers.update(headers)
         return response, status
-    response = jsonify(dump(completion(job, state.settings)))
+    response = jsonify(dump(completion(job)))
     response.headers.update(headers)
     return response
 
 
-def _job_for(chat: ChatRequest, tenant_id: str, key: str | None) -> tuple[str, bool]:
+def _job_for(chat: ChatRequest, once: IdempotentCreate[Job]) -> tuple[str, bool]:
     """The job answering this call: the one an earlier call with the same key made (True), or a new one."""
     state = app_state()
-    fingerprint = request_fingerprint(request) if key else None
-    if key and (earlier := find_by_idempotency_key(tenant_id, key)) is not None:
-        check_same_request(earlier.request_hash, fingerprint, key, f"job {earlier.id}")
+    if (earlier := once.earlier()) is not None:
         return earlier.id, True
     job = chat_to_job(chat, state.settings)
-    try:
+
+    def insert() -> str:
         with state.sessions.begin() as session:
-            check_queue_quota(session, state.settings, tenant_id, 1, len(job.image or b""))
+            check_queue_quota(session, state.settings, once.tenant_id, 1, len(job.image or b""))
             job_id = insert_job(
-                session, state.settings, tenant_id, job.spec, job.image, key, request_hash=fingerprint, interactive=True
+                session,
+                state.settings,
+                once.tenant_id,
+                job.spec,
+                job.image,
+                once.key,
+                request_hash=once.fingerprint,
+                interactive=True,
             ).id
             record_request_action(session, AuditAction.JOB_SUBMITTED, job_id, {"task": job.spec.task, "via": "chat"})
-    except IntegrityError:
-        # Two calls with one Idempotency-Key raced; the other one made the job.
-        earlier = find_by_idempotency_key(tenant_id, key) if key else None
-        if earlier is None:
-            raise
-        check_same_request(earlier.request_hash, fingerprint, key, f"job {earlier.id}")
+            return job_id
+
+    job_id, earlier = once.create(insert)
+    if earlier is not None:
         return earlier.id, True
+    assert job_id is not None
     enqueue_job(state.celery, state.sessions, job_id, interactive=True)
     return job_id, False
 

@@ -12,13 +12,13 @@ def chat_id(job: Job) -> str:
     return f"chatcmpl-{job.id}"
 
 
-def finish_reason(job: Job, settings: Settings) -> str:
-    """`stop` or `length` as the engine reported it; older results are judged by their token count."""
-    result = job.result or {}
-    if reason := result.get("finish_reason"):
-        return reason
-    budget = job.params.get("max_new_tokens", settings.max_new_tokens)
-    return "length" if result.get("usage", {}).get("completion_tokens", 0) >= budget else "stop"
+def finish_reason(job: Job) -> str:
+    """`stop` or `length` as the worker that ran the job reported it.
+
+    Not recomputed here: the token budget is the worker's (`job_budget` on its settings),
+    and a result stored before workers recorded the reason is reported as `stop`.
+    """
+    return (job.result or {}).get("finish_reason") or "stop"
 
 
 def usage(job: Job) -> Usage:
@@ -27,11 +27,11 @@ def usage(job: Job) -> Usage:
     return Usage(prompt_tokens=prompt, completion_tokens=completion_tokens, total_tokens=prompt + completion_tokens)
 
 
-def completion(job: Job, settings: Settings) -> ChatCompletion:
+def completion(job: Job) -> ChatCompletion:
     """A succeeded job as a `chat.completion` (a JSON answer's text is its JSON)."""
     choice = Choice(
         message=AssistantMessage(content=job.result["text"]),
-        finish_reason=finish_reason(job, settings),  # type: ignore[arg-type]
+        finish_reason=finish_reason(job),  # type: ignore[arg-type]
     )
     return ChatCompletion(
         id=chat_id(job),

@@ -145,12 +145,11 @@ def chat_to_job(chat: ChatRequest, settings: Settings) -> ChatJob:
             turns.append({"role": message.role, "text": text})
     if len(images) != 1:
         raise ApiError(
-            400,
             "invalid_request",
             f"the conversation must hold exactly one image (an image_url part); it holds {len(images)}",
         )
     if not turns or turns[-1]["role"] != "user" or not turns[-1]["text"].strip():
-        raise ApiError(400, "invalid_request", "the last message must be a user message with a text question")
+        raise ApiError("invalid_request", "the last message must be a user message with a text question")
     question = "\n\n".join([*system, turns[-1]["text"]])
     params: dict[str, Any] = {
         "max_new_tokens": chat.max_completion_tokens or chat.max_tokens,
@@ -177,5 +176,5 @@ def _split(message: ChatMessage, index: int) -> tuple[str, list[str]]:
     texts = [part.text or "" for part in message.content if part.type == "text"]
     images = [part.image_url.url for part in message.content if part.type == "image_url" and part.image_url]
     if images and message.role != "user":
-        raise ApiError(400, "invalid_request", f"messages[{index}]: only user messages may carry images")
+        raise ApiError("invalid_request", f"messages[{index}]: only user messages may carry images")
     return "\n".join(texts), images

@@ -19,8 +19,8 @@ from shared.states import JobStatus
 from shared.streaming import START, read_stream
 from web.api.chat_answer import chat_id, failure, finish_reason, usage
 from web.api.waiting import wait_until_finished
+from web.app_state import app_state
 from web.openai.objects import ChatCompletionChunk, ChunkChoice, Delta
-from web.state import app_state
 
 KEEP_ALIVE_S = 5.0
 POLL_MS = 1000
@@ -80,7 +80,7 @@ def _ending(job: Job, sent: str, include_usage: bool) -> Iterator[str]:
     text = job.result["text"]
     if text.startswith(sent) and len(text) > len(sent):
         yield _event(_chunk(job, Delta(content=text[len(sent) :])))
-    final = ChunkChoice(delta=Delta(), finish_reason=finish_reason(job, settings))  # type: ignore[arg-type]
+    final = ChunkChoice(delta=Delta(), finish_reason=finish_reason(job))  # type: ignore[arg-type]
     yield _event(_chunk(job, choices=[final]))
     if include_usage:
         yield _event(_chunk(job, choices=[], usage_included=True))

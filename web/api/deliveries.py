@@ -12,12 +12,12 @@ from shared.models import WebhookDelivery
 from shared.webhooks.delivery_log import job_deliveries
 from shared.webhooks.enqueue import enqueue_delivery
 from shared.webhooks.outbox import redeliver
+from web.api.audit_records import record_request_action
+from web.api.job_records import load_job
 from web.api.listing import DeliveryList
-from web.audit_records import record_request_action
+from web.app_state import app_state
 from web.auth import current_tenant
 from web.errors import ApiError
-from web.job_records import load_job
-from web.state import app_state
 
 bp = Blueprint("deliveries_api", __name__)
 
@@ -37,7 +37,7 @@ def redeliver_job_delivery(job_id: str) -> tuple[Response, int]:
     tenant_id = current_tenant()
     body = request.get_json(silent=True) if request.content_length else {}
     if not isinstance(body, dict) or set(body) - {"delivery_id"} or not isinstance(body.get("delivery_id", ""), str):
-        raise ApiError(400, "invalid_request", 'the body must be empty or {"delivery_id": "msg_..."}')
+        raise ApiError("invalid_request", 'the body must be empty or {"delivery_id": "msg_..."}')
     with state.sessions.begin() as session:
         load_job(session, tenant_id, job_id)
         query = select(WebhookDelivery).where(WebhookDelivery.job_id == job_id)
@@ -46,8 +46,8 @@ def redeliver_job_delivery(job_id: str) -> tuple[Response, int]:
         delivery = session.scalars(query.order_by(WebhookDelivery.id.desc()).limit(1)).first()
         if delivery is None:
             if delivery_id:
-                raise ApiError(404, "delivery_not_found", f"job {job_id} has no delivery {delivery_id!r}")
-            raise ApiError(409, "no_deliveries", f"job {job_id} has no webhook deliveries to send again")
+                raise ApiError("delivery_not_found", f"job {job_id} has no delivery {delivery_id!r}", 404)
+            raise ApiError("no_deliveries", f"job {job_id} has no webhook deliveries to send again", 409)
         redeliver(session, delivery, state.settings.webhook_retry_window_s, utcnow())
         detail = {"delivery_id": delivery.id, "event_type": delivery.event_type}
         record_request_action(session, AuditAction.WEBHOOK_REDELIVERED, job_id, detail)

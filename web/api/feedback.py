@@ -10,10 +10,10 @@ from shared.feedback import FeedbackCreate, feedback_to_dict
 from shared.ids import new_id
 from shared.models import Feedback
 from shared.states import JobStatus
+from web.api.job_records import load_job
+from web.app_state import app_state
 from web.auth import current_tenant
 from web.errors import ApiError
-from web.job_records import load_job
-from web.state import app_state
 
 bp = Blueprint("feedback_api", __name__)
 
@@ -25,14 +25,12 @@ def add_feedback(job_id: str) -> tuple[Response, int]:
     tenant_id = current_tenant()
     body = request.get_json(silent=True)
     if not isinstance(body, dict):
-        raise ApiError(
-            400, "invalid_json", 'send a JSON object: {"score": 1-5, "corrections": {...}, "comment": "..."}'
-        )
+        raise ApiError("invalid_json", 'send a JSON object: {"score": 1-5, "corrections": {...}, "comment": "..."}')
     spec = FeedbackCreate.model_validate(body)
     with state.sessions.begin() as session:
         job = load_job(session, tenant_id, job_id)
         if job.status != JobStatus.SUCCEEDED:
-            raise ApiError(409, "job_not_succeeded", f"job {job_id} is {job.status}; feedback is for succeeded jobs")
+            raise ApiError("job_not_succeeded", f"job {job_id} is {job.status}; feedback is for succeeded jobs", 409)
         feedback = Feedback(
             id=new_id("fb"),
             tenant_id=tenant_id,

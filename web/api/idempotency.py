@@ -13,9 +13,16 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Generic, TypeVar
 
 from flask import Request, request
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
 
+from shared.models import Batch, Job
+from web.app_state import app_state
 from web.errors import ApiError
 
 MAX_IDEMPOTENCY_KEY = 255
@@ -26,7 +33,7 @@ def idempotency_key() -> str | None:
     """The request's key, or None; a 400 when it is empty or too long."""
     key = request.headers.get("Idempotency-Key")
     if key is not None and not 0 < len(key) <= MAX_IDEMPOTENCY_KEY:
-        raise ApiError(400, "invalid_idempotency_key", f"Idempotency-Key must be 1 to {MAX_IDEMPOTENCY_KEY} characters")
+        raise ApiError("invalid_idempotency_key", f"Idempotency-Key must be 1 to {MAX_IDEMPOTENCY_KEY} characters")
     return key
 
 
@@ -54,8 +61,50 @@ def check_same_request(stored_hash: str | None, fingerprint: str, key: str, foun
     """
     if stored_hash is not None and stored_hash != fingerprint:
         raise ApiError(
-            422,
             "idempotency_key_reused",
             f"Idempotency-Key {key!r} was already used for {found} with a different request; "
             "send a new key for a new request, or repeat the first request exactly to get its result",
+            422,
         )
+
+
+Row = TypeVar("Row", Job, Batch)
+Made = TypeVar("Made")
+
+
+@dataclass(frozen=True)
+class IdempotentCreate(Generic[Row]):
+    """A create request with its Idempotency-Key: replay what an earlier request with the key made, or make it once."""
+
+    model: type[Row]
+    tenant_id: str
+    key: str | None
+    fingerprint: str | None
+
+    @classmethod
+    def of_request(cls, model: type[Row], tenant_id: str) -> IdempotentCreate[Row]:
+        """Read (and check) the request's key; fingerprint the request only when it has one."""
+        key = idempotency_key()
+        return cls(model, tenant_id, key, request_fingerprint(request) if key else None)
+
+    def earlier(self) -> Row | None:
+        """The row an earlier request with this key made (a 422 when that was another request), or None."""
+        if self.key is None:
+            return None
+        with app_state().sessions() as session:
+            row = session.scalar(
+                select(self.model).where(self.model.tenant_id == self.tenant_id, self.model.idempotency_key == self.key)
+            )
+        if row is not None:
+            check_same_request(row.request_hash, self.fingerprint, self.key, f"{self.model.__name__.lower()} {row.id}")
+        return row
+
+    def create(self, insert: Callable[[], Made]) -> tuple[Made, None] | tuple[None, Row]:
+        """`(insert(), None)`, or `(None, earlier row)` when a request with the same key won the race to insert."""
+        try:
+            return insert(), None
+        except IntegrityError:
+            # Two requests with one Idempotency-Key raced; the other one won.
+            if (row := self.earlier()) is None:
+                raise
+            return None, row

@@ -11,10 +11,10 @@ from shared.job_enqueue import enqueue_job
 from shared.job_view import job_to_dict
 from shared.models import Job, StoredImage
 from shared.states import JobStatus
+from web.api.job_records import insert_retry, load_job
+from web.app_state import app_state
 from web.auth import current_tenant
 from web.errors import ApiError
-from web.job_records import insert_retry, load_job
-from web.state import app_state
 from web.urls import base_url
 
 bp = Blueprint("job_actions_api", __name__)
@@ -28,7 +28,7 @@ def job_image(job_id: str) -> Response:
     """The job's photo as uploaded (`size=full`, default) or a small JPEG (`size=thumb`) for pages and lists."""
     size = request.args.get("size", "full")
     if size not in IMAGE_SIZES:
-        raise ApiError(400, "invalid_size", f"size must be one of {', '.join(IMAGE_SIZES)}")
+        raise ApiError("invalid_size", f"size must be one of {', '.join(IMAGE_SIZES)}")
     tenant_id = current_tenant()
     with app_state().sessions() as session:
         image = session.get_one(StoredImage, load_job(session, tenant_id, job_id).image_id)
@@ -56,7 +56,7 @@ def retry_job(job_id: str) -> tuple[Response, int, dict[str, str]]:
     with state.sessions.begin() as session:
         job = load_job(session, tenant_id, job_id)
         if not JobStatus(job.status).is_terminal():
-            raise ApiError(409, "job_not_finished", f"job {job_id} is {job.status}; cancel it or wait for it to end")
+            raise ApiError("job_not_finished", f"job {job_id} is {job.status}; cancel it or wait for it to end", 409)
         new_id = insert_retry(session, state.settings, job).id
     enqueue_job(state.celery, state.sessions, new_id)
     with state.sessions() as session:

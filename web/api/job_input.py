@@ -8,19 +8,18 @@ from __future__ import annotations
 
 import base64
 import binascii
-import json
 import re
 from dataclasses import dataclass
 from typing import Any
 
 from flask import Request
 
-from shared import safe_json
 from shared.attributes_budget import budget_shortfall, job_budget
-from shared.schemas import MAX_NAME_CHARS, JobCreate
+from shared.schemas import JobCreate
 from shared.settings import Settings
+from web.api.multipart import form_fields, refuse_other_files, upload_name
+from web.api.remote_images import ByteBudget, fetch_image
 from web.errors import ApiError
-from web.remote_images import ByteBudget, fetch_image
 
 _DATA_URI = re.compile(
     r"^data:(?P<type>[\w.+-]+/[\w.+-]+)?(?P<params>(;[\w-]+=[\w.-]+)*);base64,(?P<data>.*)$", re.DOTALL
@@ -40,9 +39,9 @@ def read_job_submission(request: Request, settings: Settings) -> JobSubmission:
     if request.mimetype == "application/json":
         return _from_json(request, settings)
     raise ApiError(
-        415,
         "unsupported_media_type",
         "send multipart/form-data (an 'image' file plus fields) or application/json (with 'image' as a data URI)",
+        415,
     )
 
 
@@ -53,25 +52,16 @@ def check_token_budget(spec: JobCreate, settings: Settings) -> None:
     budget = job_budget(spec.task, spec.params.as_stored(), settings)
     problem = budget_shortfall(spec.params.schema_, budget)
     if problem is not None:
-        raise ApiError(400, "budget_too_small", problem)
+        raise ApiError("budget_too_small", problem)
 
 
 def _from_multipart(request: Request, settings: Settings) -> JobSubmission:
-    fields: dict[str, Any] = {}
-    for name in request.form:
-        if name in ("params", "metadata"):
-            fields[name] = json_form_field(name, request.form[name])
-        else:
-            fields[name] = request.form[name]
+    fields = form_fields(request)
     upload = request.files.get("image")
     image = upload.read() if upload is not None else None
     if upload is not None and "name" not in fields:
         fields["name"] = upload_name(upload.filename)
-    extra_files = set(request.files) - {"image"}
-    if extra_files:
-        raise ApiError(
-            400, "invalid_request", f"unexpected file fields {sorted(extra_files)}; send the image as 'image'"
-        )
+    refuse_other_files(request, "send the image as 'image'")
     spec = JobCreate.model_validate(fields)
     check_token_budget(spec, settings)
     return JobSubmission(spec=spec, image=image)
@@ -80,10 +70,10 @@ def _from_multipart(request: Request, settings: Settings) -> JobSubmission:
 def _from_json(request: Request, settings: Settings) -> JobSubmission:
     body = request.get_json(silent=True)
     if not isinstance(body, dict):
-        raise ApiError(400, "invalid_json", "the body is not a JSON object")
+        raise ApiError("invalid_json", "the body is not a JSON object")
     image_field, url_field = body.pop("image", None), body.pop("image_url", None)
     if image_field is not None and url_field is not None:
-        raise ApiError(400, "invalid_request", "give 'image' (a data URI) or 'image_url', not both")
+        raise ApiError("invalid_request", "give 'image' (a data URI) or 'image_url', not both")
     spec = JobCreate.model_validate(body)  # before any download: a bad request costs no fetch
     check_token_budget(spec, settings)
     if image_field is not None:
@@ -91,25 +81,6 @@ def _from_json(request: Request, settings: Settings) -> JobSubmission:
     if url_field is not None:
         return JobSubmission(spec=spec, image=image_from_reference(url_field, settings))
     return JobSubmission(spec=spec, image=None)
-
-
-def upload_name(filename: str | None) -> str | None:
-    """An uploaded file's name as the client sent it, without any folder, cut to the stored length."""
-    if not filename:
-        return None
-    return filename.replace("\\", "/").rsplit("/", 1)[-1][:MAX_NAME_CHARS] or None
-
-
-def json_form_field(name: str, raw: str) -> Any:
-    """A form field that carries JSON (`params`, `metadata`), or a 400 saying where it breaks."""
-    try:
-        return safe_json.loads(raw)
-    except json.JSONDecodeError as exc:
-        raise ApiError(
-            400, "invalid_json", f"form field '{name}' must be JSON: {exc.msg} at position {exc.pos}"
-        ) from None
-    except safe_json.UnsafeJson as exc:
-        raise ApiError(400, "invalid_json", f"form field '{name}': {exc}") from None
 
 
 def image_from_reference(value: Any, settings: Settings, budget: ByteBudget | None = None) -> bytes:
@@ -122,11 +93,11 @@ def image_from_reference(value: Any, settings: Settings, budget: ByteBudget | No
 def decode_data_uri(value: Any) -> bytes:
     """Bytes of a `data:image/...;base64,` URI."""
     if not isinstance(value, str):
-        raise ApiError(400, "invalid_image", "'image' must be a string holding a data URI (data:image/png;base64,...)")
+        raise ApiError("invalid_image", "'image' must be a string holding a data URI (data:image/png;base64,...)")
     match = _DATA_URI.match(value)
     if match is None:
-        raise ApiError(400, "invalid_image", "'image' must be a base64 data URI such as data:image/png;base64,iVBOR...")
+        raise ApiError("invalid_image", "'image' must be a base64 data URI such as data:image/png;base64,iVBOR...")
     try:
         return base64.b64decode(match["data"], validate=True)
     except (binascii.Error, ValueError):
-        raise ApiError(400, "invalid_image", "the data URI's base64 payload is malformed") from None
+        raise ApiError("invalid_image", "the data URI's base64 payload is malformed") from None

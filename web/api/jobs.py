@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from flask import Blueprint, Response, jsonify, request
 from sqlalchemy import select
-from sqlalchemy.exc import IntegrityError
 
 from shared.audit import AuditAction
 from shared.clock import utcnow
@@ -15,19 +14,19 @@ from shared.models import Job
 from shared.retention import delete_job
 from shared.states import JobStatus
 from shared.webhooks.enqueue import enqueue_job_deliveries
-from web.api.idempotency import REPLAYED, check_same_request, idempotency_key, request_fingerprint
+from web.api.audit_records import record_request_action
+from web.api.idempotency import REPLAYED, IdempotentCreate
 from web.api.job_input import read_job_submission
+from web.api.job_records import filter_jobs, insert_job, load_job
 from web.api.listing import JobPage
-from web.api.query_args import int_query_arg
+from web.api.pagination import PageRequest
+from web.api.quotas import check_queue_quota
 from web.api.waiting import requested_wait_s, wait_until_finished
-from web.audit_records import record_request_action
+from web.api.webhook_input import check_job_webhook
+from web.app_state import app_state
 from web.auth import current_tenant
 from web.errors import ApiError
-from web.job_records import filter_jobs, find_by_idempotency_key, insert_job, load_job
-from web.quotas import check_queue_quota
-from web.state import app_state
 from web.urls import base_url
-from web.webhook_input import check_job_webhook
 
 bp = Blueprint("jobs_api", __name__)
 
@@ -40,46 +39,41 @@ def _job_response(job: Job, status: int, **headers: str) -> tuple[Response, int,
 def create_job() -> tuple[Response, int, dict[str, str]]:
     state = app_state()
     tenant_id = current_tenant()
-    key = idempotency_key()
-    fingerprint = request_fingerprint(request) if key else None
-    if key and (replay := find_by_idempotency_key(tenant_id, key)) is not None:
-        check_same_request(replay.request_hash, fingerprint, key, f"job {replay.id}")
+    once = IdempotentCreate.of_request(Job, tenant_id)
+    if (replay := once.earlier()) is not None:
         return _job_response(replay, 200, **REPLAYED)
 
     requested_s = requested_wait_s(request.headers.get("Prefer"), state.settings.max_wait_s)
     with state.wait_slots.claim(requested_s) as wait_s:
-        return _create_job(tenant_id, key, fingerprint, wait_s)
+        return _create_job(once, wait_s)
 
 
-def _create_job(
-    tenant_id: str, key: str | None, fingerprint: str | None, wait_s: float
-) -> tuple[Response, int, dict[str, str]]:
+def _create_job(once: IdempotentCreate[Job], wait_s: float) -> tuple[Response, int, dict[str, str]]:
     """Store and enqueue the job; hold the request up to `wait_s` (0: answer at once)."""
     state = app_state()
     submission = read_job_submission(request, state.settings)
-    check_job_webhook(submission.spec, tenant_id)
-    try:
+    check_job_webhook(submission.spec, once.tenant_id)
+
+    def insert() -> Job:
         with state.sessions.begin() as session:
-            check_queue_quota(session, state.settings, tenant_id, 1, len(submission.image or b""))
+            check_queue_quota(session, state.settings, once.tenant_id, 1, len(submission.image or b""))
             job = insert_job(
                 session,
                 state.settings,
-                tenant_id,
+                once.tenant_id,
                 submission.spec,
                 submission.image,
-                key,
-                request_hash=fingerprint,
+                once.key,
+                request_hash=once.fingerprint,
                 interactive=wait_s > 0,
             )
             record_request_action(session, AuditAction.JOB_SUBMITTED, job.id, {"task": job.task})
-    except IntegrityError:
-        # Two requests with one Idempotency-Key raced; the other one won.
-        replay = find_by_idempotency_key(tenant_id, key) if key else None
-        if replay is None:
-            raise
-        check_same_request(replay.request_hash, fingerprint, key, f"job {replay.id}")
-        return _job_response(replay, 200, **REPLAYED)
+            return job
 
+    job, replay = once.create(insert)
+    if replay is not None:
+        return _job_response(replay, 200, **REPLAYED)
+    assert job is not None
     enqueue_job(state.celery, state.sessions, job.id, interactive=wait_s > 0)
     headers = {"Location": f"{base_url()}/v1/jobs/{job.id}"}
     if wait_s > 0:
@@ -101,20 +95,15 @@ def get_job(job_id: str) -> tuple[Response, int, dict[str, str]]:
 def list_jobs() -> Response:
     state = app_state()
     tenant_id = current_tenant()
-    limit = int_query_arg("limit", state.settings.default_page_size, 1, 500)
-    query = select(Job).where(Job.tenant_id == tenant_id).order_by(Job.id.desc()).limit(limit + 1)
+    asked = PageRequest.from_args()
+    query = select(Job).where(Job.tenant_id == tenant_id)
     query = filter_jobs(query, request.args.get("status"), request.args.get("task"), request.args.get("q"))
     if (batch_id := request.args.get("batch_id")) is not None:
         query = query.where(Job.batch_id == batch_id)
-    if (cursor := request.args.get("cursor")) is not None:
-        query = query.where(Job.id < cursor)
     with state.sessions() as session:
-        jobs = list(session.scalars(query))
-    page, has_more = jobs[:limit], len(jobs) > limit
+        page = asked.read(session, query, Job.id)
     listing = JobPage(
-        data=[job_view(job, base_url()) for job in page],
-        has_more=has_more,
-        next_cursor=page[-1].id if has_more else None,
+        data=[job_view(job, base_url()) for job in page.rows], has_more=page.has_more, next_cursor=page.next_cursor
     )
     return jsonify(render(listing))
 
@@ -127,9 +116,9 @@ def cancel_job(job_id: str) -> tuple[Response, int, dict[str, str]]:
         job = load_job(session, tenant_id, job_id)
         if not cancel(session, job_id, utcnow()):
             raise ApiError(
-                409,
                 "job_already_finished",
                 f"job {job_id} already {job.status}; only queued or running jobs can be canceled",
+                409,
             )
         record_request_action(session, AuditAction.JOB_CANCELED, job_id)
     enqueue_job_deliveries(state.celery, state.sessions, job_id)
@@ -144,13 +133,13 @@ def delete_job_route(job_id: str) -> tuple[str, int]:
     with app_state().sessions.begin() as session:
         job = load_job(session, tenant_id, job_id)
         if not JobStatus(job.status).is_terminal():
-            raise ApiError(409, "job_not_finished", f"job {job_id} is {job.status}: cancel it first, then delete it")
+            raise ApiError("job_not_finished", f"job {job_id} is {job.status}: cancel it first, then delete it", 409)
         if job.batch_id is not None:
             raise ApiError(
-                409,
                 "job_in_batch",
                 f"job {job_id} belongs to batch {job.batch_id}, whose results list every job; "
                 "its data goes with the retention periods",
+                409,
             )
         record_request_action(session, AuditAction.JOB_DELETED, job_id, {"task": job.task})
         delete_job(session, job)

@@ -17,9 +17,9 @@ def int_query_arg(name: str, default: int, low: int, high: int) -> int:
     try:
         value = int(raw)
     except ValueError:
-        raise ApiError(400, f"invalid_{name}", f"{name} must be an integer from {low} to {high}") from None
+        raise ApiError(f"invalid_{name}", f"{name} must be an integer from {low} to {high}") from None
     if not low <= value <= high:
-        raise ApiError(400, f"invalid_{name}", f"{name} must be an integer from {low} to {high}")
+        raise ApiError(f"invalid_{name}", f"{name} must be an integer from {low} to {high}")
     return value
 
 
@@ -31,5 +31,5 @@ def time_query_arg(name: str) -> datetime | None:
     try:
         value = datetime.fromisoformat(raw)
     except ValueError:
-        raise ApiError(400, f"invalid_{name}", f"{name} must be an ISO 8601 time, e.g. 2026-01-31T12:00:00Z") from None
+        raise ApiError(f"invalid_{name}", f"{name} must be an ISO 8601 time, e.g. 2026-01-31T12:00:00Z") from None
     return value if value.tzinfo is not None else value.replace(tzinfo=UTC)

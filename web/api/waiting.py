@@ -38,9 +38,9 @@ def requested_wait_s(prefer_header: str | None, max_wait_s: float) -> float:
     try:
         wait = float(match.group(1))
     except ValueError:
-        raise ApiError(400, "invalid_prefer", "Prefer: wait=N needs N as a number of seconds") from None
+        raise ApiError("invalid_prefer", "Prefer: wait=N needs N as a number of seconds") from None
     if not 0 <= wait < float("inf"):
-        raise ApiError(400, "invalid_prefer", "Prefer: wait=N needs a non-negative N")
+        raise ApiError("invalid_prefer", "Prefer: wait=N needs a non-negative N")
     return min(wait, max_wait_s)
 
 

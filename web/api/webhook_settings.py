@@ -17,10 +17,10 @@ from shared.job_view import render
 from shared.models import Tenant
 from shared.webhooks import tenant_settings
 from shared.webhooks.tenant_secrets import current_secret
+from web.api.webhook_input import check_webhook
+from web.app_state import app_state
 from web.auth import current_actor, current_tenant
 from web.errors import ApiError
-from web.state import app_state
-from web.webhook_input import check_webhook
 
 bp = Blueprint("webhook_settings_api", __name__)
 
@@ -48,7 +48,7 @@ def set_endpoint() -> Response:
     tenant_id = current_tenant()
     body = request.get_json(silent=True)
     if not isinstance(body, dict):
-        raise ApiError(400, "invalid_json", 'send a JSON object: {"url": "https://..."} or {"url": null}')
+        raise ApiError("invalid_json", 'send a JSON object: {"url": "https://..."} or {"url": null}')
     spec = WebhookEndpointUpdate.model_validate(body)
     if spec.url is not None:
         check_webhook(spec.url)
@@ -66,7 +66,7 @@ def rotate_secret() -> Response:
         try:
             tenant_settings.rotate_secret(session, state.settings, current_actor(), tenant_id, utcnow())
         except ValueError as exc:
-            raise ApiError(409, "secret_is_configured", str(exc)) from None
+            raise ApiError("secret_is_configured", str(exc), 409) from None
         return jsonify(render(_settings(session, tenant_id)))
 
 

@@ -31,7 +31,7 @@ def parse_batch_file(data: bytes, max_items: int) -> list[BatchRequestLine]:
     try:
         text = data.decode("utf-8")
     except UnicodeDecodeError:
-        raise ApiError(400, "invalid_file", "a batch file must be UTF-8 JSON Lines") from None
+        raise ApiError("invalid_file", "a batch file must be UTF-8 JSON Lines") from None
     requests: list[BatchRequestLine] = []
     seen: set[str] = set()
     for number, line in enumerate(text.splitlines(), start=1):
@@ -39,15 +39,15 @@ def parse_batch_file(data: bytes, max_items: int) -> list[BatchRequestLine]:
             continue
         request = _parse_line(number, line)
         if request.custom_id in seen:
-            raise ApiError(400, "invalid_file", f"line {number}: custom_id {request.custom_id!r} is used twice")
+            raise ApiError("invalid_file", f"line {number}: custom_id {request.custom_id!r} is used twice")
         seen.add(request.custom_id)
         requests.append(request)
         if len(requests) > max_items:
             raise ApiError(
-                400, "too_many_items", f"a batch file may hold at most {max_items} requests (VLMQ_MAX_BATCH_ITEMS)"
+                "too_many_items", f"a batch file may hold at most {max_items} requests (VLMQ_MAX_BATCH_ITEMS)"
             )
     if not requests:
-        raise ApiError(400, "invalid_file", "the batch file holds no requests: one JSON object per line")
+        raise ApiError("invalid_file", "the batch file holds no requests: one JSON object per line")
     return requests
 
 
@@ -57,11 +57,10 @@ def _parse_line(number: int, line: str) -> BatchRequestLine:
     except ValueError as exc:
         detail = describe_validation_error(exc) if isinstance(exc, ValidationError) else "not a JSON object"
         raise ApiError(
-            400,
             "invalid_file",
             f"line {number}: {detail}; each line is "
             f'{{"custom_id": ..., "method": "POST", "url": "{CHAT_ENDPOINT}", "body": {{chat completion request}}}}',
         ) from None
     if request.body.stream:
-        raise ApiError(400, "invalid_file", f"line {number}: body.stream: batch requests cannot stream")
+        raise ApiError("invalid_file", f"line {number}: body.stream: batch requests cannot stream")
     return request

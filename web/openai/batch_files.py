@@ -17,8 +17,8 @@ from shared.models import Batch, Job, OpenAIBatch
 from shared.states import JobStatus
 from web.api.batch_results import batch_jobs
 from web.api.chat_answer import completion
+from web.app_state import app_state
 from web.openai.objects import FileObject, dump
-from web.state import app_state
 
 _RESULT_FILE = re.compile(r"^file-(?P<batch>batch_[0-9a-f]+)-(?P<kind>output|errors)$")
 
@@ -43,7 +43,7 @@ def _line(job: Job, custom_id: str) -> dict[str, Any] | None:
     """The job's line in the output file (succeeded) or the error file (failed, cancelled)."""
     line: dict[str, Any] = {"id": f"batch_req_{job.id}", "custom_id": custom_id, "response": None, "error": None}
     if job.status == JobStatus.SUCCEEDED:
-        body = dump(completion(job, app_state().settings))
+        body = dump(completion(job))
         line["response"] = {"status_code": 200, "request_id": job.id, "body": body}
     elif job.status == JobStatus.FAILED:
         line["error"] = {"code": job.error_code, "message": job.error_message}

@@ -21,20 +21,21 @@ from shared.audit import AuditAction
 from shared.batch_schemas import BatchCreate
 from shared.batch_view import batch_counts
 from shared.clock import utcnow
+from shared.errors import ServiceError
 from shared.ids import new_id
 from shared.job_enqueue import enqueue_job
 from shared.models import Batch, OpenAIBatch
+from web.api.audit_records import record_request_action
 from web.api.batch_input import BatchSubmission
+from web.api.batch_records import cancel_unfinished_jobs, insert_batch
 from web.api.chat_input import chat_to_job
 from web.api.job_input import JobSubmission
-from web.audit_records import record_request_action
-from web.batch_records import cancel_unfinished_jobs, insert_batch
+from web.app_state import app_state
 from web.errors import ApiError
 from web.openai.batch_file import parse_batch_file
 from web.openai.batch_files import error_file_id, output_file_id
 from web.openai.files import load_file
 from web.openai.objects import BatchObject, RequestCounts, dump
-from web.state import app_state
 
 PREFIX = "batch_"
 WINDOW = timedelta(hours=24)
@@ -70,8 +71,8 @@ def create_openai_batch(tenant_id: str) -> Response:
     for line in lines:
         try:
             job = chat_to_job(line.body, state.settings)
-        except ApiError as exc:
-            raise ApiError(exc.status, exc.code, f"request {line.custom_id!r}: {exc.message}") from None
+        except ServiceError as exc:
+            raise exc.at(f"request {line.custom_id!r}") from None
         items.append(JobSubmission(job.spec, job.image))
     submission = BatchSubmission(shared=BatchCreate(task="ask"), items=items)
     with state.sessions.begin() as session:
@@ -105,7 +106,7 @@ def cancel_openai_batch(tenant_id: str, batch_id: str) -> Response:
     with state.sessions.begin() as session:
         openai_batch = _load(session, tenant_id, batch_id)
         if session.get_one(Batch, openai_batch.batch_id).completed_at is not None:
-            raise ApiError(409, "batch_already_finished", f"batch {batch_id} already ended; nothing to cancel")
+            raise ApiError("batch_already_finished", f"batch {batch_id} already ended; nothing to cancel", 409)
         openai_batch.cancelling_at = openai_batch.cancelling_at or utcnow()
         record_request_action(session, AuditAction.BATCH_CANCELED, batch_id)
         inner_id = openai_batch.batch_id
@@ -116,7 +117,7 @@ def cancel_openai_batch(tenant_id: str, batch_id: str) -> Response:
 def _load(session: Session, tenant_id: str, batch_id: str) -> OpenAIBatch:
     openai_batch = session.get(OpenAIBatch, batch_id)
     if openai_batch is None or openai_batch.tenant_id != tenant_id:
-        raise ApiError(404, "batch_not_found", f"no batch {batch_id!r}")
+        raise ApiError("batch_not_found", f"no batch {batch_id!r}", 404)
     return openai_batch
 
 

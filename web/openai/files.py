@@ -14,13 +14,14 @@ from shared.clock import utcnow
 from shared.ids import new_id
 from shared.models import OpenAIFile
 from web.api.batch_input import open_batch_body
-from web.api.query_args import int_query_arg
+from web.api.owned_rows import owned_or_404
+from web.api.pagination import PageRequest
+from web.app_state import app_state
 from web.auth import current_tenant
 from web.errors import ApiError
 from web.openai.batch_file import parse_batch_file
 from web.openai.batch_files import result_file, result_file_object
 from web.openai.objects import FileList, FileObject, dump
-from web.state import app_state
 
 bp = Blueprint("files_api", __name__)
 
@@ -41,10 +42,7 @@ def file_object(stored: OpenAIFile) -> FileObject:
 def load_file(tenant_id: str, file_id: str) -> OpenAIFile:
     """The tenant's uploaded file, or a 404 that does not reveal other tenants' ids."""
     with app_state().sessions() as session:
-        stored = session.get(OpenAIFile, file_id)
-    if stored is None or stored.tenant_id != tenant_id:
-        raise ApiError(404, "file_not_found", f"no file {file_id!r}")
-    return stored
+        return owned_or_404(session, OpenAIFile, file_id, tenant_id, "file")
 
 
 @bp.post("/v1/files")
@@ -53,15 +51,15 @@ def upload_file() -> tuple[Response, int]:
     tenant_id = current_tenant()
     open_batch_body(request, state.settings)
     if request.mimetype != "multipart/form-data":
-        raise ApiError(415, "unsupported_media_type", "send multipart/form-data with a 'file' and 'purpose': 'batch'")
+        raise ApiError("unsupported_media_type", "send multipart/form-data with a 'file' and 'purpose': 'batch'", 415)
     if extra := sorted(set(request.form) - {"purpose"}):
-        raise ApiError(400, "invalid_request", f"unknown form fields {extra}; send 'file' and 'purpose'")
+        raise ApiError("invalid_request", f"unknown form fields {extra}; send 'file' and 'purpose'")
     purpose = request.form.get("purpose")
     if purpose != "batch":
-        raise ApiError(400, "invalid_request", f"purpose must be 'batch' (got {purpose!r}); only batch files are kept")
+        raise ApiError("invalid_request", f"purpose must be 'batch' (got {purpose!r}); only batch files are kept")
     upload = request.files.get("file")
     if upload is None or set(request.files) != {"file"}:
-        raise ApiError(400, "invalid_request", "send exactly one file field, 'file', holding JSON Lines")
+        raise ApiError("invalid_request", "send exactly one file field, 'file', holding JSON Lines")
     data = upload.read()
     parse_batch_file(data, state.settings.max_batch_items)
     stored = OpenAIFile(
@@ -82,21 +80,18 @@ def upload_file() -> tuple[Response, int]:
 def list_files() -> Response:
     state = app_state()
     tenant_id = current_tenant()
-    limit = int_query_arg("limit", state.settings.default_page_size, 1, 500)
+    asked = PageRequest.from_args(cursor_arg="after")
     purpose = request.args.get("purpose")
     if purpose not in (None, "batch"):
-        raise ApiError(400, "invalid_purpose", "purpose must be 'batch': uploaded files are batch input files")
-    query = select(OpenAIFile).where(OpenAIFile.tenant_id == tenant_id).order_by(OpenAIFile.id.desc()).limit(limit + 1)
-    if (after := request.args.get("after")) is not None:
-        query = query.where(OpenAIFile.id < after)
+        raise ApiError("invalid_purpose", "purpose must be 'batch': uploaded files are batch input files")
     with state.sessions() as session:
-        files = [file_object(stored) for stored in session.scalars(query)]
-    page = files[:limit]
+        page = asked.read(session, select(OpenAIFile).where(OpenAIFile.tenant_id == tenant_id), OpenAIFile.id)
+    data = [file_object(stored) for stored in page.rows]
     listing = FileList(
-        data=page,
-        first_id=page[0].id if page else None,
-        last_id=page[-1].id if page else None,
-        has_more=len(files) > limit,
+        data=data,
+        first_id=data[0].id if data else None,
+        last_id=data[-1].id if data else None,
+        has_more=page.has_more,
     )
     return jsonify(dump(listing))
 

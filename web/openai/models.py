@@ -11,10 +11,10 @@ from flask import Blueprint, Response, jsonify
 from shared.celery_app import GPU_QUEUE
 from shared.placeholder_model import PLACEHOLDER_MODEL_NAME
 from shared.presence import live_workers
+from web.app_state import app_state
 from web.auth import current_tenant
 from web.errors import ApiError
 from web.openai.objects import ModelList, ModelObject, dump
-from web.state import app_state
 
 bp = Blueprint("models_api", __name__)
 
@@ -44,4 +44,4 @@ def get_model(model_id: str) -> Response:
     for model in served_models():
         if model.id == model_id:
             return jsonify(dump(model))
-    raise ApiError(404, "model_not_found", f"no live worker serves model {model_id!r}; GET /v1/models lists them")
+    raise ApiError("model_not_found", f"no live worker serves model {model_id!r}; GET /v1/models lists them", 404)

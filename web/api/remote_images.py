@@ -16,7 +16,7 @@ from urllib3.exceptions import HTTPError
 
 from shared.http_deadline import Deadline, bound_by
 from shared.settings import Settings
-from shared.ssrf import AllowList, UnsafeUrl, check_url, pinned_pool
+from shared.ssrf import AllowList, check_url, pinned_pool
 from web.errors import ApiError
 
 CHUNK = 64 * 1024
@@ -39,15 +39,15 @@ class ByteBudget:
     def charge(self, size: int) -> None:
         with self._lock:
             if self._stopped:
-                raise ApiError(400, "download_stopped", "another item of this request failed first")
+                raise ApiError("download_stopped", "another item of this request failed first")
             self._left -= size
             if self._left < 0:
                 self._stopped = True
                 raise ApiError(
-                    413,
                     "batch_too_large",
                     f"the images of this request add up to more than {self.limit} bytes (VLMQ_MAX_BATCH_BYTES): "
                     "split it into several batches",
+                    413,
                 )
 
     def stop(self) -> None:
@@ -56,11 +56,8 @@ class ByteBudget:
 
 
 def fetch_image(url: str, settings: Settings, budget: ByteBudget | None = None) -> bytes:
-    """The bytes at `url`, or an `ApiError` saying why they could not be had."""
-    try:
-        target = check_url(url, AllowList.parse(settings.image_url_allow_hosts), "image", "VLMQ_IMAGE_URL_ALLOW_HOSTS")
-    except UnsafeUrl as exc:
-        raise ApiError(400, "invalid_image_url", str(exc)) from None
+    """The bytes at `url`, or a `ServiceError` (`UnsafeUrl`, `ApiError`) saying why they could not be had."""
+    target = check_url(url, AllowList.parse(settings.image_url_allow_hosts), "image", "VLMQ_IMAGE_URL_ALLOW_HOSTS")
     timeout = settings.image_fetch_timeout_s
     with Deadline(timeout) as deadline:
         pool = bound_by(pinned_pool(target, urllib3.Timeout(total=timeout)), deadline)
@@ -75,7 +72,6 @@ def fetch_image(url: str, settings: Settings, budget: ByteBudget | None = None) 
             try:
                 if response.status != 200:
                     raise ApiError(
-                        400,
                         "image_fetch_failed",
                         f"fetching image_url answered HTTP {response.status}; it must answer 200",
                     )
@@ -88,24 +84,24 @@ def fetch_image(url: str, settings: Settings, budget: ByteBudget | None = None) 
         except (HTTPError, OSError) as exc:
             if deadline.expired:
                 raise _too_slow(timeout) from None
-            raise ApiError(400, "image_fetch_failed", f"image_url could not be fetched: {type(exc).__name__}") from None
+            raise ApiError("image_fetch_failed", f"image_url could not be fetched: {type(exc).__name__}") from None
         finally:
             pool.close()
 
 
 def _too_slow(timeout: float) -> ApiError:
-    return ApiError(400, "image_fetch_failed", f"image_url was not downloaded within {timeout:g} s (the deadline)")
+    return ApiError("image_fetch_failed", f"image_url was not downloaded within {timeout:g} s (the deadline)")
 
 
 def _read_limited(response: urllib3.BaseHTTPResponse, max_bytes: int, budget: ByteBudget | None) -> bytes:
     declared = response.headers.get("Content-Length")
     if declared and declared.isdigit() and int(declared) > max_bytes:
-        raise ApiError(413, "image_too_large", f"image_url holds {declared} bytes; the limit is {max_bytes} bytes")
+        raise ApiError("image_too_large", f"image_url holds {declared} bytes; the limit is {max_bytes} bytes", 413)
     body = bytearray()
     for chunk in response.stream(CHUNK):
         body += chunk
         if budget is not None:
             budget.charge(len(chunk))
         if len(body) > max_bytes:
-            raise ApiError(413, "image_too_large", f"image_url holds more than {max_bytes} bytes, the limit")
+            raise ApiError("image_too_large", f"image_url holds more than {max_bytes} bytes, the limit", 413)
     return bytes(body)

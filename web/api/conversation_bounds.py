@@ -27,7 +27,6 @@ def check_conversation(session: Session, settings: Settings, spec: JobCreate, pa
         turns += 2
         if turns > MAX_HISTORY_TURNS:
             raise ApiError(
-                400,
                 "conversation_too_long",
                 f"this follow-up would carry more than {MAX_HISTORY_TURNS} earlier turns "
                 f"({MAX_HISTORY_TURNS // 2} questions and answers); start a new conversation with a fresh image",
@@ -36,7 +35,6 @@ def check_conversation(session: Session, settings: Settings, spec: JobCreate, pa
         job = session.get(Job, job.parent_job_id) if job.parent_job_id else None
     if chars > settings.max_conversation_chars:
         raise ApiError(
-            400,
             "prompt_too_long",
             f"the question and the earlier turns hold {chars} characters; the limit is "
             f"{settings.max_conversation_chars} (VLMQ_MAX_CONVERSATION_CHARS, about one token per character): "

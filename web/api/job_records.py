@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from sqlalchemy import Select, String, cast, or_, select
+from sqlalchemy import Select, String, cast, or_
 from sqlalchemy.orm import Session
 
 from shared.clock import utcnow
 from shared.ids import new_id
-from shared.images import ImageRejected, check_image
+from shared.images import check_image
 from shared.log_context import current_request_id
 from shared.models import Job, StoredImage
 from shared.placeholder_model import PLACEHOLDER_MODEL_NAME
@@ -16,23 +16,14 @@ from shared.schemas import JobCreate
 from shared.settings import Settings
 from shared.states import JobStatus
 from shared.storage import store_image
-from web.conversation_bounds import check_conversation
+from web.api.conversation_bounds import check_conversation
+from web.api.owned_rows import owned_or_404
 from web.errors import ApiError
-from web.state import app_state
 
 
 def load_job(session: Session, tenant_id: str, job_id: str) -> Job:
     """The tenant's job, or a 404 that does not reveal other tenants' ids."""
-    job = session.get(Job, job_id)
-    if job is None or job.tenant_id != tenant_id:
-        raise ApiError(404, "job_not_found", f"no job {job_id!r}")
-    return job
-
-
-def find_by_idempotency_key(tenant_id: str, key: str) -> Job | None:
-    """The tenant's job created with this Idempotency-Key, if any."""
-    with app_state().sessions() as session:
-        return session.scalar(select(Job).where(Job.tenant_id == tenant_id, Job.idempotency_key == key))
+    return owned_or_404(session, Job, job_id, tenant_id, "job")
 
 
 def insert_job(
@@ -60,13 +51,10 @@ def insert_job(
         image_id = parent.image_id
     elif image is None:
         raise ApiError(
-            400, "missing_image", "an image is required: a multipart file field 'image' or a JSON 'image' data URI"
+            "missing_image", "an image is required: a multipart file field 'image' or a JSON 'image' data URI"
         )
     else:
-        try:
-            checked = check_image(image, settings.max_image_bytes, settings.max_image_pixels)
-        except ImageRejected as exc:
-            raise ApiError(exc.status, exc.code, exc.message) from None
+        checked = check_image(image, settings.max_image_bytes, settings.max_image_pixels)
         image_id = store_image(session, tenant_id, checked).id
     now = utcnow()
     job = Job(
@@ -100,23 +88,22 @@ def _parent_job(session: Session, tenant_id: str, parent_id: str, image: bytes |
     """The succeeded `ask` job a follow-up question continues."""
     if image is not None:
         raise ApiError(
-            400,
             "invalid_request",
             "a follow-up question (params.parent_job_id) reuses its parent's image: omit 'image'",
         )
     parent = load_job(session, tenant_id, parent_id)
     if parent.task != "ask" or parent.status != JobStatus.SUCCEEDED:
         raise ApiError(
-            409,
             "invalid_parent_job",
             f"job {parent_id} is not a succeeded 'ask' job (task {parent.task}, status {parent.status})",
+            409,
         )
     image = session.get(StoredImage, parent.image_id)
     if image is None or image.purged_at is not None:
         raise ApiError(
-            409,
             "image_deleted",
             f"the image of job {parent_id} was deleted after VLMQ_IMAGE_RETENTION_S; ask again with the image",
+            409,
         )
     return parent
 
@@ -155,11 +142,11 @@ def filter_jobs(
     """Narrow a job listing by status, task, and text found in the file name or metadata (a SKU, say)."""
     if status:
         if status not in JobStatus._value2member_map_:
-            raise ApiError(400, "invalid_status", f"status must be one of {', '.join(s.value for s in JobStatus)}")
+            raise ApiError("invalid_status", f"status must be one of {', '.join(s.value for s in JobStatus)}")
         query = query.where(Job.status == status)
     if task:
         if task not in TASKS:
-            raise ApiError(400, "invalid_task", f"task must be one of {', '.join(TASKS)}")
+            raise ApiError("invalid_task", f"task must be one of {', '.join(TASKS)}")
         query = query.where(Job.task == task)
     if search and search.strip():
         pattern = "%" + search.strip().replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"

@@ -11,8 +11,8 @@ from sqlalchemy import select
 from shared.models import Tenant
 from shared.schemas import JobCreate
 from shared.ssrf import AllowList, UnsafeUrl, check_webhook_url
+from web.app_state import app_state
 from web.errors import ApiError
-from web.state import app_state
 
 
 def check_webhook(url: str) -> None:
@@ -20,7 +20,7 @@ def check_webhook(url: str) -> None:
     try:
         check_webhook_url(url, AllowList.parse(app_state().settings.webhook_allow_hosts))
     except UnsafeUrl as exc:
-        raise ApiError(400, "invalid_webhook", f"webhook: {exc}") from None
+        raise exc.at("webhook") from None
 
 
 def check_job_webhook(spec: JobCreate, tenant_id: str) -> None:
@@ -32,7 +32,6 @@ def check_job_webhook(spec: JobCreate, tenant_id: str) -> None:
             tenant_url = session.scalar(select(Tenant.webhook_url).where(Tenant.id == tenant_id))
         if tenant_url is None:
             raise ApiError(
-                400,
                 "invalid_webhook",
                 "webhook_events needs a webhook: send 'webhook' with the job or set a default endpoint for the "
                 "tenant (`vlmq webhooks endpoint`)",

@@ -44,4 +44,4 @@ def check_queue_quota(session: Session, settings: Settings, tenant_id: str, jobs
 
 
 def _over_quota(code: str, message: str) -> ApiError:
-    return ApiError(429, code, f"{message}: retry when some have finished", {"Retry-After": str(RETRY_AFTER_S)})
+    return ApiError(code, f"{message}: retry when some have finished", 429, {"Retry-After": str(RETRY_AFTER_S)})

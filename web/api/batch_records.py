@@ -5,24 +5,22 @@ from __future__ import annotations
 from sqlalchemy.orm import Session
 
 from shared.clock import utcnow
+from shared.errors import ServiceError
 from shared.ids import new_id
 from shared.jobs import cancel_batch
 from shared.models import Batch
 from shared.settings import Settings
 from shared.webhooks.enqueue import enqueue_batch_job_deliveries
-from web.api.batch_input import BatchSubmission, item_error
-from web.errors import ApiError
-from web.job_records import insert_job
-from web.quotas import check_queue_quota
-from web.state import app_state
+from web.api.batch_input import BatchSubmission
+from web.api.job_records import insert_job
+from web.api.owned_rows import owned_or_404
+from web.api.quotas import check_queue_quota
+from web.app_state import app_state
 
 
 def load_batch(session: Session, tenant_id: str, batch_id: str) -> Batch:
     """The tenant's batch, or a 404 that does not reveal other tenants' ids."""
-    batch = session.get(Batch, batch_id)
-    if batch is None or batch.tenant_id != tenant_id:
-        raise ApiError(404, "batch_not_found", f"no batch {batch_id!r}")
-    return batch
+    return owned_or_404(session, Batch, batch_id, tenant_id, "batch")
 
 
 def insert_batch(
@@ -58,8 +56,8 @@ def insert_batch(
     for index, item in enumerate(submission.items):
         try:
             job = insert_job(session, settings, tenant_id, item.spec, item.image, batch_id=batch.id)
-        except ApiError as exc:
-            raise item_error(index, exc) from None
+        except ServiceError as exc:
+            raise exc.at(f"items.{index}") from None
         job.batch_index = index
         job_ids.append(job.id)
     return batch, job_ids
