@@ -1,6 +1,7 @@
 """The one error family a client sees: a stable code, a message it can act on, the HTTP status that fits.
 
-Raised on either side of the web/worker line (`ImageRejected`, `UnsafeUrl`, the web's `ApiError`);
+Raised on either side of the web/worker line (`ImageRejected`, `UnsafeUrl`, the web's `ApiError`, the
+worker's `InferenceError`, which a job records);
 the web renders every one of them in one handler (`web/errors.py`), so nothing translates
 one error shape into another by hand.
 """

@@ -2,7 +2,7 @@
 
 A Celery worker has one task consumer, which takes the next message whenever it is under
 its prefetch count. With every slot busy on bulk jobs, a chat call would wait in Redis
-until a bulk job ended (6 s of the 16 s measured on an H100 with 500 jobs queued). So the
+until a bulk job ended (as the H100 service run before this lane showed: README, Benchmarks). So the
 GPU worker splits its slots: the task consumer takes bulk work (`gpu`) up to `slots -
 reserved` messages, and a second consumer, on its own channel, takes the interactive
 queue up to `reserved`. Both hand their messages to the same thread pool of `slots`

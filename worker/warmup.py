@@ -3,10 +3,9 @@
 A model that loads but cannot generate (a broken checkpoint, a dtype or kernel
 mismatch on this GPU) then stops the worker at start-up with the error in its log,
 instead of failing every job it would have taken; `/readyz` turns ready only once
-a worker has really answered. It does not remove the slower first real job seen on
-an H100 (15-18 s against 6-10 s for later describe jobs, with or without a
-full-size warm-up: bench/results/gpu_service_bench_h100_nf4*.json), so it is kept
-small.
+a worker has really answered. A larger warm-up did not remove the slower first real
+job on a GPU (bench/results/gpu_service_bench_h100_nf4_warmup_*.json), so it is
+kept small.
 """
 
 from __future__ import annotations

@@ -111,10 +111,10 @@ def fit_to_memory(room: float, per_slot: int, max_slots: int, prefill_tokens: in
     return min(max_slots, fitting(prefill_tokens)), prefill_tokens
 
 
-# What sizing must leave free beyond the KV cache, from the H100 runs of bench/gpu_batch_bench.py
-# (GLM-4.6V-Flash, nf4): a prefill of 8,192 tokens raised the peak 2.0-3.2 GiB above the memory
-# held after start-up (activations of hidden 4,096 and MLP 27,392 wide, the new K/V, the
-# logits); per vocabulary entry of a slot, the logits and the float copies sampling makes.
+# What sizing must leave free beyond the KV cache, fitted to the peaks bench/gpu_batch_bench.py
+# records (bench/results/gpu_batch_bench_h100_nf4_*.json: peak against memory after start-up):
+# per prefill token its activations (hidden 4,096, MLP 27,392 wide), new K/V and logits; per
+# vocabulary entry of a slot, the logits and the float copies sampling makes.
 PREFILL_RESERVE_BYTES = 1 << 29
 PREFILL_BYTES_PER_TOKEN = 384 * 1024
 SAMPLING_BYTES_PER_VOCAB_ENTRY = 24

@@ -13,6 +13,7 @@ from typing import Any, Literal, Protocol
 
 from PIL import Image
 
+from shared.errors import ServiceError
 from shared.request_rules import Task
 
 ProgressCallback = Callable[[int, int], None]
@@ -70,13 +71,16 @@ class StopGeneration(Exception):
     """Raised by a progress callback to end its request early (canceled, out of time)."""
 
 
-class InferenceError(Exception):
-    """A failure the job reports to its user, with a stable machine-readable code."""
+class InferenceError(ServiceError):
+    """A failure the job reports to its user, with a stable machine-readable code.
+
+    One of the service's error family (`shared.errors`): the worker records its code and
+    message on the job; its status (422: the request was understood, this input could not
+    be answered) applies wherever it reaches HTTP directly.
+    """
 
     def __init__(self, code: str, message: str) -> None:
-        super().__init__(message)
-        self.code = code
-        self.message = message
+        super().__init__(code, message, 422)
 
 
 class Engine(Protocol):

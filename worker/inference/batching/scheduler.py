@@ -35,10 +35,10 @@ log = logging.getLogger(__name__)
 
 FinishReason = Literal["stop", "length"]
 PROGRESS_INTERVAL_S = 0.5
-# Prompt tokens of bulk work that may join per step while an interactive row decodes. On an
-# H100 (nf4, 64 rows) a step took 28.6 ms and prefill ran about 13,000 tokens/s: a 128-token
-# chat answer then absorbs about 16,000 bulk tokens (1.3 s, some 15 photos) over its 3.7 s
-# of steps, and bulk work keeps joining at about two thirds of its unpaced rate.
+# Prompt tokens of bulk work that may join per step while an interactive row decodes: with
+# the step and prefill rates the H100 runs recorded (`loop` in bench/results/gpu_batch_bench_*),
+# a short chat answer then spends about a third more time on bulk prefills than on its own
+# steps, and bulk work keeps joining at most of its unpaced rate.
 BULK_TOKENS_PER_PACED_STEP = 128
 # The most credit that may build up: about one standard photo's prompt joining at once.
 PACED_BURST_TOKENS = 2048
