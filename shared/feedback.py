@@ -15,7 +15,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from shared.job_view import iso_utc
+from shared.job_view import Timestamp, iso_utc, render
 from shared.models import Feedback
 
 MAX_COMMENT_CHARS = 2000
@@ -47,21 +47,33 @@ def is_usable(score: int, corrections: dict[str, Any]) -> bool:
     return score >= USABLE_MIN_SCORE and not corrections
 
 
-def usable_without_edits(feedback: Feedback | None) -> bool | None:
-    """None without feedback; otherwise `is_usable` of it."""
-    return None if feedback is None else is_usable(feedback.score, feedback.corrections)
+class FeedbackView(BaseModel):
+    """One feedback as the API, the pages and batch results show it (the OpenAPI document uses this model too)."""
+
+    id: str
+    job_id: str
+    score: int = Field(ge=1, le=5)
+    corrections: dict[str, Any]
+    comment: str | None
+    usable_without_edits: bool = Field(description="score 4 or 5 and no corrections")
+    created_at: Timestamp
+
+
+def feedback_view(feedback: Feedback) -> FeedbackView:
+    return FeedbackView(
+        id=feedback.id,
+        job_id=feedback.job_id,
+        score=feedback.score,
+        corrections=feedback.corrections,
+        comment=feedback.comment,
+        usable_without_edits=is_usable(feedback.score, feedback.corrections),
+        created_at=iso_utc(feedback.created_at),
+    )
 
 
 def feedback_to_dict(feedback: Feedback) -> dict[str, Any]:
-    return {
-        "id": feedback.id,
-        "job_id": feedback.job_id,
-        "score": feedback.score,
-        "corrections": feedback.corrections,
-        "comment": feedback.comment,
-        "usable_without_edits": usable_without_edits(feedback),
-        "created_at": iso_utc(feedback.created_at),
-    }
+    """Render a feedback row (see `FeedbackView`)."""
+    return render(feedback_view(feedback))
 
 
 def latest_feedback(session: Session, job_ids: Iterable[str]) -> dict[str, Feedback]:

@@ -17,7 +17,7 @@ from shared.settings import Settings
 from web.app_state import app_state
 from web.errors import Error
 from web.openapi_batches import batch_paths
-from web.openapi_catalogue import catalogue_paths, catalogue_schemas
+from web.openapi_catalogue import catalogue_paths
 from web.openapi_jobs import job_paths
 from web.openapi_openai import openai_paths
 from web.openapi_operations import ADMIN_SCHEME, admin_paths, operations_paths
@@ -29,14 +29,13 @@ bp = Blueprint("openapi", __name__)
 def openapi_document(settings: Settings) -> dict[str, Any]:
     components = Components()
     components.ref(Error, "serialization")
-    components.schemas |= catalogue_schemas()
     paths = {
         **job_paths(components),
         **batch_paths(components),
         **openai_paths(components),
         **operations_paths(components),
     }
-    for path, operations in catalogue_paths().items():
+    for path, operations in catalogue_paths(components).items():
         paths.setdefault(path, {}).update(operations)
     for operations in paths.values():  # every /v1 route is rate-limited per tenant and takes a request id
         for operation in operations.values():

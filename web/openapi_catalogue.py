@@ -4,36 +4,16 @@ from __future__ import annotations
 
 from typing import Any
 
-from shared.feedback import FeedbackCreate
-from web.openapi_schema import errors
+from shared.feedback import FeedbackCreate, FeedbackView
+from shared.job_view import JobView
+from web.api.listing import FeedbackList
+from web.openapi_schema import Components, errors
 
 _BATCH_ID = {"name": "batch_id", "in": "path", "required": True, "schema": {"type": "string"}}
 _JOB_ID = {"name": "job_id", "in": "path", "required": True, "schema": {"type": "string"}}
-_JOB = {"description": "The job", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/JobView"}}}}
 
 
-def catalogue_schemas() -> dict[str, Any]:
-    feedback = {
-        "type": "object",
-        "properties": {
-            "id": {"type": "string"},
-            "job_id": {"type": "string"},
-            "score": {"type": "integer", "minimum": 1, "maximum": 5},
-            "corrections": {"type": "object"},
-            "comment": {"type": ["string", "null"]},
-            "usable_without_edits": {"type": "boolean", "description": "score 4 or 5 and no corrections"},
-            "created_at": {"type": "string", "format": "date-time"},
-        },
-    }
-    return {"FeedbackCreate": FeedbackCreate.model_json_schema(), "Feedback": feedback}
-
-
-def catalogue_paths() -> dict[str, Any]:
-    one = {"content": {"application/json": {"schema": {"$ref": "#/components/schemas/Feedback"}}}}
-    many = {
-        "type": "object",
-        "properties": {"data": {"type": "array", "items": {"$ref": "#/components/schemas/Feedback"}}},
-    }
+def catalogue_paths(components: Components) -> dict[str, Any]:
     return {
         "/v1/jobs/{job_id}/feedback": {
             "post": {
@@ -41,10 +21,10 @@ def catalogue_paths() -> dict[str, Any]:
                 "parameters": [_JOB_ID],
                 "requestBody": {
                     "required": True,
-                    "content": {"application/json": {"schema": {"$ref": "#/components/schemas/FeedbackCreate"}}},
+                    "content": {"application/json": {"schema": components.ref(FeedbackCreate, "validation")}},
                 },
                 "responses": {
-                    "201": one | {"description": "Recorded; the newest feedback is the one that counts"},
+                    "201": components.response(FeedbackView, "Recorded; the newest feedback is the one that counts"),
                     **errors(400, 404, 409),
                 },
             },
@@ -52,7 +32,7 @@ def catalogue_paths() -> dict[str, Any]:
                 "summary": "Every feedback on the job, newest first",
                 "parameters": [_JOB_ID],
                 "responses": {
-                    "200": {"description": "Feedback", "content": {"application/json": {"schema": many}}},
+                    "200": components.response(FeedbackList, "Every feedback on the job, newest first"),
                     **errors(404),
                 },
             },
@@ -103,7 +83,7 @@ def catalogue_paths() -> dict[str, Any]:
             "post": {
                 "summary": "Queue a new job with an ended job's photo, task, prompt, params and metadata",
                 "parameters": [_JOB_ID],
-                "responses": {"202": _JOB | {"description": "The new job"}, **errors(404, 409)},
+                "responses": {"202": components.response(JobView, "The new job"), **errors(404, 409)},
             }
         },
     }

@@ -6,11 +6,13 @@ from flask import Blueprint, Response, jsonify, request
 from sqlalchemy import select
 
 from shared.clock import utcnow
-from shared.feedback import FeedbackCreate, feedback_to_dict
+from shared.feedback import FeedbackCreate, feedback_to_dict, feedback_view
 from shared.ids import new_id
+from shared.job_view import render
 from shared.models import Feedback
 from shared.states import JobStatus
 from web.api.job_records import load_job
+from web.api.listing import FeedbackList
 from web.app_state import app_state
 from web.auth import current_tenant
 from web.errors import ApiError
@@ -52,4 +54,4 @@ def list_feedback(job_id: str) -> Response:
     with app_state().sessions() as session:
         load_job(session, tenant_id, job_id)
         rows = session.scalars(select(Feedback).where(Feedback.job_id == job_id).order_by(Feedback.id.desc()))
-        return jsonify(data=[feedback_to_dict(feedback) for feedback in rows])
+        return jsonify(render(FeedbackList(data=[feedback_view(feedback) for feedback in rows])))

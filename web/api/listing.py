@@ -1,10 +1,11 @@
-"""The list responses of the vlmq API: pages of jobs and batches, a job's deliveries."""
+"""The list responses of the vlmq API: pages of jobs and batches, a job's deliveries and feedback."""
 
 from __future__ import annotations
 
 from pydantic import BaseModel, Field
 
 from shared.batch_view import BatchView
+from shared.feedback import FeedbackView
 from shared.job_view import JobView
 from shared.webhooks.delivery_log import DeliveryView
 
@@ -27,3 +28,7 @@ class BatchPage(BaseModel):
 
 class DeliveryList(BaseModel):
     data: list[DeliveryView] = Field(description="oldest first")
+
+
+class FeedbackList(BaseModel):
+    data: list[FeedbackView] = Field(description="newest first")
