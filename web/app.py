@@ -21,11 +21,13 @@ from web.api import (
     jobs,
     webhook_settings,
 )
+from web.api.batch_variants import register_batch_variant
 from web.api.waiting import WaitSlots
 from web.app_state import AppState
 from web.errors import register_error_handlers
 from web.json_provider import SafeJSONProvider
 from web.openai import files, models
+from web.openai.batches import OPENAI_BATCHES
 from web.rate_limits import init_rate_limits
 from web.request_guard import register_request_guard
 from web.request_ids import register_request_ids
@@ -64,6 +66,7 @@ def create_app(settings: Settings | None = None) -> Flask:
     app.register_blueprint(feedback.bp)
     app.register_blueprint(job_actions.bp)
     app.register_blueprint(batches.bp)
+    register_batch_variant(app, OPENAI_BATCHES)
     app.register_blueprint(batch_evaluation.bp)
     app.register_blueprint(chat.bp)
     app.register_blueprint(models.bp)

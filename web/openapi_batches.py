@@ -11,8 +11,8 @@ from typing import Any
 from shared.batch_schemas import BatchCreate
 from shared.batch_view import BatchView
 from web.api.listing import BatchPage
+from web.api.openai_objects import BatchObject
 from web.openai.batches import OpenAIBatchCreate
-from web.openai.objects import BatchObject
 from web.openapi_jobs import FORM_ENCODING, IMAGE_TYPES, form_fields
 from web.openapi_schema import IDEMPOTENCY_KEY, PAGE_QUERY, Components, errors, links, path_id, query
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from web.api.chat_input import ChatRequest
-from web.openai.objects import ChatCompletion, ChatCompletionChunk, FileList, FileObject, ModelList, ModelObject
+from web.api.openai_objects import ChatCompletion, ChatCompletionChunk, FileList, FileObject, ModelList, ModelObject
 from web.openapi_schema import IDEMPOTENCY_KEY, Components, errors, links, path_id, query
 
 

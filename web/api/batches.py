@@ -16,6 +16,7 @@ from web.api.audit_records import record_request_action
 from web.api.batch_input import open_batch_body, read_batch_submission
 from web.api.batch_records import cancel_unfinished_jobs, insert_batch, load_batch
 from web.api.batch_results import FORMATS, batch_rows, csv_lines, jsonl_lines, xlsx_results
+from web.api.batch_variants import variant_for_id, variant_for_request
 from web.api.idempotency import REPLAYED, IdempotentCreate
 from web.api.listing import BatchPage
 from web.api.pagination import PageRequest
@@ -23,13 +24,6 @@ from web.api.webhook_input import check_job_webhook
 from web.app_state import app_state
 from web.auth import current_tenant
 from web.errors import ApiError
-from web.openai.batches import (
-    cancel_openai_batch,
-    create_openai_batch,
-    get_openai_batch,
-    is_openai_batch_id,
-    is_openai_batch_request,
-)
 from web.urls import base_url
 
 bp = Blueprint("batches_api", __name__)
@@ -45,13 +39,14 @@ def _batch_response(batch_id: str, status: int, **headers: str) -> tuple[Respons
 def create_batch() -> tuple[Response, int, dict[str, str]] | Response:
     """Check every item, insert the batch and its jobs in one transaction, commit, then enqueue each job.
 
-    A JSON body naming an `input_file_id` is an OpenAI batch (`web.openai.batches`).
+    A request another batch API claims (OpenAI's: a JSON body naming an `input_file_id`) goes to it
+    (`web/api/batch_variants.py`).
     """
     state = app_state()
     tenant_id = current_tenant()
     open_batch_body(request, state.settings)
-    if is_openai_batch_request():
-        return create_openai_batch(tenant_id)
+    if (variant := variant_for_request()) is not None:
+        return variant.create(tenant_id)
     once = IdempotentCreate.of_request(Batch, tenant_id)
     if (replay := once.earlier()) is not None:
         return _batch_response(replay.id, 200, **REPLAYED)
@@ -78,8 +73,8 @@ def create_batch() -> tuple[Response, int, dict[str, str]] | Response:
 @bp.get("/v1/batches/<batch_id>")
 def get_batch(batch_id: str) -> tuple[Response, int, dict[str, str]] | Response:
     tenant_id = current_tenant()
-    if is_openai_batch_id(batch_id):
-        return get_openai_batch(tenant_id, batch_id)
+    if (variant := variant_for_id(batch_id)) is not None:
+        return variant.get(tenant_id, batch_id)
     with app_state().sessions() as session:
         load_batch(session, tenant_id, batch_id)
     return _batch_response(batch_id, 200)
@@ -127,8 +122,8 @@ def batch_results(batch_id: str) -> Response:
 def cancel_batch(batch_id: str) -> tuple[Response, int, dict[str, str]] | Response:
     """Cancel every queued or running job of the batch."""
     tenant_id = current_tenant()
-    if is_openai_batch_id(batch_id):
-        return cancel_openai_batch(tenant_id, batch_id)
+    if (variant := variant_for_id(batch_id)) is not None:
+        return variant.cancel(tenant_id, batch_id)
     with app_state().sessions() as session:
         load_batch(session, tenant_id, batch_id)
     canceled = cancel_unfinished_jobs(batch_id)

@@ -29,12 +29,12 @@ from web.api.chat_input import ChatRequest, chat_to_job
 from web.api.chat_stream import relay
 from web.api.idempotency import REPLAYED, IdempotentCreate
 from web.api.job_records import insert_job
+from web.api.openai_objects import dump
 from web.api.quotas import check_queue_quota
 from web.api.waiting import wait_until_finished
 from web.app_state import app_state
 from web.auth import current_tenant
 from web.errors import ApiError, error_response
-from web.openai.objects import dump
 
 bp = Blueprint("chat_api", __name__)
 

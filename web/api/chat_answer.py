@@ -5,7 +5,7 @@ from __future__ import annotations
 from shared.models import Job
 from shared.settings import Settings
 from shared.states import JobStatus
-from web.openai.objects import AssistantMessage, ChatCompletion, Choice, Usage
+from web.api.openai_objects import AssistantMessage, ChatCompletion, Choice, Usage
 
 
 def chat_id(job: Job) -> str:

@@ -18,9 +18,9 @@ from shared.models import Job
 from shared.states import JobStatus
 from shared.streaming import START, read_stream
 from web.api.chat_answer import chat_id, failure, finish_reason, usage
+from web.api.openai_objects import ChatCompletionChunk, ChunkChoice, Delta
 from web.api.waiting import wait_until_finished
 from web.app_state import app_state
-from web.openai.objects import ChatCompletionChunk, ChunkChoice, Delta
 
 KEEP_ALIVE_S = 5.0
 POLL_MS = 1000

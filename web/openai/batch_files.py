@@ -17,8 +17,8 @@ from shared.models import Batch, Job, OpenAIBatch
 from shared.states import JobStatus
 from web.api.batch_results import batch_jobs
 from web.api.chat_answer import completion
+from web.api.openai_objects import FileObject, dump
 from web.app_state import app_state
-from web.openai.objects import FileObject, dump
 
 _RESULT_FILE = re.compile(r"^file-(?P<batch>batch_[0-9a-f]+)-(?P<kind>output|errors)$")
 

@@ -28,14 +28,15 @@ from shared.models import Batch, OpenAIBatch
 from web.api.audit_records import record_request_action
 from web.api.batch_input import BatchSubmission
 from web.api.batch_records import cancel_unfinished_jobs, insert_batch
+from web.api.batch_variants import BatchVariant
 from web.api.chat_input import chat_to_job
 from web.api.job_input import JobSubmission
+from web.api.openai_objects import BatchObject, RequestCounts, dump
 from web.app_state import app_state
 from web.errors import ApiError
 from web.openai.batch_file import parse_batch_file
 from web.openai.batch_files import error_file_id, output_file_id
 from web.openai.files import load_file
-from web.openai.objects import BatchObject, RequestCounts, dump
 
 PREFIX = "batch_"
 WINDOW = timedelta(hours=24)
@@ -112,6 +113,16 @@ def cancel_openai_batch(tenant_id: str, batch_id: str) -> Response:
         inner_id = openai_batch.batch_id
     cancel_unfinished_jobs(inner_id)
     return _batch_response(tenant_id, batch_id)
+
+
+OPENAI_BATCHES = BatchVariant(
+    claims_request=is_openai_batch_request,
+    claims_id=is_openai_batch_id,
+    create=create_openai_batch,
+    get=get_openai_batch,
+    cancel=cancel_openai_batch,
+)
+"""Served at `/v1/batches` once `create_app` registers it."""
 
 
 def _load(session: Session, tenant_id: str, batch_id: str) -> OpenAIBatch:

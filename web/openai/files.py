@@ -14,6 +14,7 @@ from shared.clock import utcnow
 from shared.ids import new_id
 from shared.models import OpenAIFile
 from web.api.batch_input import open_batch_body
+from web.api.openai_objects import FileList, FileObject, dump
 from web.api.owned_rows import owned_or_404
 from web.api.pagination import PageRequest
 from web.app_state import app_state
@@ -21,7 +22,6 @@ from web.auth import current_tenant
 from web.errors import ApiError
 from web.openai.batch_file import parse_batch_file
 from web.openai.batch_files import result_file, result_file_object
-from web.openai.objects import FileList, FileObject, dump
 
 bp = Blueprint("files_api", __name__)
 

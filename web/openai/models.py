@@ -11,10 +11,10 @@ from flask import Blueprint, Response, jsonify
 from shared.celery_app import GPU_QUEUE
 from shared.placeholder_model import PLACEHOLDER_MODEL_NAME
 from shared.presence import live_workers
+from web.api.openai_objects import ModelList, ModelObject, dump
 from web.app_state import app_state
 from web.auth import current_tenant
 from web.errors import ApiError
-from web.openai.objects import ModelList, ModelObject, dump
 
 bp = Blueprint("models_api", __name__)
 

@@ -1,4 +1,5 @@
-"""The objects OpenAI-compatible endpoints answer with.
+"""The objects OpenAI-compatible endpoints answer with: chat completions (`web/api/chat.py`) and the models,
+files and batches of `web/openai/`. They live here because `web/openai/` builds on `web/api/`, never the reverse.
 
 Each response is built as one of these models and dumped, and the OpenAPI document
 takes its response schemas from the same models, so the two cannot drift apart.
