@@ -10,9 +10,8 @@ from pydantic import ValidationError
 from shared.request_rules import COPY_CHANNELS, MAX_NEW_TOKENS, TASKS
 from shared.schemas import JobCreate
 from shared.settings import Settings
-from worker.inference.conversation import conversation
 from worker.inference.engine_contract import GenerationParams, InferenceError, InferenceRequest, Turn
-from worker.inference.prompts import DEFAULT_TEMPLATES, PromptBook
+from worker.inference.prompts import DEFAULT_TEMPLATES, PromptBook, conversation
 
 PARAMS = GenerationParams(max_new_tokens=16, temperature=0.0, top_p=1.0, repetition_penalty=1.0)
 

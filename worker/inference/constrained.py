@@ -20,7 +20,7 @@ from shared.product_schema import DEFAULT_PRODUCT_SCHEMA
 from shared.request_rules import check_object_schema
 from shared.schema_plan import compile_schema, normalized
 from worker.inference.budget_guard import BudgetGuard, TokenBytes, minimal_cost
-from worker.inference.engine_contract import InferenceError, InferenceRequest
+from worker.inference.engine_contract import InferenceError
 
 
 def request_schema(options: dict[str, Any]) -> dict[str, Any]:
@@ -61,11 +61,6 @@ def unpack_bitmask(bitmask: Any, vocab_size: int) -> Any:
     shifts = torch.arange(32, dtype=torch.int32, device=bitmask.device)
     bits = (bitmask.unsqueeze(-1) >> shifts) & 1
     return bits.reshape(bitmask.shape[0], -1)[:, :vocab_size].bool()
-
-
-def constrains(request: InferenceRequest) -> bool:
-    """Whether a request's output must match a schema: `attributes`, or any task given one."""
-    return request.task == "attributes" or "schema" in request.options
 
 
 class SchemaMask(LogitsProcessor):

@@ -20,8 +20,7 @@ import jsonschema
 from shared.schema_limits import validate_output
 from worker.inference import redaction
 from worker.inference.budget_guard import BudgetGuard
-from worker.inference.constrained import ConstraintFactory, SchemaMask, constrains, request_schema
-from worker.inference.conversation import conversation
+from worker.inference.constrained import ConstraintFactory, SchemaMask, request_schema
 from worker.inference.engine_contract import (
     GenerationParams,
     InferenceError,
@@ -36,7 +35,7 @@ from worker.inference.generation import generate
 from worker.inference.image_normalise import prepare_image
 from worker.inference.model_parts import vision_dtype
 from worker.inference.output_text import clean_output, strip_think, strip_tokens
-from worker.inference.prompts import PromptBook
+from worker.inference.prompts import PromptBook, conversation
 from worker.inference.text_deltas import TextDeltas
 
 
@@ -118,7 +117,9 @@ class HFEngine:
         with "Already borrowed" when two threads use it at once.
         """
         image = prepare_image(request.image, self.image_max_side)
-        schema = request_schema(request.options) if constrains(request) else None
+        # `attributes` answers match a schema (the request's or the product default), other tasks only when given one.
+        constrained = request.task == "attributes" or "schema" in request.options
+        schema = request_schema(request.options) if constrained else None
         with self._tokenizer_lock:
             turns = self.turns(request, schema)
             inputs = self.inputs.build(image, turns)

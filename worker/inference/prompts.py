@@ -1,8 +1,13 @@
-"""Instruction templates for every task, in one place, overridable from settings.
+"""What the model is asked: instruction templates for every task (in one place, overridable from
+settings) and the conversation the instruction ends.
 
 `settings.prompts` maps a template name to a `str.format` template; names are the
 task names plus `copy_<channel>` and `copy_campaign`. Unknown names or placeholders
 are rejected when the engine loads, not when a job runs.
+
+The image always sits in the first user turn, before that turn's text (`user → image →
+text`); follow-up questions are text-only turns after the earlier answers, so the model
+sees one conversation about one image.
 """
 
 from __future__ import annotations
@@ -11,8 +16,8 @@ import json
 from collections.abc import Mapping
 from typing import Any
 
-from shared.request_rules import COPY_CHANNELS, DEFAULT_COPY_CHANNEL, check_ask_prompt
-from worker.inference.engine_contract import InferenceError, InferenceRequest
+from shared.request_rules import COPY_CHANNELS, DEFAULT_COPY_CHANNEL, check_ask_prompt, check_history
+from worker.inference.engine_contract import InferenceError, InferenceRequest, Turn
 
 DEFAULT_TEMPLATES: dict[str, str] = {
     "describe": (
@@ -100,3 +105,12 @@ class PromptBook:
         if task in ("describe", "ocr"):
             return self.render(task)
         raise InferenceError("invalid_request", f"unknown task {task!r}")
+
+
+def conversation(history: tuple[Turn, ...], instruction: str) -> list[Turn]:
+    """Earlier turns (user/assistant pairs) followed by the new user instruction."""
+    try:
+        check_history([turn.role for turn in history])
+    except ValueError as exc:
+        raise InferenceError("invalid_history", str(exc)) from exc
+    return [*history, Turn("user", instruction)]

@@ -12,10 +12,20 @@ from typing import Any
 
 from PIL import Image
 
-from worker.inference.conversation import chat_messages
 from worker.inference.engine_contract import InferenceError, Turn
 from worker.inference.families.base import InputBuilder
 from worker.inference.image_normalise import pixel_budget
+
+
+def chat_messages(turns: list[Turn]) -> list[dict[str, Any]]:
+    """HF chat messages with one image placeholder at the start of the first user turn."""
+    messages: list[dict[str, Any]] = []
+    for index, turn in enumerate(turns):
+        content: list[dict[str, Any]] = [{"type": "text", "text": turn.text}]
+        if index == 0:
+            content.insert(0, {"type": "image"})
+        messages.append({"role": turn.role, "content": content})
+    return messages
 
 
 class ProcessorInputs(InputBuilder):
