@@ -12,12 +12,12 @@ from PIL import Image
 from shared.product_schema import DEFAULT_PRODUCT_SCHEMA
 from worker.inference.batched import MIN_PREFILL_TOKENS, SMALL_CARD_SLOTS, fit_to_memory
 from worker.inference.constrained import unpack_bitmask
+from worker.inference.engine import clean_output, strip_think, strip_tokens
 from worker.inference.engine_contract import GenerationParams, InferenceError, InferenceRequest, Turn
 from worker.inference.families.glm4v_legacy import glm4v_9b_pixels, glm4v_9b_segments, segments_to_ids
 from worker.inference.families.processor_inputs import chat_messages
 from worker.inference.generation import ProgressReporter
 from worker.inference.image_normalise import pixel_budget, prepare_image
-from worker.inference.output_text import clean_output, strip_think, strip_tokens
 from worker.inference.prompts import PromptBook, conversation
 from worker.inference.redaction import redact_data, redact_text, report
 
