@@ -13,7 +13,7 @@ from shared.auth import create_api_key
 from shared.celery_app import GPU_QUEUE
 from shared.job_view import PLACEHOLDER_MODEL_NAME
 from shared.settings import Settings
-from tests.helpers import data_uri, job_count, queued_messages, submit
+from tests.support.helpers import data_uri, job_count, queued_messages, submit
 from web.app import create_app
 
 

@@ -15,8 +15,8 @@ from flask.testing import FlaskClient
 
 from shared.product_schema import DEFAULT_PRODUCT_SCHEMA
 from shared.settings import Settings
-from tests.helpers import submit
-from tests.live_service import VLMQ, vlmq_env, wait_for_line
+from tests.support.helpers import submit
+from tests.support.live_service import VLMQ, vlmq_env, wait_for_line
 from worker.inference.engine_contract import Engine
 
 FLAT = {

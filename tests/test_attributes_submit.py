@@ -12,8 +12,7 @@ from flask.testing import FlaskClient
 from sqlalchemy.orm import Session, sessionmaker
 
 from shared.settings import Settings
-from tests.conftest import image_bytes
-from tests.helpers import assert_nothing_stored, data_uri, submit
+from tests.support.helpers import assert_nothing_stored, data_uri, image_bytes, submit
 from web.app import create_app
 
 OPEN_LENGTHS = {  # no maxLength, no additionalProperties: accepted, the guard bounds it

@@ -21,8 +21,7 @@ from shared.auth import create_api_key
 from shared.clock import utcnow
 from shared.models import AuditEvent
 from shared.settings import Settings
-from tests.conftest import image_bytes
-from tests.helpers import data_uri, finish_like_a_worker, submit
+from tests.support.helpers import data_uri, finish_like_a_worker, image_bytes, submit
 from vlmq.keys_admin import run_keys_command
 from web.app import create_app
 from worker.sweeper import sweep

@@ -14,8 +14,7 @@ from PIL import Image
 from sqlalchemy.orm import Session, sessionmaker
 
 from shared.settings import Settings
-from tests.conftest import image_bytes
-from tests.helpers import data_uri, job_count, queued_messages, submit
+from tests.support.helpers import data_uri, image_bytes, job_count, queued_messages, submit
 from web.app import create_app
 
 

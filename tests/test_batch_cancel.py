@@ -22,8 +22,7 @@ from shared.job_view import job_to_dict
 from shared.models import Job, WebhookDelivery
 from shared.settings import Settings
 from shared.webhooks.enqueue import enqueue_job_deliveries
-from tests.conftest import image_bytes
-from tests.helpers import data_uri
+from tests.support.helpers import data_uri, image_bytes
 
 ITEMS = 500
 HOOK = "http://127.0.0.1:9/hook"

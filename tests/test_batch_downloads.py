@@ -16,7 +16,7 @@ from PIL import Image
 from sqlalchemy.orm import Session, sessionmaker
 
 from shared.settings import Settings
-from tests.helpers import job_count, queued_messages
+from tests.support.helpers import job_count, queued_messages
 from web.app import create_app
 
 pytestmark = pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)

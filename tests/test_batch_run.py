@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from flask.testing import FlaskClient
 
-from tests.catalogue import catalogue
+from tests.support.catalogue import catalogue
 from vlmq.cli import main
 
 

@@ -21,8 +21,7 @@ from shared.auth import create_api_key
 from shared.celery_app import GPU_QUEUE
 from shared.models import Job, StoredImage
 from shared.settings import Settings
-from tests.conftest import image_bytes
-from tests.helpers import assert_nothing_stored, batch_rows, data_uri, job_count, queued_messages
+from tests.support.helpers import assert_nothing_stored, batch_rows, data_uri, image_bytes, job_count, queued_messages
 from web.api import batch_results
 from web.app import create_app
 from worker.context import WorkerContext

@@ -21,9 +21,8 @@ from shared.clock import utcnow
 from shared.models import Batch, Job, WebhookDelivery
 from shared.settings import Settings
 from shared.webhooks.tenant_secrets import current_secret
-from tests.conftest import image_bytes
-from tests.helpers import data_uri
-from tests.webhook_receiver import Receiver
+from tests.support.helpers import data_uri, image_bytes
+from tests.support.webhook_receiver import Receiver
 from worker.context import WorkerContext
 from worker.runner import run_job
 from worker.sweeper import sweep

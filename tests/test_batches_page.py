@@ -7,8 +7,7 @@ import json
 import pytest
 from flask.testing import FlaskClient
 
-from tests.conftest import image_bytes
-from tests.helpers import data_uri
+from tests.support.helpers import data_uri, image_bytes
 from worker.context import WorkerContext
 from worker.runner import run_job
 

@@ -6,7 +6,6 @@ from __future__ import annotations
 import csv
 import io
 import json
-from typing import Any
 
 import pytest
 import redis
@@ -17,25 +16,15 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from shared.auth import create_api_key
-from shared.clock import utcnow
-from shared.jobs import start, succeed
 from shared.models import Feedback
 from shared.settings import Settings
-from tests.catalogue import catalogue
-from tests.conftest import image_bytes
-from tests.helpers import data_uri, queued_messages, submit
+from tests.support.catalogue import catalogue
+from tests.support.helpers import data_uri, finish, image_bytes, queued_messages, submit
 from web.api.batch_results import COLUMNS, FORMATS
 from web.app import create_app
 
 RED, GREEN = image_bytes(color="red"), image_bytes(size=(800, 600), color="green")
 TRICKY_TEXT = '=HYPERLINK("http://evil.example","click") 红色 "leather" bag'
-
-
-def finish(sessions: sessionmaker[Session], job_id: str, text: str, data: dict[str, Any] | None = None) -> None:
-    """Move a job through the real state machine to `succeeded` with a chosen result (no model needed)."""
-    with sessions.begin() as session:
-        assert start(session, job_id, "test-worker", utcnow())
-        assert succeed(session, job_id, {"text": text, "data": data, "usage": {}}, "test-model", 0.1, utcnow())
 
 
 def batch_of_two(client: FlaskClient) -> tuple[str, list[str]]:

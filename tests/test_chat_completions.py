@@ -12,8 +12,8 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from shared.models import Job
 from shared.settings import Settings
-from tests.conftest import serving
-from tests.helpers import data_uri, job_count, queued_messages
+from tests.support.helpers import data_uri, job_count, queued_messages
+from tests.support.services import serving
 from web.app import create_app
 
 

@@ -9,7 +9,7 @@ import openai
 import pytest
 from sqlalchemy.orm import Session, sessionmaker
 
-from tests.helpers import data_uri, finish_like_a_worker, job_count, wait_for_only_job
+from tests.support.helpers import data_uri, finish_like_a_worker, job_count, wait_for_only_job
 
 SCHEMA = {"type": "object", "properties": {"color": {"type": "string"}}, "required": ["color"]}
 

@@ -15,7 +15,7 @@ from shared import jobs
 from shared.clock import utcnow
 from shared.models import Job
 from shared.streaming import publish_delta, publish_done
-from tests.helpers import data_uri, submit, wait_for_only_job
+from tests.support.helpers import data_uri, submit, wait_for_only_job
 from web.api.chat import finished_or_given_up
 from web.api.chat_stream import relay
 

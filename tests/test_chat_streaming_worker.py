@@ -7,7 +7,7 @@ import pytest
 from sqlalchemy.orm import Session, sessionmaker
 
 from shared.models import Job
-from tests.helpers import data_uri, wait_for_only_job
+from tests.support.helpers import data_uri, wait_for_only_job
 
 
 @pytest.mark.usefixtures("gpu_thread")

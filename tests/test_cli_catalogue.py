@@ -14,8 +14,8 @@ import pytest
 import requests
 from openpyxl import load_workbook
 
-from tests.catalogue import catalogue, write_photos
-from tests.live_service import VLMQ, vlmq_env, vlmq_up, wait_for_line
+from tests.support.catalogue import catalogue, write_photos
+from tests.support.live_service import VLMQ, vlmq_env, vlmq_up, wait_for_line
 from vlmq.result_files import write_rows
 from worker.inference.engine_contract import Engine
 

@@ -14,8 +14,7 @@ from shared import jobs
 from shared.clock import utcnow
 from shared.schemas import MAX_HISTORY_TURNS
 from shared.settings import Settings
-from tests.conftest import image_bytes
-from tests.helpers import job_count, queued_messages, submit
+from tests.support.helpers import image_bytes, job_count, queued_messages, submit
 from web.app import create_app
 
 

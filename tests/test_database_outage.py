@@ -17,8 +17,8 @@ from shared.db import make_engine, make_session_factory
 from shared.migrate import upgrade_to_head
 from shared.models import Job, WebhookDelivery
 from shared.settings import Settings
-from tests.helpers import job_count, submit
-from tests.services import PostgresCluster, postgres_cluster
+from tests.support.helpers import job_count, submit
+from tests.support.services import PostgresCluster, postgres_cluster
 from web.app import create_app
 from worker.context import WorkerContext, worker_name
 from worker.inference.engine_contract import Engine, InferenceRequest, InferenceResult

@@ -17,7 +17,7 @@ import yaml
 
 from shared.celery_app import DELIVER_WEBHOOK_TASK, SWEEP_TASK
 from shared.settings import Settings
-from tests.services import missing
+from tests.support.services import missing
 from vlmq.cli import _parser
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -20,10 +20,9 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from shared.models import Job
 from shared.settings import Settings
-from tests.conftest import image_bytes
-from tests.helpers import submit
-from tests.live_service import VLMQ, vlmq_env, wait_for_line
-from tests.services import free_port
+from tests.support.helpers import image_bytes, submit
+from tests.support.live_service import VLMQ, vlmq_env, wait_for_line
+from vlmq.redis_server import free_port
 from worker.inference.engine_contract import Engine
 
 

@@ -13,7 +13,7 @@ import pytest
 from PIL import Image
 
 from shared.evaluation import evaluate
-from tests.catalogue import catalogue
+from tests.support.catalogue import catalogue
 from vlmq.cli import main
 from vlmq.result_files import ERROR_COLUMNS, RESULT_COLUMNS, write_rows
 

@@ -19,8 +19,8 @@ from sqlalchemy.orm import Session, sessionmaker
 from shared.celery_app import GPU_QUEUE, INTERACTIVE_QUEUE
 from shared.models import Job
 from shared.settings import Settings
-from tests.helpers import submit
-from tests.live_service import VLMQ, vlmq_env, wait_for_line
+from tests.support.helpers import submit
+from tests.support.live_service import VLMQ, vlmq_env, wait_for_line
 from worker.inference.engine_contract import Engine
 
 LONG = json.dumps({"max_new_tokens": 1500, "temperature": 0})  # greedy tiny model: runs the whole budget

@@ -15,8 +15,8 @@ from shared.clock import utcnow
 from shared.models import Job
 from shared.presence import announce
 from shared.settings import Settings
-from tests.helpers import submit
-from tests.services import free_port
+from tests.support.helpers import submit
+from vlmq.redis_server import free_port
 from web.app import create_app
 from worker.sweeper import sweep
 

@@ -10,7 +10,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from shared import jobs
 from shared.clock import utcnow
-from tests.helpers import submit
+from tests.support.helpers import submit
 from worker.heartbeat import EXIT_HUNG, Heartbeat, JobCanceled, JobTimedOut
 
 

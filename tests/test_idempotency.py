@@ -13,8 +13,16 @@ from flask.testing import FlaskClient
 from sqlalchemy.orm import Session, sessionmaker
 
 from shared.settings import Settings
-from tests.conftest import image_bytes, serving
-from tests.helpers import data_uri, finish_like_a_worker, job_count, queued_messages, submit, wait_for_only_job
+from tests.support.helpers import (
+    data_uri,
+    finish_like_a_worker,
+    image_bytes,
+    job_count,
+    queued_messages,
+    submit,
+    wait_for_only_job,
+)
+from tests.support.services import serving
 from web.app import create_app
 
 RESULT = {"text": "Leather.", "data": None, "usage": {"prompt_tokens": 9, "completion_tokens": 2}}

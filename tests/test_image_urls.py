@@ -16,8 +16,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from shared.models import Job, StoredImage
 from shared.settings import Settings
-from tests.conftest import image_bytes
-from tests.helpers import job_count, queued_messages
+from tests.support.helpers import image_bytes, job_count, queued_messages
 from web.app import create_app
 
 PHOTO = image_bytes(size=(80, 60), color="orange")

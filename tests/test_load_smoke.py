@@ -15,7 +15,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
 from shared.models import Job
-from tests.helpers import submit
+from tests.support.helpers import submit
 
 LOCUSTFILE = Path(__file__).resolve().parents[1] / "bench" / "locustfile.py"
 

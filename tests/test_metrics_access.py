@@ -9,7 +9,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from shared.auth import create_api_key
 from shared.settings import Settings
-from tests.helpers import submit
+from tests.support.helpers import submit
 from web.app import create_app
 
 TOKEN = "scrape-token-0123456789"

@@ -16,7 +16,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from shared.celery_app import GPU_QUEUES
 from shared.presence import announce
-from tests.services import missing
+from tests.support.services import missing
 
 DEPLOY = Path(__file__).resolve().parents[1] / "deploy"
 RULES = DEPLOY / "prometheus" / "alerts.yml"

@@ -29,11 +29,11 @@ from shared.log_context import ContextFilter, bound
 from shared.log_format import JsonFormatter
 from shared.models import Job, WebhookDelivery
 from shared.settings import Settings
-from tests.helpers import assert_nothing_stored, submit
-from tests.live_service import VLMQ, vlmq_env
-from tests.services import free_port
-from tests.webhook_receiver import Answer, Receiver
+from tests.support.helpers import assert_nothing_stored, submit
+from tests.support.live_service import VLMQ, vlmq_env
+from tests.support.webhook_receiver import Answer, Receiver
 from vlmq.processes import stop
+from vlmq.redis_server import free_port
 from worker.context import WorkerContext
 from worker.runner import run_job
 from worker.webhooks.delivery import deliver

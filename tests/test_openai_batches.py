@@ -15,7 +15,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from shared import jobs
 from shared.clock import utcnow
 from shared.models import Job, OpenAIFile
-from tests.helpers import data_uri, finish_like_a_worker, job_count, queued_messages
+from tests.support.helpers import data_uri, finish_like_a_worker, job_count, queued_messages
 
 ANSWER = {"text": "A red square.", "data": None, "usage": {"prompt_tokens": 20, "completion_tokens": 4}}
 

@@ -9,7 +9,7 @@ from flask.testing import FlaskClient
 from openapi_spec_validator import validate
 
 from shared.settings import Settings
-from tests.helpers import submit
+from tests.support.helpers import submit
 from web.app import create_app
 from web.openapi import openapi_document
 

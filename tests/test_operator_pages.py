@@ -12,10 +12,9 @@ from flask.testing import FlaskClient
 from openpyxl import load_workbook
 from sqlalchemy.orm import Session, sessionmaker
 
-from tests.catalogue import catalogue, write_photos
-from tests.conftest import PHONE
-from tests.helpers import submit
-from tests.test_catalogue_api import finish
+from tests.support.browser import PHONE
+from tests.support.catalogue import catalogue, write_photos
+from tests.support.helpers import finish, submit
 
 pytestmark = pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
 

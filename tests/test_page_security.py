@@ -14,8 +14,8 @@ from sqlalchemy.orm import Session, sessionmaker
 from shared.auth import create_api_key
 from shared.models import Job
 from shared.settings import Settings
-from tests.conftest import image_bytes, serving
-from tests.helpers import submit
+from tests.support.helpers import image_bytes, submit
+from tests.support.services import serving
 from web.app import create_app
 from web.page_session import KEY_COOKIE, csrf_token
 

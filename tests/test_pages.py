@@ -15,8 +15,8 @@ from shared.after_commit import row_id_of_task
 from shared.auth import create_api_key
 from shared.celery_app import GPU_QUEUE
 from shared.settings import Settings
-from tests.conftest import image_bytes, serving
-from tests.helpers import submit
+from tests.support.helpers import image_bytes, submit
+from tests.support.services import serving
 from web.app import create_app
 from worker.context import WorkerContext
 from worker.runner import run_job

@@ -17,9 +17,8 @@ from shared import jobs
 from shared.clock import utcnow
 from shared.models import Job, StoredImage, WebhookDelivery
 from shared.settings import Settings
-from tests.conftest import image_bytes
-from tests.helpers import submit
-from tests.webhook_receiver import Receiver
+from tests.support.helpers import image_bytes, submit
+from tests.support.webhook_receiver import Receiver
 from worker.sweeper import sweep
 
 HOUR = timedelta(hours=1)

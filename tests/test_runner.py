@@ -11,7 +11,7 @@ from flask.testing import FlaskClient
 from sqlalchemy.orm import Session, sessionmaker
 
 from shared.models import Job
-from tests.helpers import submit
+from tests.support.helpers import submit
 from worker.context import WorkerContext
 from worker.inference.engine_contract import (
     Engine,

@@ -12,8 +12,7 @@ from jsonschema import ValidationError
 from sqlalchemy.orm import Session, sessionmaker
 
 from shared.schema_limits import MAX_SCHEMA_DEPTH, validate_output
-from tests.conftest import image_bytes
-from tests.helpers import job_count, queued_messages, submit
+from tests.support.helpers import image_bytes, job_count, queued_messages, submit
 
 
 def with_pattern(pattern: str) -> dict[str, Any]:

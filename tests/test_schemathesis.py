@@ -19,7 +19,7 @@ from shared.auth import create_api_key
 from shared.db import make_engine, make_session_factory
 from shared.migrate import upgrade_to_head
 from shared.settings import Settings
-from tests.conftest import serving
+from tests.support.services import serving
 from web.api import job_input
 from web.api.remote_images import ByteBudget
 from web.app import create_app

@@ -16,9 +16,9 @@ import requests
 
 from shared.db import make_engine
 from shared.secret_text import masked_url
-from tests.services import free_port
 from vlmq import cli, redis_server
 from vlmq.processes import stop
+from vlmq.redis_server import free_port
 
 PASSWORD = "hunter2-db-secret"
 PG_URL = f"postgresql+psycopg://vlmq:{PASSWORD}@db.internal/vlmq"

@@ -10,7 +10,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from shared.images import check_image
 from shared.models import StoredImage
 from shared.storage import store_image
-from tests.conftest import image_bytes
+from tests.support.helpers import image_bytes
 
 
 def test_identical_uploads_share_a_row(sessions: sessionmaker[Session]) -> None:

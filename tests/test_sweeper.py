@@ -17,7 +17,7 @@ from shared.celery_app import GPU_QUEUE
 from shared.clock import utcnow
 from shared.models import Job
 from shared.settings import Settings
-from tests.helpers import submit
+from tests.support.helpers import submit
 from worker.sweeper import sweep
 
 

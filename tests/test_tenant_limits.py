@@ -11,8 +11,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from shared.auth import create_api_key
 from shared.settings import Settings
-from tests.conftest import image_bytes
-from tests.helpers import data_uri, job_count, submit
+from tests.support.helpers import data_uri, image_bytes, job_count, submit
 from web.app import create_app
 
 

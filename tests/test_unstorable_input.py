@@ -16,8 +16,7 @@ import redis
 from flask.testing import FlaskClient
 from sqlalchemy.orm import Session, sessionmaker
 
-from tests.conftest import image_bytes
-from tests.helpers import data_uri, job_count, queued_messages, submit
+from tests.support.helpers import data_uri, image_bytes, job_count, queued_messages, submit
 
 IMAGE = data_uri(image_bytes())
 

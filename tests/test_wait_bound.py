@@ -15,9 +15,9 @@ import pytest
 import requests
 
 from shared.migrate import upgrade_to_head
-from tests.conftest import image_bytes
-from tests.live_service import VLMQ, vlmq_env
-from tests.services import free_port
+from tests.support.helpers import image_bytes
+from tests.support.live_service import VLMQ, vlmq_env
+from vlmq.redis_server import free_port
 
 THREADS = 4
 WAITERS = 2

@@ -11,7 +11,7 @@ from shared.clock import utcnow
 from shared.models import Tenant
 from shared.settings import Settings
 from shared.webhooks.tenant_secrets import generate_secret
-from tests.helpers import submit
+from tests.support.helpers import submit
 from web.app import create_app
 from worker.webhooks.signing import signing_secrets
 

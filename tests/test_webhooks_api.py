@@ -12,8 +12,8 @@ from flask.testing import FlaskClient
 from shared.celery_app import WEBHOOK_QUEUE
 from shared.clock import utcnow
 from shared.settings import Settings
-from tests.helpers import submit
-from tests.webhook_receiver import Answer, Receiver
+from tests.support.helpers import submit
+from tests.support.webhook_receiver import Answer, Receiver
 from worker.context import WorkerContext
 from worker.webhooks.delivery import deliver
 

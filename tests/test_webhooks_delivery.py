@@ -21,8 +21,8 @@ from shared.models import WebhookAttempt, WebhookDelivery
 from shared.schemas import JobCreate
 from shared.settings import Settings
 from shared.webhooks.tenant_secrets import current_secret
-from tests.helpers import submit
-from tests.webhook_receiver import HANG, HUGE, RESET, TRICKLE, Answer, Receiver
+from tests.support.helpers import submit
+from tests.support.webhook_receiver import HANG, HUGE, RESET, TRICKLE, Answer, Receiver
 from web.api.job_records import insert_job
 from worker.context import WorkerContext
 from worker.webhooks import endpoint_slots

@@ -15,8 +15,8 @@ from shared.clock import utcnow
 from shared.models import WebhookDelivery
 from shared.public_url import DEFAULT_BASE_URL, base_url
 from shared.settings import Settings
-from tests.helpers import submit
-from tests.webhook_receiver import Receiver
+from tests.support.helpers import submit
+from tests.support.webhook_receiver import Receiver
 from vlmq.up import child_environment
 from worker.context import WorkerContext
 from worker.webhooks.delivery import deliver

@@ -20,8 +20,8 @@ from shared.celery_app import DELIVER_WEBHOOK_TASK, GPU_QUEUE, WEBHOOK_QUEUE, ma
 from shared.clock import utcnow
 from shared.models import Job, Tenant, WebhookDelivery
 from shared.settings import Settings
-from tests.helpers import submit
-from tests.webhook_receiver import Receiver
+from tests.support.helpers import submit
+from tests.support.webhook_receiver import Receiver
 from worker.context import WorkerContext
 from worker.runner import run_job
 from worker.webhooks.delivery import deliver

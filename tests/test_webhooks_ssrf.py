@@ -16,7 +16,7 @@ from shared.celery_app import WEBHOOK_QUEUE
 from shared.models import Job
 from shared.settings import Settings
 from shared.ssrf import AllowList, UnsafeUrl, blocked_reason, check_webhook_url
-from tests.helpers import data_uri, job_count, queued_messages, submit
+from tests.support.helpers import data_uri, job_count, queued_messages, submit
 
 FAKE_DNS = {
     "shop.example": ["93.184.216.34"],

@@ -21,8 +21,8 @@ from shared.clock import utcnow
 from shared.models import WebhookAttempt, WebhookDelivery
 from shared.settings import Settings
 from shared.webhooks.tenant_secrets import current_secret
-from tests.helpers import submit
-from tests.webhook_receiver import HANG, Receiver
+from tests.support.helpers import submit
+from tests.support.webhook_receiver import HANG, Receiver
 
 
 @pytest.fixture

@@ -13,7 +13,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from shared.settings import Settings
-from tests.services import free_port
+from vlmq.redis_server import free_port
 
 VLMQ = str(Path(sys.executable).with_name("vlmq"))
 

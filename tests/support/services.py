@@ -1,4 +1,4 @@
-"""Real servers for the tests: a Redis server and a throwaway PostgreSQL cluster.
+"""Real servers for the tests: a Redis server, a throwaway PostgreSQL cluster, a Flask app on loopback.
 
 When a server binary is missing the tests that need it skip locally but fail on
 CI (`CI=true`), so a CI machine without Redis or PostgreSQL cannot pass silently.
@@ -9,18 +9,22 @@ from __future__ import annotations
 import glob
 import os
 import pwd
+import secrets
 import shutil
-import socket
 import subprocess
 import tempfile
-import time
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-import redis
+from flask import Flask
+from werkzeug.serving import make_server
+
+from vlmq.processes import stop
+from vlmq.redis_server import free_port, redis_url, start_redis
 
 
 def missing(what: str) -> None:
@@ -31,36 +35,17 @@ def missing(what: str) -> None:
     pytest.skip(message)
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 @contextmanager
 def redis_server(workdir: Path) -> Iterator[str]:
-    """A private redis-server on loopback; yields its URL (database 0)."""
-    binary = shutil.which("redis-server")
-    if binary is None:
+    """A private redis-server on loopback, started the way `vlmq up` starts its own; yields its URL (database 0)."""
+    if shutil.which("redis-server") is None:
         missing("redis-server")
-    port = free_port()
-    workdir.mkdir(parents=True, exist_ok=True)
-    process = subprocess.Popen(
-        [binary, "--port", str(port), "--bind", "127.0.0.1", "--dir", str(workdir), "--save", "", "--appendonly", "no"],
-        stdout=subprocess.DEVNULL,
-    )
-    client = redis.Redis(port=port)
+    port, password = free_port(), secrets.token_hex(16)
+    process = start_redis(workdir, port, password, dict(os.environ))
     try:
-        for _ in range(100):
-            try:
-                client.ping()
-                break
-            except redis.ConnectionError:
-                time.sleep(0.05)
-        yield f"redis://127.0.0.1:{port}/0"
+        yield redis_url(port, password)
     finally:
-        process.terminate()
-        process.wait(10)
+        stop(process, grace_s=10)
 
 
 def _pg_bin(name: str) -> str | None:
@@ -117,3 +102,14 @@ def postgres_cluster() -> Iterator[PostgresCluster]:
     finally:
         subprocess.run([*control, "-m", "immediate", "stop"], capture_output=True)
         shutil.rmtree(workdir, ignore_errors=True)
+
+
+@contextmanager
+def serving(app: Flask) -> Iterator[str]:
+    """Serve `app` over real HTTP on loopback; yields its base URL."""
+    server = make_server("127.0.0.1", 0, app, threaded=True)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        yield f"http://127.0.0.1:{server.server_port}"
+    finally:
+        server.shutdown()

@@ -9,6 +9,7 @@ from typing import Any
 
 import redis
 from flask.testing import FlaskClient
+from PIL import Image
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -16,6 +17,12 @@ from shared import jobs
 from shared.celery_app import GPU_QUEUES
 from shared.clock import utcnow
 from shared.models import Batch, Job, StoredImage
+
+
+def image_bytes(fmt: str = "PNG", size: tuple[int, int] = (64, 48), color: str = "red") -> bytes:
+    buffer = io.BytesIO()
+    Image.new("RGB", size, color).save(buffer, format=fmt)
+    return buffer.getvalue()
 
 
 def submit(client: FlaskClient, image: bytes | None, **fields: Any) -> Any:
@@ -71,3 +78,10 @@ def finish_like_a_worker(sessions: sessionmaker[Session], job_id: str, result: d
         jobs.start(session, job_id, "test-worker", utcnow())
     with sessions.begin() as session:
         assert jobs.succeed(session, job_id, result, "test-model", 0.1, utcnow())
+
+
+def finish(sessions: sessionmaker[Session], job_id: str, text: str, data: dict[str, Any] | None = None) -> None:
+    """Move a job through the real state machine to `succeeded` with a chosen result (no model needed)."""
+    with sessions.begin() as session:
+        assert jobs.start(session, job_id, "test-worker", utcnow())
+        assert jobs.succeed(session, job_id, {"text": text, "data": data, "usage": {}}, "test-model", 0.1, utcnow())
