@@ -9,10 +9,10 @@ import redis
 from flask.testing import FlaskClient
 from sqlalchemy.orm import Session, sessionmaker
 
-from shared.auth import create_api_key
 from shared.celery_app import GPU_QUEUE
 from shared.job_view import PLACEHOLDER_MODEL_NAME
 from shared.settings import Settings
+from tests.support.factories import api_key
 from tests.support.helpers import data_uri, job_count, queued_messages, submit
 from web.app import create_app
 
@@ -117,9 +117,7 @@ def test_prefer_wait_times_out_with_202(client: FlaskClient, png: bytes) -> None
 def test_auth_separates_tenants(settings: Settings, sessions: sessionmaker[Session], png: bytes) -> None:
     app = create_app(settings.model_copy(update={"auth_enabled": True}))
     client = app.test_client()
-    with sessions.begin() as session:
-        shop_a = create_api_key(session, "shop-a")
-        shop_b = create_api_key(session, "shop-b")
+    shop_a, shop_b = api_key(sessions, "shop-a"), api_key(sessions, "shop-b")
     unauthenticated = submit(client, png, task="describe")
     assert unauthenticated.status_code == 401
     assert job_count(sessions) == 0

@@ -12,18 +12,14 @@ from flask.testing import FlaskClient
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
 
-from shared.auth import create_api_key
 from shared.clock import utcnow
 from shared.models import ApiKey
 from shared.settings import Settings
+from tests.support.factories import api_key, bearer
 from web.app import create_app
 
 ADMIN_KEY = "admin-key-for-tests-0123456789"
 ADMIN = {"Authorization": f"Bearer {ADMIN_KEY}"}
-
-
-def bearer(key: str) -> dict[str, str]:
-    return {"Authorization": f"Bearer {key}"}
 
 
 @pytest.fixture
@@ -71,8 +67,7 @@ def test_the_admin_api_is_not_served_without_an_admin_key(settings: Settings) ->
 def test_the_admin_api_refuses_a_missing_or_wrong_admin_key(
     client: FlaskClient, sessions: sessionmaker[Session]
 ) -> None:
-    with sessions.begin() as session:
-        tenant_key = create_api_key(session, "shop-a")
+    tenant_key = api_key(sessions, "shop-a")
     refused = ({}, bearer(ADMIN_KEY + "x"), bearer(ADMIN_KEY[:-1]), bearer(tenant_key), {"Authorization": ADMIN_KEY})
     for headers in refused:
         for response in (

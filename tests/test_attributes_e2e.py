@@ -4,8 +4,6 @@ default attributes budget, sampling), every `attributes` job ends with schema-va
 from __future__ import annotations
 
 import json
-import signal
-import subprocess
 import time
 from pathlib import Path
 
@@ -16,7 +14,7 @@ from flask.testing import FlaskClient
 from shared.product_schema import DEFAULT_PRODUCT_SCHEMA
 from shared.settings import Settings
 from tests.support.helpers import submit
-from tests.support.live_service import VLMQ, vlmq_env, wait_for_line
+from tests.support.live_service import VLMQ, vlmq_env, vlmq_process, wait_for_line
 from worker.inference.engine_contract import Engine
 
 FLAT = {
@@ -53,9 +51,10 @@ def test_fifty_attributes_jobs_all_return_schema_valid_data(
     settings: Settings, client: FlaskClient, engine: Engine, png: bytes, tmp_path: Path
 ) -> None:
     log_path = tmp_path / "worker.log"
-    with log_path.open("w") as log:  # the worker's own defaults: no max_new_tokens or sampling override
-        worker = subprocess.Popen([VLMQ, "worker", "gpu"], env=vlmq_env(settings), stdout=log, stderr=log)
-    try:
+    with (
+        log_path.open("w") as log,  # the worker's own defaults: no max_new_tokens or sampling override
+        vlmq_process([VLMQ, "worker", "gpu"], vlmq_env(settings), log),
+    ):
         wait_for_line(log_path, r"loaded in worker process", 120)
         schemas = [None, FLAT, NESTED]
         jobs = []
@@ -76,6 +75,3 @@ def test_fifty_attributes_jobs_all_return_schema_valid_data(
                     jsonschema.validate(job["result"]["data"], pending.pop(job_id))
                     assert job["result"]["usage"]["completion_tokens"] <= 512
             time.sleep(0.5)
-    finally:
-        worker.send_signal(signal.SIGTERM)
-        worker.wait(60)

@@ -17,10 +17,10 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
 from shared.audit import CLI_ACTOR, AuditAction, record
-from shared.auth import create_api_key
 from shared.clock import utcnow
 from shared.models import AuditEvent
 from shared.settings import Settings
+from tests.support.factories import api_key, bearer
 from tests.support.helpers import data_uri, finish_like_a_worker, image_bytes, submit
 from vlmq.keys_admin import run_keys_command
 from web.app import create_app
@@ -29,10 +29,6 @@ from worker.sweeper import sweep
 ADMIN_KEY = "admin-key-for-tests-0123456789"
 ADMIN = {"Authorization": f"Bearer {ADMIN_KEY}"}
 DAY = timedelta(days=1)
-
-
-def bearer(key: str) -> dict[str, str]:
-    return {"Authorization": f"Bearer {key}"}
 
 
 @pytest.fixture
@@ -44,8 +40,7 @@ def settings(settings: Settings) -> Settings:
 
 @pytest.fixture
 def keys(sessions: sessionmaker[Session]) -> tuple[str, str]:
-    with sessions.begin() as session:
-        return create_api_key(session, "shop-a"), create_api_key(session, "shop-b")
+    return api_key(sessions, "shop-a"), api_key(sessions, "shop-b")
 
 
 def audit(client: FlaskClient, key: str, query: str = "") -> list[dict]:

@@ -17,10 +17,10 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from shared.after_commit import row_id_of_task
-from shared.auth import create_api_key
 from shared.celery_app import GPU_QUEUE
 from shared.models import Job, StoredImage
 from shared.settings import Settings
+from tests.support.factories import api_key, bearer
 from tests.support.helpers import assert_nothing_stored, batch_rows, data_uri, image_bytes, job_count, queued_messages
 from web.api import batch_results
 from web.app import create_app
@@ -245,9 +245,7 @@ def test_cancel_ends_every_unfinished_job_and_completes_the_batch(
 def test_list_paginates_and_tenants_see_only_their_batches(settings: Settings, sessions: sessionmaker[Session]) -> None:
     app = create_app(settings.model_copy(update={"auth_enabled": True}))
     client = app.test_client()
-    with sessions.begin() as session:
-        shop_a = {"Authorization": f"Bearer {create_api_key(session, 'shop-a')}"}
-        shop_b = {"Authorization": f"Bearer {create_api_key(session, 'shop-b')}"}
+    shop_a, shop_b = bearer(api_key(sessions, "shop-a")), bearer(api_key(sessions, "shop-b"))
     ids = [post_multipart(client, [RED], task="ocr", headers=shop_a).get_json()["id"] for _ in range(3)]
     first = client.get("/v1/batches?limit=2", headers=shop_a).get_json()
     assert [batch["id"] for batch in first["data"]] == ids[::-1][:2] and first["has_more"]

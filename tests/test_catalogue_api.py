@@ -15,10 +15,10 @@ from PIL import Image
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
 
-from shared.auth import create_api_key
 from shared.models import Feedback
 from shared.settings import Settings
 from tests.support.catalogue import catalogue
+from tests.support.factories import api_key, bearer
 from tests.support.helpers import data_uri, finish, image_bytes, queued_messages, submit
 from web.api.batch_results import COLUMNS, FORMATS
 from web.app import create_app
@@ -131,9 +131,7 @@ def test_photo_and_thumbnail_are_served_to_their_tenant_only(
 ) -> None:
     app = create_app(settings.model_copy(update={"auth_enabled": True}))
     client = app.test_client()
-    with sessions.begin() as session:
-        shop_a = {"Authorization": f"Bearer {create_api_key(session, 'shop-a')}"}
-        shop_b = {"Authorization": f"Bearer {create_api_key(session, 'shop-b')}"}
+    shop_a, shop_b = bearer(api_key(sessions, "shop-a")), bearer(api_key(sessions, "shop-b"))
     job_id = submit(client, GREEN, task="describe", headers=shop_a).get_json()["id"]
     full = client.get(f"/v1/jobs/{job_id}/image", headers=shop_a)
     assert (full.status_code, full.mimetype, full.get_data()) == (200, "image/png", GREEN)

@@ -15,7 +15,7 @@ import requests
 from openpyxl import load_workbook
 
 from tests.support.catalogue import catalogue, write_photos
-from tests.support.live_service import VLMQ, vlmq_env, vlmq_up, wait_for_line
+from tests.support.live_service import VLMQ, vlmq_env, vlmq_process, vlmq_up, wait_for_line
 from vlmq.result_files import write_rows
 from worker.inference.engine_contract import Engine
 
@@ -51,16 +51,11 @@ def test_a_folder_of_200_photos_runs_resumes_exports_and_evaluates(live: str, tm
 
     # A first run, interrupted (Ctrl-C) as soon as its first batch is on the server.
     log = tmp_path / "first.log"
-    with log.open("w") as output:
-        first = subprocess.Popen(
-            [VLMQ, "batch", "run", str(folder), *RUN, "--out", str(out), "--url", live],
-            env=vlmq_env(),
-            stdout=output,
-            stderr=subprocess.STDOUT,
-        )
-    wait_for_line(log, r"batch bat_\w+: 50 photos sent", 60)
-    first.send_signal(signal.SIGINT)
-    assert first.wait(30) == 130
+    command = [VLMQ, "batch", "run", str(folder), *RUN, "--out", str(out), "--url", live]
+    with log.open("w") as output, vlmq_process(command, vlmq_env(), output) as first:
+        wait_for_line(log, r"batch bat_\w+: 50 photos sent", 60)
+        first.send_signal(signal.SIGINT)
+        assert first.wait(30) == 130
     assert "run the same command again to resume" in log.read_text()
 
     # The same command again sends only what the first run had not, then waits with progress.

@@ -21,7 +21,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from shared.models import Job
 from shared.settings import Settings
 from tests.support.helpers import image_bytes, submit
-from tests.support.live_service import VLMQ, vlmq_env, wait_for_line
+from tests.support.live_service import VLMQ, vlmq_env, vlmq_process, wait_for_line
 from vlmq.redis_server import free_port
 from worker.inference.engine_contract import Engine
 
@@ -39,9 +39,7 @@ def test_vlmq_up_serves_a_round_trip_and_stops_cleanly(tmp_path: Path, model_dat
     port = free_port()
     env = vlmq_env(data_dir=str(data_dir), max_new_tokens="32")
     log = tmp_path / "up.log"
-    with log.open("w") as output:
-        process = subprocess.Popen([VLMQ, "up", "--port", str(port)], env=env, stdout=output, stderr=subprocess.STDOUT)
-    try:
+    with log.open("w") as output, vlmq_process([VLMQ, "up", "--port", str(port)], env, output) as process:
         ready = wait_for_line(log, r"ready at http://", 180)
         url = ready.split("ready at ")[1].split()[0]
         photo = tmp_path / "shoe.png"
@@ -69,9 +67,6 @@ def test_vlmq_up_serves_a_round_trip_and_stops_cleanly(tmp_path: Path, model_dat
         assert cli.returncode == 0, cli.stderr
         printed = json.loads(cli.stdout)
         assert (printed["task"], printed["status"]) == ("ocr", "succeeded")
-    finally:
-        process.send_signal(signal.SIGTERM)
-        process.wait(60)
     assert process.returncode == 0
     assert not _port_open(port)
 
@@ -124,9 +119,7 @@ def test_gpu_worker_loads_the_model_once_per_process(
 ) -> None:
     env = vlmq_env(settings, max_new_tokens="16")
     log_path = tmp_path / "worker.log"
-    with log_path.open("w") as log:
-        worker = subprocess.Popen([VLMQ, "worker", "gpu"], env=env, stdout=log, stderr=subprocess.STDOUT)
-    try:
+    with log_path.open("w") as log, vlmq_process([VLMQ, "worker", "gpu"], env, log) as worker:
         job_ids = [submit(client, png, task=task).get_json()["id"] for task in ("describe", "ocr", "describe")]
         deadline = time.monotonic() + 120
         while True:
@@ -135,9 +128,6 @@ def test_gpu_worker_loads_the_model_once_per_process(
                 break
             assert "failed" not in statuses and time.monotonic() < deadline, (statuses, log_path.read_text())
             time.sleep(0.3)
-    finally:
-        worker.send_signal(signal.SIGTERM)
-        worker.wait(60)
     log = log_path.read_text()
     loads = re.findall(r"model \S+ loaded in worker process \S+:(\d+)", log)
     assert len(loads) == 1, log
@@ -182,13 +172,10 @@ def test_job_survives_a_kill_9_of_its_gpu_worker(
     )
     (tmp_path / "models").symlink_to(settings.data_dir / "models")
     logs = {role: (tmp_path / f"{role}.log").open("w") for role in ("gpu", "webhooks")}
-    workers = [
-        subprocess.Popen([VLMQ, "worker", "gpu"], env=env, stdout=logs["gpu"], stderr=subprocess.STDOUT),
-        subprocess.Popen(
-            [VLMQ, "worker", "webhooks", "--beat"], env=env, stdout=logs["webhooks"], stderr=subprocess.STDOUT
-        ),
-    ]
-    try:
+    with (
+        vlmq_process([VLMQ, "worker", "gpu"], env, logs["gpu"]),
+        vlmq_process([VLMQ, "worker", "webhooks", "--beat"], env, logs["webhooks"]),
+    ):
         # Greedy decoding of the tiny model runs the full budget: a few seconds to aim at.
         params = json.dumps({"max_new_tokens": 1200, "temperature": 0})
         job_id = submit(client, png, task="describe", params=params).get_json()["id"]
@@ -202,10 +189,6 @@ def test_job_survives_a_kill_9_of_its_gpu_worker(
         while (job := client.get(f"/v1/jobs/{job_id}").get_json())["status"] != "succeeded":
             assert time.monotonic() < deadline and job["status"] in ("queued", "running"), job
             time.sleep(0.3)
-    finally:
-        for worker in workers:
-            worker.send_signal(signal.SIGTERM)
-            worker.wait(60)
     assert job["attempts"] == 2
     assert job["result"]["usage"]["completion_tokens"] == 1200
     with sessions() as session:

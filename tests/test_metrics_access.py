@@ -7,8 +7,8 @@ from flask.testing import FlaskClient
 from prometheus_client.parser import text_string_to_metric_families
 from sqlalchemy.orm import Session, sessionmaker
 
-from shared.auth import create_api_key
 from shared.settings import Settings
+from tests.support.factories import api_key
 from tests.support.helpers import submit
 from web.app import create_app
 
@@ -29,8 +29,7 @@ def test_tenants_see_only_their_own_jobs_and_operators_use_the_token(
 ) -> None:
     app = create_app(settings.model_copy(update={"auth_enabled": True, "metrics_token": TOKEN}))
     client: FlaskClient = app.test_client()
-    with sessions.begin() as session:
-        shop_a, shop_b = create_api_key(session, "shop-a"), create_api_key(session, "shop-b")
+    shop_a, shop_b = api_key(sessions, "shop-a"), api_key(sessions, "shop-b")
     for key, count in ((shop_a, 1), (shop_b, 3)):
         for _ in range(count):
             assert submit(client, png, task="describe", headers={"Authorization": f"Bearer {key}"}).status_code == 202

@@ -7,7 +7,6 @@ import io
 import json
 import logging
 import re
-import signal
 import subprocess
 import sys
 import time
@@ -30,9 +29,8 @@ from shared.log_format import JsonFormatter
 from shared.models import Job, WebhookDelivery
 from shared.settings import Settings
 from tests.support.helpers import assert_nothing_stored, submit
-from tests.support.live_service import VLMQ, vlmq_env
+from tests.support.live_service import VLMQ, vlmq_env, vlmq_process
 from tests.support.webhook_receiver import Answer, Receiver
-from vlmq.processes import stop
 from vlmq.redis_server import free_port
 from worker.context import WorkerContext
 from worker.runner import run_job
@@ -214,23 +212,14 @@ def test_a_real_gpu_worker_reports_its_load_and_logs_the_jobs_request_id_in_json
     settings: Settings, client: FlaskClient, png: bytes, tmp_path: Path
 ) -> None:
     log_path = tmp_path / "worker.log"
-    with log_path.open("w") as log:
-        worker = subprocess.Popen(
-            [VLMQ, "worker", "gpu"],
-            env=vlmq_env(settings, max_new_tokens="8", log_format="json"),
-            stdout=log,
-            stderr=subprocess.STDOUT,
-        )
-    try:
+    env = vlmq_env(settings, max_new_tokens="8", log_format="json")
+    with log_path.open("w") as log, vlmq_process([VLMQ, "worker", "gpu"], env, log):
         job_id = submit(client, png, task="describe", headers={"X-Request-ID": RID}).get_json()["id"]
         deadline = time.monotonic() + 180
         while (status := client.get(f"/v1/jobs/{job_id}").get_json()["status"]) != "succeeded":
             assert status in ("queued", "running") and time.monotonic() < deadline, log_path.read_text()
             time.sleep(0.3)
         samples = scrape(client)
-    finally:
-        worker.send_signal(signal.SIGTERM)
-        worker.wait(60)
     assert value(samples, "vlmq_job_end_to_end_seconds_count", task="describe", status="succeeded") == 1
     assert value(samples, "vlmq_job_queue_wait_seconds_bucket", task="describe", le="+Inf") == 1
     slots = {labels: v for (name, labels), v in samples.items() if name == "vlmq_worker_slots"}
@@ -249,14 +238,8 @@ def test_a_real_gpu_worker_reports_its_load_and_logs_the_jobs_request_id_in_json
 @pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
 def test_gunicorns_access_and_error_lines_are_json_with_the_request_id(settings: Settings) -> None:
     port = free_port()
-    server = subprocess.Popen(
-        [sys.executable, "-m", "vlmq.cli", "web", "--port", str(port), "--workers", "1"],
-        env=vlmq_env(settings, log_format="json"),
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        start_new_session=True,
-    )
-    try:
+    command = [sys.executable, "-m", "vlmq.cli", "web", "--port", str(port), "--workers", "1"]
+    with vlmq_process(command, vlmq_env(settings, log_format="json"), subprocess.PIPE) as server:
         for _ in range(300):
             try:
                 response = requests.get(f"http://127.0.0.1:{port}/v1/jobs/job_nope", headers={"X-Request-ID": RID})
@@ -264,8 +247,6 @@ def test_gunicorns_access_and_error_lines_are_json_with_the_request_id(settings:
             except requests.ConnectionError:
                 time.sleep(0.05)
         assert response.status_code == 404 and response.headers["X-Request-ID"] == RID
-    finally:
-        stop(server)  # type: ignore[arg-type]
     output = server.stdout.read().decode()  # type: ignore[union-attr]
     lines = [json.loads(line) for line in output.splitlines()]  # every line parses
     assert any(line["logger"] == "gunicorn.error" for line in lines), output

@@ -11,9 +11,9 @@ from flask import Flask
 from flask.testing import FlaskClient
 from sqlalchemy.orm import Session, sessionmaker
 
-from shared.auth import create_api_key
 from shared.models import Job
 from shared.settings import Settings
+from tests.support.factories import api_key, bearer
 from tests.support.helpers import image_bytes, submit
 from tests.support.services import serving
 from web.app import create_app
@@ -31,8 +31,7 @@ def auth_app(settings: Settings) -> Iterator[Flask]:
 
 @pytest.fixture
 def key(sessions: sessionmaker[Session]) -> str:
-    with sessions.begin() as session:
-        return create_api_key(session, "shop-a")
+    return api_key(sessions, "shop-a")
 
 
 def attacker_app(victim_url: str, job_id: str) -> Flask:
@@ -84,10 +83,6 @@ def test_a_page_of_another_origin_cannot_read_or_use_the_key(
     with sessions() as session:
         assert session.get(Job, job_id).status == "queued", "the other origin canceled the job"
         assert session.query(Job).count() == 2, "the other origin uploaded a job"
-
-
-def bearer(key: str) -> dict[str, str]:
-    return {"Authorization": f"Bearer {key}"}
 
 
 def test_the_api_takes_the_page_cookie_only_with_its_csrf_token(auth_app: Flask, key: str, png: bytes) -> None:

@@ -12,9 +12,9 @@ from flask.testing import FlaskClient
 from sqlalchemy.orm import Session, sessionmaker
 
 from shared.after_commit import row_id_of_task
-from shared.auth import create_api_key
 from shared.celery_app import GPU_QUEUE
 from shared.settings import Settings
+from tests.support.factories import api_key
 from tests.support.helpers import image_bytes, submit
 from tests.support.services import serving
 from web.app import create_app
@@ -77,8 +77,7 @@ def auth_live_url(settings: Settings) -> Iterator[str]:
 def test_pages_with_auth_ask_for_a_key_and_hide_other_tenants(
     auth_live_url: str, browser_page, sessions: sessionmaker[Session], client: FlaskClient, png: bytes
 ) -> None:
-    with sessions.begin() as session:
-        key = create_api_key(session, "shop-a")
+    key = api_key(sessions, "shop-a")
     other_tenants_job = submit(client, png, task="describe").get_json()["id"]  # the default tenant's
     page = browser_page
     response = page.goto(auth_live_url + "/")

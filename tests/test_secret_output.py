@@ -16,6 +16,7 @@ import requests
 
 from shared.db import make_engine
 from shared.secret_text import masked_url
+from tests.support.live_service import vlmq_process
 from vlmq import cli, redis_server
 from vlmq.processes import stop
 from vlmq.redis_server import free_port
@@ -71,14 +72,8 @@ def test_the_embedded_redis_requires_its_password(tmp_path: Path) -> None:
 def test_a_key_sent_as_basic_auth_user_stays_out_of_the_access_log(tmp_path: Path, redis_url: str) -> None:
     port = free_port()
     env = dict(os.environ, VLMQ_DATA_DIR=str(tmp_path), VLMQ_REDIS_URL=redis_url)
-    server = subprocess.Popen(
-        [sys.executable, "-m", "vlmq.cli", "web", "--port", str(port), "--workers", "1"],
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        start_new_session=True,
-    )
-    try:
+    command = [sys.executable, "-m", "vlmq.cli", "web", "--port", str(port), "--workers", "1"]
+    with vlmq_process(command, env, subprocess.PIPE) as server:
         for _ in range(300):
             try:
                 response = requests.get(f"http://127.0.0.1:{port}/healthz", auth=("vlmq_topsecretkey", ""), timeout=2)
@@ -86,8 +81,6 @@ def test_a_key_sent_as_basic_auth_user_stays_out_of_the_access_log(tmp_path: Pat
             except requests.ConnectionError:
                 time.sleep(0.05)
         assert response.status_code == 200
-    finally:
-        stop(server)  # type: ignore[arg-type]
     log = server.stdout.read().decode()  # type: ignore[union-attr]
     assert "GET /healthz" in log
     assert "vlmq_topsecretkey" not in log

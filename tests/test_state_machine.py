@@ -8,44 +8,9 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from shared import jobs
 from shared.clock import utcnow
-from shared.ids import new_id
-from shared.models import Job, StoredImage
+from shared.models import Job
 from shared.states import JobStatus
-
-
-def make_job(sessions: sessionmaker[Session], status: JobStatus = JobStatus.QUEUED, attempts: int = 0) -> str:
-    now = utcnow()
-    job_id = new_id("job")
-    with sessions.begin() as session:
-        image = StoredImage(
-            id=new_id("img"),
-            tenant_id="default",
-            sha256=job_id,
-            content_type="image/png",
-            width=1,
-            height=1,
-            size_bytes=1,
-            data=b"x",
-            created_at=now,
-        )
-        session.add(image)
-        session.flush()
-        session.add(
-            Job(
-                id=job_id,
-                tenant_id="default",
-                status=status.value,
-                task="describe",
-                params={},
-                model="m",
-                image_id=image.id,
-                meta={},
-                attempts=attempts,
-                created_at=now,
-                heartbeat_at=now if status == JobStatus.RUNNING else None,
-            )
-        )
-    return job_id
+from tests.support.factories import job_row
 
 
 def status_of(sessions: sessionmaker[Session], job_id: str) -> str:
@@ -54,7 +19,7 @@ def status_of(sessions: sessionmaker[Session], job_id: str) -> str:
 
 
 def test_a_job_is_claimed_once(sessions: sessionmaker[Session]) -> None:
-    job_id = make_job(sessions)
+    job_id = job_row(sessions)
     with sessions.begin() as session:
         assert jobs.start(session, job_id, "w1", utcnow())
         assert not jobs.start(session, job_id, "w2", utcnow())
@@ -64,7 +29,7 @@ def test_a_job_is_claimed_once(sessions: sessionmaker[Session]) -> None:
 
 
 def test_cancel_wins_over_a_late_finish(sessions: sessionmaker[Session]) -> None:
-    job_id = make_job(sessions)
+    job_id = job_row(sessions)
     with sessions.begin() as session:
         jobs.start(session, job_id, "w1", utcnow())
         assert jobs.cancel(session, job_id, utcnow())
@@ -75,7 +40,7 @@ def test_cancel_wins_over_a_late_finish(sessions: sessionmaker[Session]) -> None
 
 
 def test_terminal_jobs_never_move(sessions: sessionmaker[Session]) -> None:
-    job_id = make_job(sessions)
+    job_id = job_row(sessions)
     with sessions.begin() as session:
         jobs.start(session, job_id, "w1", utcnow())
         assert jobs.succeed(session, job_id, {"text": "ok"}, "m", 1.0, utcnow())
@@ -86,7 +51,7 @@ def test_terminal_jobs_never_move(sessions: sessionmaker[Session]) -> None:
 
 
 def test_heartbeat_only_for_the_owning_worker(sessions: sessionmaker[Session]) -> None:
-    job_id = make_job(sessions)
+    job_id = job_row(sessions)
     with sessions.begin() as session:
         jobs.start(session, job_id, "w1", utcnow())
         assert jobs.heartbeat(session, job_id, "w1", utcnow(), 5, 10)
@@ -96,7 +61,7 @@ def test_heartbeat_only_for_the_owning_worker(sessions: sessionmaker[Session]) -
 
 
 def test_lost_job_requeued_while_attempts_remain_then_failed(sessions: sessionmaker[Session]) -> None:
-    job_id = make_job(sessions, JobStatus.RUNNING, attempts=1)
+    job_id = job_row(sessions, JobStatus.RUNNING, attempts=1)
     later = utcnow() + timedelta(minutes=5)
     with sessions.begin() as session:
         assert not jobs.fail_lost(session, job_id, later, 2, later)
@@ -113,7 +78,7 @@ def test_lost_job_requeued_while_attempts_remain_then_failed(sessions: sessionma
 
 
 def test_fresh_heartbeat_is_not_lost(sessions: sessionmaker[Session]) -> None:
-    job_id = make_job(sessions, JobStatus.RUNNING, attempts=1)
+    job_id = job_row(sessions, JobStatus.RUNNING, attempts=1)
     cutoff = jobs.stale_cutoff(utcnow(), 60)
     with sessions.begin() as session:
         assert not jobs.requeue_lost(session, job_id, cutoff, 3)

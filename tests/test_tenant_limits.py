@@ -9,20 +9,15 @@ import pytest
 from flask import Flask
 from sqlalchemy.orm import Session, sessionmaker
 
-from shared.auth import create_api_key
 from shared.settings import Settings
+from tests.support.factories import api_key, bearer
 from tests.support.helpers import data_uri, image_bytes, job_count, submit
 from web.app import create_app
 
 
-def bearer(key: str) -> dict[str, str]:
-    return {"Authorization": f"Bearer {key}"}
-
-
 @pytest.fixture
 def keys(sessions: sessionmaker[Session]) -> tuple[str, str]:
-    with sessions.begin() as session:
-        return create_api_key(session, "shop-a"), create_api_key(session, "shop-b")
+    return api_key(sessions, "shop-a"), api_key(sessions, "shop-b")
 
 
 @pytest.fixture

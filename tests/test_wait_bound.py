@@ -3,8 +3,6 @@ rest are answered 202 at once, and `/healthz` stays fast."""
 
 from __future__ import annotations
 
-import os
-import signal
 import subprocess
 import time
 from collections.abc import Iterator
@@ -16,7 +14,7 @@ import requests
 
 from shared.migrate import upgrade_to_head
 from tests.support.helpers import image_bytes
-from tests.support.live_service import VLMQ, vlmq_env
+from tests.support.live_service import VLMQ, vlmq_env, vlmq_process
 from vlmq.redis_server import free_port
 
 THREADS = 4
@@ -39,9 +37,9 @@ def web_url(tmp_path: Path, redis_url: str) -> Iterator[str]:
         rate_limit="1000/second",
     )
     command = [VLMQ, "web", "--port", str(port), "--workers", "1", "--threads", str(THREADS)]
-    process = subprocess.Popen(command, env=env, stderr=subprocess.DEVNULL, start_new_session=True)
     url = f"http://127.0.0.1:{port}"
-    try:
+    # grace_s=0: the held waiters would make a graceful stop wait for them
+    with vlmq_process(command, env, subprocess.DEVNULL, grace_s=0):
         deadline = time.monotonic() + 30
         while True:
             try:
@@ -51,9 +49,6 @@ def web_url(tmp_path: Path, redis_url: str) -> Iterator[str]:
                 assert time.monotonic() < deadline, "vlmq web did not start"
                 time.sleep(0.1)
         yield url
-    finally:
-        os.killpg(process.pid, signal.SIGKILL)  # the held waiters would make a graceful stop wait for them
-        process.wait(10)
 
 
 def _submit_waiting(url: str) -> requests.Response:

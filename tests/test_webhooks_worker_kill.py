@@ -22,6 +22,7 @@ from shared.models import WebhookAttempt, WebhookDelivery
 from shared.settings import Settings
 from shared.webhooks.tenant_secrets import current_secret
 from tests.support.helpers import submit
+from tests.support.live_service import vlmq_process
 from tests.support.webhook_receiver import HANG, Receiver
 
 
@@ -45,20 +46,9 @@ def webhook_worker(settings: Settings, data_dir: Path, log: Path) -> Iterator[su
         "VLMQ_WEBHOOK_POLL_INTERVAL_S": "0.5",
         "VLMQ_REQUEUE_AFTER_S": "0",
     }
-    with log.open("ab") as out:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "vlmq.cli", "worker", "webhooks", "--beat", "--concurrency", "2"],
-            env=env,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-    try:
+    command = [sys.executable, "-m", "vlmq.cli", "worker", "webhooks", "--beat", "--concurrency", "2"]
+    with log.open("ab") as out, vlmq_process(command, env, out, grace_s=30) as process:
         yield process
-    finally:
-        if process.poll() is None:
-            os.killpg(process.pid, signal.SIGTERM)
-            process.wait(30)
 
 
 def wait_for_status(sessions: sessionmaker[Session], delivery_id: str, status: str, timeout_s: float = 60) -> None:

@@ -8,9 +8,10 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager, suppress
 from pathlib import Path
+from typing import IO, Any
 
 from shared.settings import Settings
 from vlmq.redis_server import free_port
@@ -42,23 +43,36 @@ def vlmq_env(settings: Settings | None = None, **overrides: str) -> dict[str, st
 
 
 @contextmanager
+def vlmq_process(
+    argv: Sequence[str], env: dict[str, str], stdout: IO[Any] | int | None = None, grace_s: float = 60
+) -> Iterator[subprocess.Popen[bytes]]:
+    """Run `argv` (a `vlmq` command) in its own process group, always reaped: at exit, however the test ended,
+    SIGTERM it, wait up to `grace_s`, then SIGKILL whatever is left of its group (a Celery worker's forked pool
+    included). A worker left running would consume the shared test Redis and fail later tests."""
+    process = subprocess.Popen(list(argv), env=env, stdout=stdout, stderr=subprocess.STDOUT, start_new_session=True)
+    try:
+        yield process
+    finally:
+        if process.poll() is None:
+            process.send_signal(signal.SIGTERM)
+            with suppress(subprocess.TimeoutExpired):
+                process.wait(grace_s)
+        with suppress(ProcessLookupError):
+            os.killpg(process.pid, signal.SIGKILL)
+        process.wait()
+
+
+@contextmanager
 def vlmq_up(workdir: Path, model_data_dir: Path, **overrides: str) -> Iterator[tuple[str, subprocess.Popen[bytes]]]:
     """`vlmq up` on a free port with its own data dir (the tiny model reused); yields its URL and process."""
     data_dir = workdir / "data"
     data_dir.mkdir(parents=True)
     (data_dir / "models").symlink_to(model_data_dir / "models")  # reuse the tiny model built for this run
     log = workdir / "up.log"
-    with log.open("w") as output:
-        process = subprocess.Popen(
-            [VLMQ, "up", "--port", str(free_port())],
-            env=vlmq_env(data_dir=str(data_dir), **overrides),
-            stdout=output,
-            stderr=subprocess.STDOUT,
-        )
-    try:
+    command = [VLMQ, "up", "--port", str(free_port())]
+    with (
+        log.open("w") as output,
+        vlmq_process(command, vlmq_env(data_dir=str(data_dir), **overrides), output) as process,
+    ):
         ready = wait_for_line(log, r"ready at http://", 180)
         yield ready.split("ready at ")[1].split()[0], process
-    finally:
-        if process.poll() is None:
-            process.send_signal(signal.SIGTERM)
-            process.wait(60)
