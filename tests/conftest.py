@@ -92,7 +92,7 @@ def settings(database_url: str, redis_url: str, model_data_dir: Path) -> Setting
         redis_url=redis_url,
         heartbeat_interval_s=0.2,
         max_new_tokens=24,
-        rate_limit="1000/second",  # tests submit in tight loops; tests/test_tenant_limits.py sets its own
+        rate_limit="1000/second",  # tests submit in tight loops; tests/api/test_tenant_limits.py sets its own
     )
 
 

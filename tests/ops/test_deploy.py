@@ -20,7 +20,7 @@ from shared.settings import Settings
 from tests.support.services import missing
 from vlmq.cli import _parser
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 SECRETS = {
     "POSTGRES_PASSWORD": "pg-secret",
     "REDIS_PASSWORD": "redis-secret",

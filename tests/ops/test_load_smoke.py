@@ -17,7 +17,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from shared.models import Job
 from tests.support.helpers import submit
 
-LOCUSTFILE = Path(__file__).resolve().parents[1] / "bench" / "locustfile.py"
+LOCUSTFILE = Path(__file__).resolve().parents[2] / "bench" / "locustfile.py"
 
 
 @pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
