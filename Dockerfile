@@ -14,7 +14,7 @@ COPY web web
 COPY worker worker
 COPY migrations migrations
 COPY vlmq vlmq
-# The base dependencies only: nothing here imports torch (tests/test_deploy.py checks it).
+# The base dependencies only: nothing here imports torch (tests/ops/test_deploy.py checks it).
 RUN pip install . \
     && useradd --create-home vlmq && mkdir /data && chown vlmq /data
 USER vlmq

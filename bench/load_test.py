@@ -41,7 +41,7 @@ from shared.celery_app import GPU_QUEUES
 from shared.db import make_engine, make_session_factory
 from shared.migrate import upgrade_to_head
 from shared.models import Job
-from tests.services import postgres_cluster
+from tests.support.services import postgres_cluster
 from vlmq.processes import stop
 from vlmq.redis_server import free_port, start_redis
 

@@ -2,15 +2,12 @@
 
 from __future__ import annotations
 
-import io
 import json
 import logging
 import os
 import secrets
-import shutil
 import threading
 from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
 import openai
@@ -20,17 +17,17 @@ import sqlalchemy as sa
 from celery import Celery
 from flask import Flask
 from flask.testing import FlaskClient
-from PIL import Image
 from sqlalchemy.orm import Session, sessionmaker
-from werkzeug.serving import make_server
 
 from shared.after_commit import row_id_of_task
 from shared.celery_app import GPU_QUEUES, make_celery
 from shared.db import make_engine, make_session_factory
 from shared.migrate import upgrade_to_head
 from shared.settings import Settings
-from tests.services import missing, postgres_cluster, redis_server
-from tests.webhook_receiver import Receiver
+from tests.support.browser import CHROMIUM, CHROMIUM_ARGS
+from tests.support.helpers import image_bytes
+from tests.support.services import missing, postgres_cluster, redis_server, serving
+from tests.support.webhook_receiver import Receiver
 from web.app import create_app
 from worker.context import WorkerContext, worker_name
 from worker.inference.engine_contract import Engine
@@ -95,7 +92,7 @@ def settings(database_url: str, redis_url: str, model_data_dir: Path) -> Setting
         redis_url=redis_url,
         heartbeat_interval_s=0.2,
         max_new_tokens=24,
-        rate_limit="1000/second",  # tests submit in tight loops; tests/test_tenant_limits.py sets its own
+        rate_limit="1000/second",  # tests submit in tight loops; tests/api/test_tenant_limits.py sets its own
     )
 
 
@@ -145,12 +142,6 @@ def worker_context(
     )
 
 
-def image_bytes(fmt: str = "PNG", size: tuple[int, int] = (64, 48), color: str = "red") -> bytes:
-    buffer = io.BytesIO()
-    Image.new("RGB", size, color).save(buffer, format=fmt)
-    return buffer.getvalue()
-
-
 @pytest.fixture
 def png() -> bytes:
     return image_bytes()
@@ -169,17 +160,6 @@ def receiver() -> Iterator[Receiver]:
     """A scriptable webhook endpoint on loopback."""
     with Receiver() as server:
         yield server
-
-
-@contextmanager
-def serving(app: Flask) -> Iterator[str]:
-    """Serve `app` over real HTTP on loopback; yields its base URL."""
-    server = make_server("127.0.0.1", 0, app, threaded=True)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    try:
-        yield f"http://127.0.0.1:{server.server_port}"
-    finally:
-        server.shutdown()
 
 
 @pytest.fixture
@@ -212,19 +192,6 @@ def gpu_thread(broker: redis.Redis, worker_context: WorkerContext) -> Iterator[N
     thread.join()
 
 
-CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
-CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
-
-
 @pytest.fixture
 def browser_page() -> Iterator[object]:
     """A page in headless Chromium (Debian's build, driven by Playwright)."""
@@ -246,6 +213,3 @@ def screenshots() -> Path:
     folder = root / "screenshots"
     folder.mkdir(parents=True, exist_ok=True)
     return folder
-
-
-PHONE = {"width": 390, "height": 844}

@@ -1,0 +1,77 @@
+"""The OpenAPI document is valid and describes every `/v1` route the app serves."""
+
+from __future__ import annotations
+
+import re
+
+from flask import Flask
+from flask.testing import FlaskClient
+from openapi_spec_validator import validate
+
+from shared.settings import Settings
+from tests.support.helpers import submit
+from web.app import create_app
+from web.openapi import openapi_document
+
+
+def test_document_is_valid_openapi(client: FlaskClient) -> None:
+    document = client.get("/openapi.json").get_json()
+    validate(document)
+    assert {"JobCreate", "JobView", "ChatRequest", "ChatCompletion", "BatchObject"} <= set(
+        document["components"]["schemas"]
+    )
+
+
+def test_every_api_route_is_documented(app: Flask, client: FlaskClient) -> None:
+    paths = client.get("/openapi.json").get_json()["paths"]
+    for rule in app.url_map.iter_rules():
+        if not rule.rule.startswith("/v1/"):
+            continue
+        path = re.sub(r"<(?:\w+:)?(\w+)>", r"{\1}", rule.rule)
+        assert path in paths, f"{path} is served but not documented"
+        for method in rule.methods - {"HEAD", "OPTIONS"}:
+            assert method.lower() in paths[path], f"{method} {path} is served but not documented"
+
+
+def test_security_and_401s_follow_the_auth_setting(settings: Settings) -> None:
+    off, on = (openapi_document(settings.model_copy(update={"auth_enabled": auth})) for auth in (False, True))
+    assert "security" not in off and "securitySchemes" not in off["components"]
+    assert on["security"] == [{"bearer": []}]
+    for document, has_401 in ((off, False), (on, True)):
+        for path, operations in document["paths"].items():
+            for method, operation in operations.items():
+                assert ("401" in operation["responses"]) is has_401, f"{method} {path}"
+
+
+def test_response_schemas_are_the_models_that_render_responses(client: FlaskClient, png: bytes) -> None:
+    document = client.get("/openapi.json").get_json()
+    job = submit(client, png, task="describe").get_json()
+    schemas = document["components"]["schemas"]
+    assert set(job) <= set(schemas["JobView"]["properties"])
+    assert set(schemas["JobView"]["required"]) <= set(job)
+    created = document["paths"]["/v1/jobs"]["post"]["responses"]["202"]
+    assert created["content"]["application/json"]["schema"] == {"$ref": "#/components/schemas/JobView"}
+
+
+def test_the_admin_api_is_described_only_when_it_is_served(settings: Settings) -> None:
+    without = openapi_document(settings)
+    assert not any(path.startswith("/v1/admin/") for path in without["paths"])
+    with_admin = openapi_document(settings.model_copy(update={"admin_key": "admin-key-for-tests-0123456789"}))
+    validate(with_admin)
+    admin = {path: ops for path, ops in with_admin["paths"].items() if path.startswith("/v1/admin/")}
+    assert set(admin) == {"/v1/admin/keys", "/v1/admin/keys/{key_id}/revoke", "/v1/admin/keys/{key_id}/rotate"}
+    for operations in admin.values():
+        for operation in operations.values():
+            assert operation["security"] == [{"admin": []}] and "401" in operation["responses"]
+    assert with_admin["components"]["securitySchemes"]["admin"]["scheme"] == "bearer"
+    assert {"KeyCreate", "IssuedKeyView", "AuditPage", "WebhookSettings"} <= set(with_admin["components"]["schemas"])
+
+
+def test_every_admin_route_is_documented(settings: Settings) -> None:
+    app = create_app(settings.model_copy(update={"admin_key": "admin-key-for-tests-0123456789"}))
+    paths = app.test_client().get("/openapi.json").get_json()["paths"]
+    for rule in app.url_map.iter_rules():
+        if rule.rule.startswith("/v1/admin/"):
+            path = re.sub(r"<(?:\w+:)?(\w+)>", r"{\1}", rule.rule)
+            assert set(rule.methods - {"HEAD", "OPTIONS"}) <= {method.upper() for method in paths[path]}
+    app.extensions["vlmq"].engine.dispose()
