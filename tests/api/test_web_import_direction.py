@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-WEB_API = Path(__file__).resolve().parents[1] / "web" / "api"
+WEB_API = Path(__file__).resolve().parents[2] / "web" / "api"
 
 
 def imported_modules(source: Path) -> set[str]:
