@@ -28,6 +28,7 @@ from web.errors import register_error_handlers
 from web.json_provider import SafeJSONProvider
 from web.openai import files, models
 from web.openai.batches import OPENAI_BATCHES
+from web.queue_time import register_queue_shedding
 from web.rate_limits import init_rate_limits
 from web.request_guard import register_request_guard
 from web.request_ids import register_request_ids
@@ -55,6 +56,7 @@ def create_app(settings: Settings | None = None) -> Flask:
     )
     register_error_handlers(app)
     register_request_ids(app)
+    register_queue_shedding(app)
     register_request_guard(app)
     register_security_headers(app)
     init_rate_limits(app, settings)
