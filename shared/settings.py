@@ -151,6 +151,12 @@ class Settings(BaseSettings):
                 ipaddress.ip_network(entry, strict=False)  # a typo in a network must not silently allow nothing
         return entries
 
+    @field_validator("admin_key", "metrics_token", mode="before")
+    @classmethod
+    def _empty_is_unset(cls, value: Any) -> Any:
+        """`VLMQ_ADMIN_KEY=` (as compose passes an unset variable) means off, not a too-short key."""
+        return None if value == "" else value
+
     @field_validator("rate_limit")
     @classmethod
     def _parse_rate_limit(cls, value: str) -> str:

@@ -49,3 +49,11 @@ def test_production_refuses_auth_off_and_sqlite() -> None:
 def test_redis_never_redelivers_a_running_task() -> None:
     settings = Settings()
     assert settings.broker_visibility_timeout_s > settings.task_hard_time_limit_s
+
+
+def test_an_empty_admin_key_is_off_and_a_short_one_refused(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("VLMQ_ADMIN_KEY", "")  # what compose passes for an unset ${VLMQ_ADMIN_KEY:-}
+    assert Settings().admin_key is None
+    monkeypatch.setenv("VLMQ_ADMIN_KEY", "short")
+    with pytest.raises(ValidationError, match="admin_key"):
+        Settings()
