@@ -19,6 +19,7 @@ import json
 import os
 import platform
 import resource
+import secrets
 import subprocess
 import sys
 import tempfile
@@ -44,6 +45,7 @@ from shared.models import Job
 from tests.support.services import postgres_cluster
 from vlmq.processes import stop
 from vlmq.redis_server import free_port, start_redis
+from vlmq.redis_server import redis_url as redis_server_url
 
 REPO = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent
@@ -58,7 +60,7 @@ def database(kind: str, workdir: Path) -> Iterator[str]:
         if kind == "sqlite":
             url = f"sqlite:///{workdir / 'vlmq.db'}"
         else:
-            admin_url = stack.enter_context(postgres_cluster())
+            admin_url = stack.enter_context(postgres_cluster()).url
             admin = sa.create_engine(admin_url, isolation_level="AUTOCOMMIT")
             with admin.connect() as connection:
                 connection.execute(sa.text("CREATE DATABASE vlmq_load"))
@@ -72,15 +74,20 @@ def database(kind: str, workdir: Path) -> Iterator[str]:
 def service(database_url: str, workdir: Path, web_workers: int, threads: int) -> Iterator[tuple[str, str, str, int]]:
     """Redis and `vlmq web` (gunicorn) on loopback; yields (base URL, API key, Redis URL, gunicorn's pid)."""
     redis_port, web_port = free_port(), free_port()
-    redis_url = f"redis://127.0.0.1:{redis_port}/0"
+    redis_password = secrets.token_urlsafe(24)
+    redis_url = redis_server_url(redis_port, redis_password)
     env = {
         **os.environ,
         "VLMQ_DATABASE_URL": database_url,
         "VLMQ_REDIS_URL": redis_url,
         "VLMQ_DATA_DIR": str(workdir),
         "VLMQ_AUTH_ENABLED": "true",
+        # One tenant drives the whole load: its per-tenant limits would answer 429 long before capacity.
+        "VLMQ_RATE_LIMIT": "100000/second",
+        "VLMQ_MAX_QUEUED_JOBS_PER_TENANT": "10000000",
+        "VLMQ_MAX_QUEUED_IMAGE_BYTES_PER_TENANT": str(1 << 40),
     }
-    redis_process = start_redis(workdir / "redis", redis_port, env)
+    redis_process = start_redis(workdir / "redis", redis_port, redis_password, env)
     engine = make_engine(database_url)
     with make_session_factory(engine).begin() as session:
         key = create_api_key(session, "load-test")
@@ -207,7 +214,9 @@ def judge(runs: dict[str, Any]) -> dict[str, Any]:
         requests_made = [r for phase in run["phases"].values() for r in phase["requests"].values()]
         codes = [int(code) for r in requests_made for code in r["codes"]]
         integrity = run["integrity"]
-        verdict[f"{kind}_no_5xx"] = "met" if not any(code >= 500 for code in codes) else "missed"
+        # 503 is how the web sheds excess (`overloaded`), which the overload rule asks for; any other 5xx is a fault.
+        faults = any(code >= 500 and code != 503 for code in codes)
+        verdict[f"{kind}_no_5xx_but_shedding"] = "missed" if faults else "met"
         verdict[f"{kind}_requests_without_answer"] = sum(r["codes"].get("0", 0) for r in requests_made)
         lost = integrity["accepted_missing_from_db"] or integrity["jobs_in_db"] != integrity["messages_in_redis"]
         verdict[f"{kind}_no_lost_job"] = "missed" if lost else "met"

@@ -63,7 +63,7 @@ class Settings(BaseSettings):
     # Issue 9: `Prefer: wait` requests one web process holds at once (each holds a thread); the rest get 202 at once.
     max_waiting_requests: int = Field(8, ge=0)
     # Requests the reverse proxy stamped (X-Request-Start) longer ago than this are shed with 503; 0: never.
-    max_queue_ms: int = Field(2000, ge=0)
+    max_queue_ms: int = Field(500, ge=0)
     default_page_size: int = Field(50, ge=1, le=500)
     max_batch_items: int = Field(500, ge=1, le=10_000)
     # The whole `POST /v1/batches` body (other routes are sized for one image).
