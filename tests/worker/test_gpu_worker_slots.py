@@ -62,7 +62,7 @@ def test_worker_holds_one_message_per_slot_and_keeps_a_slot_for_interactive_jobs
 
             waited = submit(client, png, task="describe", headers={"Prefer": "wait=0.1"})
             urgent = waited.get_json()["id"]
-            assert waited.status_code == 202
+            assert waited.status_code in (200, 202)  # the kept slot may answer within the 0.1 s wait
             # The kept slot takes it while both bulk jobs still run: no bulk job has to end first.
             _wait(lambda: client.get(f"/v1/jobs/{urgent}").get_json()["status"] != "queued", what="the interactive job")
             assert all(client.get(f"/v1/jobs/{job_id}").get_json()["status"] == "running" for job_id in bulk[:2])
