@@ -20,6 +20,7 @@ from shared.after_commit import row_id_of_task
 from shared.celery_app import GPU_QUEUE
 from shared.models import Job, StoredImage
 from shared.settings import Settings
+from shared.spreadsheets import FORMULA_STARTS
 from tests.support.factories import api_key, bearer
 from tests.support.helpers import assert_nothing_stored, batch_rows, data_uri, image_bytes, job_count, queued_messages
 from web.api import batch_results
@@ -220,7 +221,9 @@ def test_results_stream_in_submission_order_as_jsonl_and_csv(
     assert [(row["index"], row["job_id"], row["status"]) for row in rows] == [
         (str(line["index"]), line["job_id"], line["status"]) for line in lines
     ]
-    assert rows[0]["text"] == succeeded["result"]["text"] and rows[1]["text"] == rows[2]["text"] == ""
+    text = succeeded["result"]["text"]  # the tiny model's text may start like a formula: the cell then starts with '
+    inert = "'" + text if text[:1] in FORMULA_STARTS else text
+    assert rows[0]["text"] == inert and rows[1]["text"] == rows[2]["text"] == ""
     assert json.loads(rows[2]["metadata"]) == {"drop": "A", "sku": 2}
     assert client.get(f"/v1/batches/{batch_id}/results?format=xml").get_json()["error"]["code"] == "invalid_format"
     assert client.get("/v1/batches/bat_nope/results").status_code == 404
