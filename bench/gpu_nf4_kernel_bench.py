@@ -19,7 +19,7 @@ import torch
 from gpu_engine_bench import Recorder  # sibling script in bench/
 from triton.testing import do_bench
 
-from worker.inference.batching.nf4_matmul import nf4_linear, nf4_weight
+from worker.inference.batching.nf4_matmul import Tiling, nf4_linear, nf4_weight
 
 # (name, in_features, out_features, bias) of one GLM-4.6V-Flash text layer
 LAYER = [
@@ -46,6 +46,7 @@ def linear(in_features: int, out_features: int, bias: bool) -> torch.nn.Module:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--rows", default="1,16,32,64,128")
+    parser.add_argument("--sweep", default="", help="row counts to time every tiling at (e.g. 64,128)")
     args = parser.parse_args()
     out = Path(os.environ["OUT"]) if os.environ.get("OUT") else None
     rec = Recorder(out)
@@ -75,6 +76,32 @@ def main() -> None:
             }
             rec.put("linears", results)
             rec.put("linears_per_step_ms", step)
+        if args.sweep:
+            rec.put("tilings", sweep(modules, processors, [int(r) for r in args.sweep.split(",")]))
+
+
+def sweep(modules: dict[str, torch.nn.Module], processors: int, row_counts: list[int]) -> list[dict[str, object]]:
+    """Milliseconds of one layer's linears (all six) under each tiling, fastest first."""
+    tilings = [
+        Tiling(block_n, max_block_m, warps, stages)
+        for block_n in (32, 64, 128)
+        for max_block_m in (64, 128)
+        for warps in (4, 8)
+        for stages in (2, 4)
+    ]
+    found = []
+    for tiling in tilings:
+        entry: dict[str, object] = {"tiling": vars(tiling)}
+        for rows in row_counts:
+            total = 0.0
+            for module in modules.values():
+                weight = nf4_weight(module)
+                x = torch.randn(rows, 1, module.in_features, dtype=torch.bfloat16, device="cuda")
+                total += do_bench(lambda w=weight, x=x, t=tiling: nf4_linear(x, w, processors, t))
+            entry[f"layer_ms_{rows}"] = round(total, 4)
+        found.append(entry)
+        print(entry, flush=True)
+    return sorted(found, key=lambda e: e[f"layer_ms_{row_counts[-1]}"])
 
 
 if __name__ == "__main__":

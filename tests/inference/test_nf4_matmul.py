@@ -19,7 +19,7 @@ import pytest
 import torch
 from torch import nn
 
-from worker.inference.batching.nf4_matmul import BLOCK_K, nf4_linear, nf4_weight, splits_for
+from worker.inference.batching.nf4_matmul import nf4_linear, nf4_weight, splits_for
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -73,7 +73,7 @@ def split_k() -> None:
     """Few column tiles on many processors: K is split into parts whose sums are added in order."""
     layer = quantized(1024, 64, nested=True, bias=False)
     weight = nf4_weight(layer)
-    assert splits_for(tiles=1, k_iters=1024 // BLOCK_K, processors=132) == 2
+    assert splits_for(tiles=1, k_iters=1024 // 64, processors=132) == 4
     x = torch.randn(3, 1024, dtype=torch.bfloat16)
     expected = reference(layer, x)
     for processors in (1, 132):
@@ -83,7 +83,7 @@ def split_k() -> None:
 
 def not_applicable() -> None:
     assert nf4_weight(nn.Linear(256, 64)) is None  # not quantized
-    assert nf4_weight(quantized(192, 64, nested=True, bias=False)) is None  # K not a whole number of tiles
+    assert nf4_weight(quantized(96, 64, nested=True, bias=False)) is None  # K not a whole number of blocks
 
 
 if __name__ == "__main__":

@@ -19,9 +19,18 @@ from typing import Any
 import triton
 import triton.language as tl
 
-BLOCK_K = 128
-BLOCK_N = 64
-MAX_BLOCK_M = 128
+
+@dataclass(frozen=True)
+class Tiling:
+    """Launch shape: output columns per program, most rows per program, warps and pipeline stages."""
+
+    block_n: int = 64
+    max_block_m: int = 128
+    num_warps: int = 4
+    num_stages: int = 3
+
+
+DEFAULT_TILING = Tiling()
 
 
 @triton.jit
@@ -44,9 +53,11 @@ def _nf4_matmul_kernel(
     QBLOCK2: tl.constexpr,
     BLOCK_M: tl.constexpr,
     BLOCK_N: tl.constexpr,
-    BLOCK_K: tl.constexpr,
     DOT_FP32: tl.constexpr,
 ):
+    # One K step is one quantization block (QBLOCK weights of a row share one absmax), so the
+    # scale is one value per column; the block's even and odd weights (the high and low nibbles
+    # of its bytes) are multiplied with the even and odd columns of x in two products.
     pid_n = tl.program_id(0)
     pid_m = tl.program_id(1)
     pid_s = tl.program_id(2)
@@ -54,31 +65,29 @@ def _nf4_matmul_kernel(
     cols = pid_n * BLOCK_N + tl.arange(0, BLOCK_N)
     row_ok = rows < M
     col_ok = cols < N
-    half = tl.arange(0, BLOCK_K // 2)
-    within = tl.arange(0, BLOCK_K)
-    groups = tl.arange(0, BLOCK_K // QBLOCK)
+    pairs = tl.arange(0, QBLOCK // 2)
     acc = tl.zeros((BLOCK_M, BLOCK_N), dtype=tl.float32)
-    k_start = pid_s * iters_per_split * BLOCK_K
-    k_end = tl.minimum(K, k_start + iters_per_split * BLOCK_K)
-    for k0 in range(k_start, k_end, BLOCK_K):
-        byte = cols[:, None] * (K // 2) + (k0 // 2 + half)[None, :]
-        packed = tl.load(packed_ptr + byte, mask=col_ok[:, None], other=0)
-        high = tl.load(lut_ptr + (packed >> 4).to(tl.int32))
-        low = tl.load(lut_ptr + (packed & 15).to(tl.int32))
-        values = tl.interleave(high, low)  # element 2j sits in the high nibble of byte j
-        block = cols[:, None] * (K // QBLOCK) + (k0 // QBLOCK + groups)[None, :]
+    k_start = pid_s * iters_per_split * QBLOCK
+    k_end = tl.minimum(K, k_start + iters_per_split * QBLOCK)
+    for k0 in range(k_start, k_end, QBLOCK):
+        block = cols * (K // QBLOCK) + k0 // QBLOCK
         if NESTED:
-            code = tl.load(absmax_ptr + block, mask=col_ok[:, None], other=0).to(tl.int32)
-            scale = tl.load(code2_ptr + code) * tl.load(absmax2_ptr + block // QBLOCK2, mask=col_ok[:, None]) + offset
+            code = tl.load(absmax_ptr + block, mask=col_ok, other=0).to(tl.int32)
+            scale = tl.load(code2_ptr + code) * tl.load(absmax2_ptr + block // QBLOCK2, mask=col_ok) + offset
         else:
-            scale = tl.load(absmax_ptr + block, mask=col_ok[:, None], other=0.0)
-        weights = tl.reshape(values, (BLOCK_N, BLOCK_K // QBLOCK, QBLOCK)) * scale[:, :, None]
-        weights = tl.reshape(weights, (BLOCK_N, BLOCK_K)).to(tl.bfloat16)
-        x = tl.load(x_ptr + rows[:, None] * stride_xm + (k0 + within)[None, :], mask=row_ok[:, None], other=0.0)
+            scale = tl.load(absmax_ptr + block, mask=col_ok, other=0.0)
+        packed = tl.load(packed_ptr + cols[:, None] * (K // 2) + (k0 // 2 + pairs)[None, :], mask=col_ok[:, None])
+        even = (tl.load(lut_ptr + (packed >> 4).to(tl.int32)) * scale[:, None]).to(tl.bfloat16)
+        odd = (tl.load(lut_ptr + (packed & 15).to(tl.int32)) * scale[:, None]).to(tl.bfloat16)
+        x_row = x_ptr + rows[:, None] * stride_xm + (k0 + 2 * pairs)[None, :]
+        x_even = tl.load(x_row, mask=row_ok[:, None], other=0.0)
+        x_odd = tl.load(x_row + 1, mask=row_ok[:, None], other=0.0)
         if DOT_FP32:  # Triton's CPU interpreter multiplies bf16 bit patterns as integers
-            acc = tl.dot(x.to(tl.float32), tl.trans(weights.to(tl.float32)), acc, input_precision="ieee")
+            acc = tl.dot(x_even.to(tl.float32), tl.trans(even.to(tl.float32)), acc, input_precision="ieee")
+            acc = tl.dot(x_odd.to(tl.float32), tl.trans(odd.to(tl.float32)), acc, input_precision="ieee")
         else:
-            acc = tl.dot(x, tl.trans(weights), acc)
+            acc = tl.dot(x_even, tl.trans(even), acc)
+            acc = tl.dot(x_odd, tl.trans(odd), acc)
     out = out_ptr + pid_s * M * N + rows[:, None] * N + cols[None, :]
     tl.store(out, acc, mask=row_ok[:, None] & col_ok[None, :])
 
@@ -113,7 +122,7 @@ def nf4_weight(module: Any) -> Nf4Weight | None:
     if state is None or state.quant_type != "nf4" or len(state.shape) != 2:
         return None
     out_features, in_features = (int(size) for size in state.shape)
-    if in_features % BLOCK_K or BLOCK_K % state.blocksize:
+    if in_features % state.blocksize or state.blocksize < 32:  # a K step is one block, each half a product
         return None
     nested = state.state2 is not None
     return Nf4Weight(
@@ -137,7 +146,7 @@ def splits_for(tiles: int, k_iters: int, processors: int) -> int:
     return max(1, min(wanted, k_iters // 4))
 
 
-def nf4_linear(x: Any, weight: Nf4Weight, processors: int) -> Any:
+def nf4_linear(x: Any, weight: Nf4Weight, processors: int, tiling: Tiling = DEFAULT_TILING) -> Any:
     """`x @ W.T + bias` for `x` of shape `(..., in_features)` in bf16, W the dequantized nf4 weight."""
     import torch
 
@@ -145,14 +154,14 @@ def nf4_linear(x: Any, weight: Nf4Weight, processors: int) -> Any:
     if flat.stride(-1) != 1:
         flat = flat.contiguous()
     rows, cols = flat.shape[0], weight.out_features
-    block_m = min(MAX_BLOCK_M, max(16, triton.next_power_of_2(rows)))
-    tiles = triton.cdiv(cols, BLOCK_N) * triton.cdiv(rows, block_m)
-    k_iters = weight.in_features // BLOCK_K
+    block_m = min(tiling.max_block_m, max(16, triton.next_power_of_2(rows)))
+    tiles = triton.cdiv(cols, tiling.block_n) * triton.cdiv(rows, block_m)
+    k_iters = weight.in_features // weight.blocksize
     splits = splits_for(tiles, k_iters, processors)
     per_split = triton.cdiv(k_iters, splits)
     splits = triton.cdiv(k_iters, per_split)
     partial = torch.empty((splits, rows, cols), dtype=torch.float32, device=flat.device)
-    grid = (triton.cdiv(cols, BLOCK_N), triton.cdiv(rows, block_m), splits)
+    grid = (triton.cdiv(cols, tiling.block_n), triton.cdiv(rows, block_m), splits)
     _nf4_matmul_kernel[grid](
         flat,
         weight.packed,
@@ -171,9 +180,10 @@ def nf4_linear(x: Any, weight: Nf4Weight, processors: int) -> Any:
         QBLOCK=weight.blocksize,
         QBLOCK2=weight.blocksize2,
         BLOCK_M=block_m,
-        BLOCK_N=BLOCK_N,
-        BLOCK_K=BLOCK_K,
+        BLOCK_N=tiling.block_n,
         DOT_FP32=triton.knobs.runtime.interpret,
+        num_warps=tiling.num_warps,
+        num_stages=tiling.num_stages,
     )
     out = partial[0] if splits == 1 else partial.sum(0)
     if weight.bias is not None:
