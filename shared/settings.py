@@ -113,8 +113,6 @@ class Settings(BaseSettings):
     gpu_max_seq_tokens: int = Field(3072, ge=256, le=131072)
     gpu_prefill_tokens: int = Field(8192, ge=256, le=131072)
     gpu_memory_gib: float | None = Field(None, gt=0)
-    # nf4 decode steps through the fused 4-bit kernel (worker.inference.batching.nf4_matmul).
-    gpu_fused_nf4: bool = True
     # Slots only chat completions and `Prefer: wait` jobs may take (worker.interactive_lane).
     gpu_interactive_slots: int = Field(2, ge=0, le=64)
     # Issue 13: attribute jobs finish inside their token budget.

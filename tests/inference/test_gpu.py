@@ -37,25 +37,3 @@ def test_captured_decode_graphs_answer_like_generate(glm_dir: Path, data_dir: Pa
     with ThreadPoolExecutor(len(requests)) as pool:
         together = list(pool.map(batched.run, requests))
     assert [r.text for r in together] == [sequential.run(r).text for r in requests]
-
-
-@pytest.mark.parametrize("rows", [1, 48, 128])
-@pytest.mark.parametrize(("in_features", "out_features", "bias"), [(4096, 256, True), (13696, 4096, False)])
-def test_fused_nf4_kernel_matches_bitsandbytes(rows: int, in_features: int, out_features: int, bias: bool) -> None:
-    """Real GLM-4.6V-Flash layer shapes (a split-K one with bias, a wide-K one), compiled for this GPU."""
-    import bitsandbytes as bnb
-
-    from worker.inference.batching.nf4_matmul import nf4_linear, nf4_weight
-
-    torch.manual_seed(rows)
-    layer = bnb.nn.Linear4bit(in_features, out_features, bias=bias, compute_dtype=torch.bfloat16, quant_type="nf4")
-    torch.nn.init.normal_(layer.weight, std=0.02)
-    layer = layer.to(torch.bfloat16).cuda()
-    weight = nf4_weight(layer)
-    assert weight is not None
-    x = torch.randn(rows, 1, in_features, dtype=torch.bfloat16, device="cuda")
-    with torch.inference_mode():
-        expected = layer(x).float()
-        got = nf4_linear(x, weight, torch.cuda.get_device_properties(0).multi_processor_count).float()
-    assert got.shape == expected.shape
-    assert (got - expected).abs().max() <= 1e-2 * expected.abs().max()

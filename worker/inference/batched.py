@@ -148,7 +148,7 @@ def build_batched_engine(base: HFEngine, settings: Settings, on_fatal: Any = Non
     plan = plan_batch(settings, model)
     layers, kv_heads, head_dim = kv_layout(model)
     slots = KVSlots(layers, plan.slots, kv_heads, head_dim, plan.capacity, cache_dtype(model), model.device)
-    step = GlmDecodeStep(model, slots, fused_nf4=settings.gpu_fused_nf4 and model.device.type == "cuda")
+    step = GlmDecodeStep(model, slots)
     steps = EagerSteps(step)
     if model.device.type == "cuda":
         captured = CapturedSteps(step)

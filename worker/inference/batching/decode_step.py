@@ -7,9 +7,7 @@ table and head), with the cache in `KVSlots`. Attention reads the grouped K/V
 directly (the query heads of one KV head form the "query length" of one attention
 call) instead of repeating K/V for every query head, which would grow with the batch.
 Text tokens after the image have equal temporal/height/width positions, so GLM's
-3-D rotary embedding reduces to one position per row. On CUDA the nf4 linears run
-through the fused 4-bit kernel (`nf4_matmul`) instead of bitsandbytes' dequantize-
-then-multiply, which costs more than the arithmetic at a decode step's few rows.
+3-D rotary embedding reduces to one position per row.
 """
 
 from __future__ import annotations
@@ -28,7 +26,7 @@ class GlmDecodeStep:
     and attention reads the first `window` cache positions.
     """
 
-    def __init__(self, model: Any, slots: KVSlots, fused_nf4: bool = False) -> None:
+    def __init__(self, model: Any, slots: KVSlots) -> None:
         import torch
         from transformers.models.glm4v.modeling_glm4v import apply_rotary_pos_emb
 
@@ -44,27 +42,6 @@ class GlmDecodeStep:
         device = slots.keys[0].device
         self.row_index = torch.arange(slots.slots, device=device)
         self.span = torch.arange(slots.capacity, device=device)
-        self.fused: dict[Any, Any] = {}
-        if fused_nf4:
-            from worker.inference.batching.nf4_matmul import nf4_weight
-
-            self.processors = torch.cuda.get_device_properties(device).multi_processor_count
-            weights = ((module, nf4_weight(module)) for module in self.text.layers.modules())
-            self.fused = {module: weight for module, weight in weights if weight is not None}
-
-    def linear(self, module: Any, x: Any) -> Any:
-        """`module(x)`, through the fused nf4 kernel where the module has a fused weight."""
-        weight = self.fused.get(module)
-        if weight is None:
-            return module(x)
-        from worker.inference.batching.nf4_matmul import nf4_linear
-
-        return nf4_linear(x, weight, self.processors)
-
-    def mlp(self, mlp: Any, x: Any) -> Any:
-        """GLM's gated MLP (one gate-and-up projection, then down), its linears through `linear`."""
-        gate, up = self.linear(mlp.gate_up_proj, x).chunk(2, dim=-1)
-        return self.linear(mlp.down_proj, up * mlp.activation_fn(gate))
 
     def __call__(self, tokens: Any, positions: Any, lengths: Any, batch: int, window: int) -> Any:
         import torch.nn.functional as F
@@ -80,9 +57,9 @@ class GlmDecodeStep:
             attention = layer.self_attn
             residual = hidden
             x = layer.input_layernorm(hidden)
-            q = self.linear(attention.q_proj, x).view(b, 1, self.heads, self.head_dim).transpose(1, 2)
-            k = self.linear(attention.k_proj, x).view(b, 1, self.kv_heads, self.head_dim).transpose(1, 2)
-            v = self.linear(attention.v_proj, x).view(b, self.kv_heads, self.head_dim)
+            q = attention.q_proj(x).view(b, 1, self.heads, self.head_dim).transpose(1, 2)
+            k = attention.k_proj(x).view(b, 1, self.kv_heads, self.head_dim).transpose(1, 2)
+            v = attention.v_proj(x).view(b, self.kv_heads, self.head_dim)
             q, k = self.apply_rotary(q, k, cos, sin)
             keys[rows, :, write] = k[:, :, 0]
             values[rows, :, write] = v
@@ -93,8 +70,8 @@ class GlmDecodeStep:
                 attn_mask=visible,
                 scale=self.scaling,
             )
-            out = self.linear(attention.o_proj, out.reshape(b, 1, self.heads * self.head_dim))
+            out = attention.o_proj(out.reshape(b, 1, self.heads * self.head_dim))
             hidden = residual + layer.post_self_attn_layernorm(out)
             residual = hidden
-            hidden = residual + layer.post_mlp_layernorm(self.mlp(layer.mlp, layer.post_attention_layernorm(hidden)))
+            hidden = residual + layer.post_mlp_layernorm(layer.mlp(layer.post_attention_layernorm(hidden)))
         return self.head(text.norm(hidden)[:, 0])

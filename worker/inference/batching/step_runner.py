@@ -83,7 +83,7 @@ class CapturedSteps(EagerSteps):
         stream = torch.cuda.Stream()
         stream.wait_stream(torch.cuda.current_stream())
         with torch.cuda.stream(stream), torch.inference_mode():
-            for batch in self.batches:  # lazy kernel set-up (Triton compiles per shape) must not happen in a capture
+            for batch in (1, self.batches[-1]):  # lazy kernel set-up must not happen inside a capture
                 self.step(self.tokens, self.positions, self.lengths, batch, self.windows[-1])
         torch.cuda.current_stream().wait_stream(stream)
         pool = None
