@@ -210,3 +210,44 @@ def test_bulk_joins_at_a_paced_rate_while_an_interactive_row_decodes(
     steps = sorted(joined_at[f"paced-{i}"] for i in range(3))
     assert gap >= 1 and steps[1] - steps[0] >= gap and steps[2] - steps[1] >= gap
     assert len({joined_at[f"unpaced-{i}"] for i in range(3)}) == 1
+
+
+def test_bulk_tickets_gather_into_one_prefill_while_rows_decode(
+    data_dir: Path, glm_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """16 slots gather bulk groups of 2: a lone ticket waits for a second, or for GATHER_STEPS steps."""
+    engine = load_engine(Settings(data_dir=data_dir, quantization="fp32", device="cpu", gpu_max_batch=16))
+    scheduler = engine.scheduler
+    joined_at: dict[str, int] = {}
+
+    def ticket(name: str, tokens: int) -> Ticket:
+        def progress(done: int, _total: int) -> None:
+            if done == 0:  # reported on admission, from the loop's thread
+                joined_at.setdefault(name, scheduler.stats.steps)
+
+        prepared = engine.base.prepare(InferenceRequest("describe", photo("blue"), params(tokens)))
+        return Ticket(prepared.inputs, params(tokens), progress=progress)
+
+    long_row = ticket("long", 1500)
+    scheduler.submit(long_row)
+    while len(long_row.generated) < 2:
+        threading.Event().wait(0.005)
+    monkeypatch.setattr(scheduler_module, "GATHER_STEPS", 10**6)
+    first, second = ticket("first", 4), ticket("second", 4)
+    scheduler.submit(first)
+    steps_before = scheduler.stats.steps
+    while scheduler.stats.steps < steps_before + 10:  # the first ticket waits for its group
+        threading.Event().wait(0.005)
+    assert "first" not in joined_at and scheduler.waiting == 1
+    prefills = scheduler.stats.prefills
+    scheduler.submit(second)
+    assert first.wait(60) is not None and second.wait(60) is not None
+    assert joined_at["first"] == joined_at["second"] and scheduler.stats.prefills == prefills + 1
+
+    monkeypatch.setattr(scheduler_module, "GATHER_STEPS", 5)
+    lone = ticket("lone", 4)
+    scheduler.submit(lone)
+    assert lone.wait(60) is not None
+    assert joined_at["lone"] - lone.queued_at_step >= 5
+    assert len(long_row.generated) < 1500  # the batch was decoding all along
+    scheduler.close()

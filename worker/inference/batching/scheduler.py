@@ -4,7 +4,8 @@ once per iteration, and hands each caller its tokens when its row ends.
 One thread owns the model. Callers (one per job, on Celery's worker threads)
 submit a `Ticket` and wait on it. Per loop iteration: waiting tickets are admitted
 while slots are free (interactive ones first, bulk ones paced while an interactive
-row is live), prefilled together up to a token budget, and join the batch; then
+row is live, and gathered into groups while rows decode), prefilled together up to a
+token budget, and join the batch; then
 one decode step runs for every live row. A row leaves when it emits an end token,
 reaches its `max_new_tokens`, its constraint stops, or its progress callback raises
 (the job was canceled or ran out of time); its slot is free for the next ticket at
@@ -35,13 +36,20 @@ log = logging.getLogger(__name__)
 
 FinishReason = Literal["stop", "length"]
 PROGRESS_INTERVAL_S = 0.5
-# Prompt tokens of bulk work that may join per step while an interactive row decodes: with
-# the step and prefill rates the H100 runs recorded (`loop` in bench/results/gpu_batch_bench_*),
-# a short chat answer then spends about a third more time on bulk prefills than on its own
-# steps, and bulk work keeps joining at most of its unpaced rate.
-BULK_TOKENS_PER_PACED_STEP = 128
+# Prompt tokens of bulk work that may join per step while an interactive row decodes. At 128
+# credit a chat answer of 128 tokens took 7.1 s under a 500-job backlog on the H100, its steps
+# 3.7 s of it and bulk prefills most of the rest; at 16 about two photos join during such an
+# answer (~0.3 s of prefill). Slots freed meanwhile wait for the answer to end.
+BULK_TOKENS_PER_PACED_STEP = 16
 # The most credit that may build up: about one standard photo's prompt joining at once.
 PACED_BURST_TOKENS = 2048
+# Bulk tickets join a decoding batch in groups: a prefill of one photo ran at 8,100 prompt
+# tokens/s on the H100, of seven at 14,000 (bench/results/gpu_prefill_profile_h100_nf4.json),
+# and a worker fed by Celery sees its slots free one at a time. A group is as many standard
+# prompts as fill the prefill budget, held to an eighth of the slots (the most left idle
+# while it gathers); a bulk ticket waits at most this many decode steps for its group.
+GATHER_STEPS = 24
+GATHER_SLOT_SHARE = 8
 
 
 @dataclass
@@ -84,6 +92,8 @@ class Ticket:
     guard: BudgetGuard | None = None
     progress: ProgressCallback | None = None
     interactive: bool = False
+    queued_at_step: int = 0
+    """The loop's step count when the ticket was submitted (how long it has gathered)."""
     generated: list[int] = field(default_factory=list)
     """New token ids so far: appended by the loop, read (copied) by the waiting caller."""
     _done: threading.Event = field(default_factory=threading.Event)
@@ -185,6 +195,7 @@ class Scheduler:
         with self._wake:
             if self._broken is not None or self._closing:
                 raise RuntimeError(f"the batching loop is not running: {self._broken or 'closed'!r}")
+            ticket.queued_at_step = self.stats.steps
             (self._interactive if ticket.interactive else self._bulk).append(ticket)
             self._wake.notify()
         return ticket
@@ -234,6 +245,8 @@ class Scheduler:
         with self._wake:
             for queue in (self._interactive, self._bulk):
                 paced = paced or any(ticket.interactive for ticket in taken)
+                if queue is self._bulk and not paced and not taken and not self._group_ready():
+                    return taken
                 while queue and len(taken) < self.slots.free_count:
                     size = queue[0].prompt_tokens
                     if taken and tokens + size > self.prefill_tokens:
@@ -245,6 +258,19 @@ class Scheduler:
                     taken.append(queue.popleft())
                     tokens += size
         return taken
+
+    def _group_ready(self) -> bool:
+        """Whether the waiting bulk tickets may be prefilled now rather than gather more (lock held).
+
+        With no row decoding nothing is gained by waiting; otherwise the group must be full
+        (or fill every free slot), or its oldest ticket have waited `GATHER_STEPS` steps.
+        """
+        if not self._bulk or not self.rows:
+            return True
+        group = min(self.prefill_tokens // self._bulk[0].prompt_tokens, self.slots.slots // GATHER_SLOT_SHARE)
+        waiting = len(self._bulk)
+        waited = self.stats.steps - self._bulk[0].queued_at_step
+        return waiting >= max(1, group) or waiting >= self.slots.free_count or waited >= GATHER_STEPS
 
     def _admissible(self, ticket: Ticket) -> bool:
         needed = ticket.prompt_tokens + ticket.params.max_new_tokens
