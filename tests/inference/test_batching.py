@@ -17,7 +17,7 @@ from shared.settings import Settings
 from worker.heartbeat import JobCanceled
 from worker.inference import load_engine
 from worker.inference.batched import BatchedEngine
-from worker.inference.batching import scheduler as scheduler_module
+from worker.inference.batching import admission as admission_module
 from worker.inference.batching.scheduler import Ticket
 from worker.inference.engine import HFEngine
 from worker.inference.engine_contract import GenerationParams, InferenceError, InferenceRequest
@@ -172,7 +172,7 @@ def test_interactive_requests_are_admitted_before_waiting_bulk(data_dir: Path, g
 def test_bulk_joins_at_a_paced_rate_while_an_interactive_row_decodes(
     data_dir: Path, glm_dir: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(scheduler_module, "PACED_BURST_TOKENS", 1)  # no saved-up credit: one ticket, then repay
+    monkeypatch.setattr(admission_module, "PACED_BURST_TOKENS", 1)  # no saved-up credit: one ticket, then repay
     engine = load_engine(Settings(data_dir=data_dir, quantization="fp32", device="cpu", gpu_max_batch=8))
     joined_at: dict[str, int] = {}
 
@@ -206,7 +206,7 @@ def test_bulk_joins_at_a_paced_rate_while_an_interactive_row_decodes(
         assert ticket.wait(120) is not None
     engine.scheduler.close()
 
-    gap = (paced[0].prompt_tokens - 1) // scheduler_module.BULK_TOKENS_PER_PACED_STEP
+    gap = (paced[0].prompt_tokens - 1) // admission_module.BULK_TOKENS_PER_PACED_STEP
     steps = sorted(joined_at[f"paced-{i}"] for i in range(3))
     assert gap >= 1 and steps[1] - steps[0] >= gap and steps[2] - steps[1] >= gap
     assert len({joined_at[f"unpaced-{i}"] for i in range(3)}) == 1
@@ -232,7 +232,7 @@ def test_bulk_tickets_gather_into_one_prefill_while_rows_decode(
     scheduler.submit(long_row)
     while len(long_row.generated) < 2:
         threading.Event().wait(0.005)
-    monkeypatch.setattr(scheduler_module, "GATHER_STEPS", 10**6)
+    monkeypatch.setattr(admission_module, "GATHER_STEPS", 10**6)
     first, second = ticket("first", 4), ticket("second", 4)
     scheduler.submit(first)
     steps_before = scheduler.stats.steps
@@ -244,7 +244,7 @@ def test_bulk_tickets_gather_into_one_prefill_while_rows_decode(
     assert first.wait(60) is not None and second.wait(60) is not None
     assert joined_at["first"] == joined_at["second"] and scheduler.stats.prefills == prefills + 1
 
-    monkeypatch.setattr(scheduler_module, "GATHER_STEPS", 5)
+    monkeypatch.setattr(admission_module, "GATHER_STEPS", 5)
     lone = ticket("lone", 4)
     scheduler.submit(lone)
     assert lone.wait(60) is not None

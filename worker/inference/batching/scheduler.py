@@ -3,9 +3,8 @@ once per iteration, and hands each caller its tokens when its row ends.
 
 One thread owns the model. Callers (one per job, on Celery's worker threads)
 submit a `Ticket` and wait on it. Per loop iteration: waiting tickets are admitted
-while slots are free (interactive ones first, bulk ones paced while an interactive
-row is live, and gathered into groups while rows decode), prefilled together up to a
-token budget, and join the batch; then
+while slots are free (which ones, `admission` decides), prefilled together, and join
+the batch; then
 one decode step runs for every live row. A row leaves when it emits an end token,
 reaches its `max_new_tokens`, its constraint stops, or its progress callback raises
 (the job was canceled or ran out of time); its slot is free for the next ticket at
@@ -18,12 +17,12 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections import deque
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from shared.json_closing import ClosingError
+from worker.inference.batching.admission import Admission
 from worker.inference.batching.kv_slots import KVSlots
 from worker.inference.batching.masks import BatchMasks
 from worker.inference.batching.prefill import Prefilled
@@ -36,20 +35,6 @@ log = logging.getLogger(__name__)
 
 FinishReason = Literal["stop", "length"]
 PROGRESS_INTERVAL_S = 0.5
-# Prompt tokens of bulk work that may join per step while an interactive row decodes. At 128
-# credit a chat answer of 128 tokens took 7.1 s under a 500-job backlog on the H100, its steps
-# 3.7 s of it and bulk prefills most of the rest; at 16 about two photos join during such an
-# answer (~0.3 s of prefill). Slots freed meanwhile wait for the answer to end.
-BULK_TOKENS_PER_PACED_STEP = 16
-# The most credit that may build up: about one standard photo's prompt joining at once.
-PACED_BURST_TOKENS = 2048
-# Bulk tickets join a decoding batch in groups: a prefill of one photo ran at 8,100 prompt
-# tokens/s on the H100, of seven at 14,000 (bench/results/gpu_prefill_profile_h100_nf4.json),
-# and a worker fed by Celery sees its slots free one at a time. A group is as many standard
-# prompts as fill the prefill budget, held to an eighth of the slots (the most left idle
-# while it gathers); a bulk ticket waits at most this many decode steps for its group.
-GATHER_STEPS = 24
-GATHER_SLOT_SHARE = 8
 
 
 @dataclass
@@ -160,25 +145,22 @@ class Scheduler:
         self.sampler = sampler
         self.masks = masks
         self.end_ids = frozenset(end_ids)
-        self.prefill_tokens = prefill_tokens
         self.on_fatal = on_fatal
         self.clock = clock
         self.rows: dict[int, Row] = {}
-        self._interactive: deque[Ticket] = deque()
-        self._bulk: deque[Ticket] = deque()
+        self.admission = Admission(prefill_tokens, slots.slots)
         self._wake = threading.Condition()
         self._broken: BaseException | None = None
         self._closing = False
         self._thread = threading.Thread(target=self._loop, name="vlmq-batcher", daemon=True)
         self._pending_seen: list[tuple[int, int]] = []
         self.stats = LoopStats()
-        self._bulk_credit = 0
 
     @property
     def waiting(self) -> int:
         """Tickets submitted and not yet admitted."""
         with self._wake:
-            return len(self._interactive) + len(self._bulk)
+            return len(self.admission)
 
     def start(self) -> None:
         self._thread.start()
@@ -195,8 +177,7 @@ class Scheduler:
         with self._wake:
             if self._broken is not None or self._closing:
                 raise RuntimeError(f"the batching loop is not running: {self._broken or 'closed'!r}")
-            ticket.queued_at_step = self.stats.steps
-            (self._interactive if ticket.interactive else self._bulk).append(ticket)
+            self.admission.add(ticket, self.stats.steps)
             self._wake.notify()
         return ticket
 
@@ -207,7 +188,7 @@ class Scheduler:
             with torch.inference_mode():
                 while True:
                     with self._wake:
-                        while not self.rows and not self._interactive and not self._bulk:
+                        while not self.rows and not self.admission:
                             if self._closing:
                                 return
                             self._wake.wait()
@@ -223,9 +204,7 @@ class Scheduler:
     def _stop_all(self, exc: BaseException) -> None:
         with self._wake:
             self._broken = exc
-            waiting = [*self._interactive, *self._bulk]
-            self._interactive.clear()
-            self._bulk.clear()
+            waiting = self.admission.drain()
         for ticket in [row.ticket for row in self.rows.values()] + waiting:
             ticket.fail(exc)
         self.rows.clear()
@@ -233,44 +212,9 @@ class Scheduler:
     # -- admission ---------------------------------------------------------------------------
 
     def _take_waiting(self) -> list[Ticket]:
-        """Tickets for the free slots, interactive first, within the prefill token budget.
-
-        While an interactive row is live, bulk tickets join only as fast as the pacing
-        credit allows: every prefill stalls every row's next step, and a waiting caller
-        should not pay for a burst of bulk images joining.
-        """
-        taken: list[Ticket] = []
-        tokens = 0
-        paced = any(row.ticket.interactive for row in self.rows.values())
         with self._wake:
-            for queue in (self._interactive, self._bulk):
-                paced = paced or any(ticket.interactive for ticket in taken)
-                if queue is self._bulk and not paced and not taken and not self._group_ready():
-                    return taken
-                while queue and len(taken) < self.slots.free_count:
-                    size = queue[0].prompt_tokens
-                    if taken and tokens + size > self.prefill_tokens:
-                        return taken
-                    if paced and queue is self._bulk:
-                        if self._bulk_credit < min(size, PACED_BURST_TOKENS):
-                            return taken
-                        self._bulk_credit -= size  # a large prompt may overdraw: later steps repay it
-                    taken.append(queue.popleft())
-                    tokens += size
-        return taken
-
-    def _group_ready(self) -> bool:
-        """Whether the waiting bulk tickets may be prefilled now rather than gather more (lock held).
-
-        With no row decoding nothing is gained by waiting; otherwise the group must be full
-        (or fill every free slot), or its oldest ticket have waited `GATHER_STEPS` steps.
-        """
-        if not self._bulk or not self.rows:
-            return True
-        group = min(self.prefill_tokens // self._bulk[0].prompt_tokens, self.slots.slots // GATHER_SLOT_SHARE)
-        waiting = len(self._bulk)
-        waited = self.stats.steps - self._bulk[0].queued_at_step
-        return waiting >= max(1, group) or waiting >= self.slots.free_count or waited >= GATHER_STEPS
+            running = [row.ticket for row in self.rows.values()]
+            return self.admission.take(running, self.slots.free_count, self.stats.steps)
 
     def _admissible(self, ticket: Ticket) -> bool:
         needed = ticket.prompt_tokens + ticket.params.max_new_tokens
@@ -342,10 +286,7 @@ class Scheduler:
             row.length += 1
             row.position += 1
             self._advance(row, picked[row.slot])
-        if any(row.ticket.interactive for row in rows):
-            self._bulk_credit = min(PACED_BURST_TOKENS, self._bulk_credit + BULK_TOKENS_PER_PACED_STEP)
-        else:
-            self._bulk_credit = 0
+        self.admission.stepped(any(row.ticket.interactive for row in rows))
         self.stats.steps += 1
         self.stats.step_s += time.perf_counter() - started
         self._observe()
