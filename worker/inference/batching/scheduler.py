@@ -4,8 +4,7 @@ once per iteration, and hands each caller its tokens when its row ends.
 One thread owns the model. Callers (one per job, on Celery's worker threads)
 submit a `Ticket` and wait on it. Per loop iteration: waiting tickets are admitted
 while slots are free (which ones, `admission` decides), prefilled together, and join
-the batch; then
-one decode step runs for every live row. A row leaves when it emits an end token,
+the batch; then one decode step runs for every live row. A row leaves when it emits an end token,
 reaches its `max_new_tokens`, its constraint stops, or its progress callback raises
 (the job was canceled or ran out of time); its slot is free for the next ticket at
 once. A request that fails in prefill fails alone: a failed group prefill is retried
