@@ -14,7 +14,7 @@ from PIL import Image
 from sqlalchemy.orm import Session, sessionmaker
 
 from shared.settings import Settings
-from tests.support.helpers import data_uri, image_bytes, job_count, queued_messages, submit
+from tests.support.helpers import assert_nothing_stored, data_uri, image_bytes, job_count, submit
 from web.app import create_app
 
 
@@ -125,8 +125,7 @@ def test_bad_submission_is_refused_and_changes_nothing(
     error = response.get_json()["error"]
     assert error["code"] == code
     assert len(error["message"]) > 10
-    assert job_count(sessions) == 0
-    assert queued_messages(broker) == 0
+    assert_nothing_stored(sessions, broker)
 
 
 def test_oversized_image_gets_413(settings: Settings, sessions: sessionmaker[Session], broker: redis.Redis) -> None:
@@ -136,8 +135,7 @@ def test_oversized_image_gets_413(settings: Settings, sessions: sessionmaker[Ses
     response = submit(app.test_client(), big, task="describe")
     assert response.status_code == 413
     assert response.get_json()["error"]["code"] == "image_too_large"
-    assert job_count(sessions) == 0
-    assert queued_messages(broker) == 0
+    assert_nothing_stored(sessions, broker)
     app.extensions["vlmq"].engine.dispose()
 
 

@@ -16,7 +16,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from shared.models import Job, StoredImage
 from shared.settings import Settings
-from tests.support.helpers import image_bytes, job_count, queued_messages
+from tests.support.helpers import assert_nothing_stored, image_bytes, job_count, queued_messages
 from web.app import create_app
 
 PHOTO = image_bytes(size=(80, 60), color="orange")
@@ -127,8 +127,7 @@ def test_failed_downloads_are_refused_and_change_nothing(
     error = response.get_json()["error"]
     assert error["code"] == code
     assert detail in error["message"]
-    assert job_count(sessions) == 0
-    assert queued_messages(broker) == 0
+    assert_nothing_stored(sessions, broker)
 
 
 @pytest.mark.parametrize(

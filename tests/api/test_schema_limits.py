@@ -12,7 +12,7 @@ from jsonschema import ValidationError
 from sqlalchemy.orm import Session, sessionmaker
 
 from shared.schema_limits import MAX_SCHEMA_DEPTH, validate_output
-from tests.support.helpers import image_bytes, job_count, queued_messages, submit
+from tests.support.helpers import assert_nothing_stored, image_bytes, submit
 
 
 def with_pattern(pattern: str) -> dict[str, Any]:
@@ -52,7 +52,7 @@ def test_costly_schemas_are_refused_at_submit(
     error = response.get_json()["error"]
     assert error["code"] == "invalid_request"
     assert detail in error["message"]
-    assert (job_count(sessions), queued_messages(broker)) == (0, 0)
+    assert_nothing_stored(sessions, broker)
 
 
 @pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)

@@ -16,7 +16,7 @@ import redis
 from flask.testing import FlaskClient
 from sqlalchemy.orm import Session, sessionmaker
 
-from tests.support.helpers import data_uri, image_bytes, job_count, queued_messages, submit
+from tests.support.helpers import assert_nothing_stored, data_uri, image_bytes, submit
 
 IMAGE = data_uri(image_bytes())
 
@@ -111,4 +111,4 @@ def test_unstorable_input_is_a_400_that_changes_nothing(
     error = response.get_json()["error"]
     assert error["code"] == code
     assert detail in error["message"]
-    assert (job_count(sessions), queued_messages(broker)) == (0, 0)
+    assert_nothing_stored(sessions, broker)

@@ -16,7 +16,7 @@ from PIL import Image
 from sqlalchemy.orm import Session, sessionmaker
 
 from shared.settings import Settings
-from tests.support.helpers import job_count, queued_messages
+from tests.support.helpers import assert_nothing_stored
 from web.app import create_app
 
 pytestmark = pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
@@ -106,5 +106,5 @@ def test_downloads_past_the_batch_byte_limit_are_refused(
     error = response.get_json()["error"]
     assert error["code"] == "batch_too_large"
     assert error["message"].startswith("items.") and "VLMQ_MAX_BATCH_BYTES" in error["message"]
-    assert (job_count(sessions), queued_messages(broker)) == (0, 0)
+    assert_nothing_stored(sessions, broker)
     app.extensions["vlmq"].engine.dispose()

@@ -12,7 +12,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from shared.models import Job
 from shared.settings import Settings
-from tests.support.helpers import data_uri, job_count, queued_messages
+from tests.support.helpers import assert_nothing_stored, data_uri
 from tests.support.services import serving
 from web.app import create_app
 
@@ -129,8 +129,7 @@ def test_bad_requests_are_refused_and_change_nothing(
     with pytest.raises(openai.BadRequestError) as refused:
         openai_client.chat.completions.create(**request)
     assert message in refused.value.body["message"]
-    assert job_count(sessions) == 0
-    assert queued_messages(broker) == 0
+    assert_nothing_stored(sessions, broker)
 
 
 @pytest.fixture

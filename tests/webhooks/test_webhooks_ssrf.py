@@ -16,7 +16,7 @@ from shared.celery_app import WEBHOOK_QUEUE
 from shared.models import Job
 from shared.settings import Settings
 from shared.ssrf import AllowList, UnsafeUrl, blocked_reason, check_webhook_url
-from tests.support.helpers import data_uri, job_count, queued_messages, submit
+from tests.support.helpers import assert_nothing_stored, data_uri, submit
 
 FAKE_DNS = {
     "shop.example": ["93.184.216.34"],
@@ -140,8 +140,7 @@ def test_submit_rejects_bad_webhooks_and_stores_nothing(
     error = response.get_json()["error"]
     assert error["code"] == code
     assert message in error["message"]
-    assert job_count(sessions) == 0
-    assert queued_messages(broker) == 0
+    assert_nothing_stored(sessions, broker)
     assert broker.llen(WEBHOOK_QUEUE) == 0
 
 
