@@ -24,7 +24,7 @@ if TYPE_CHECKING:
 BULK_TOKENS_PER_PACED_STEP = 16
 # The most credit that may build up: about one standard photo's prompt joining at once.
 PACED_BURST_TOKENS = 2048
-# A prefill of one photo ran at 8,100 prompt tokens/s on the H100, of seven at 14,000
+# A prefill of one photo ran at 8,000 prompt tokens/s on the H100, of seven at 14,300
 # (bench/results/gpu_prefill_profile_h100_nf4.json). A group is as many standard prompts as
 # fill the prefill budget, held to an eighth of the slots (the most left idle while it
 # gathers); a bulk ticket waits at most this many decode steps for its group.
