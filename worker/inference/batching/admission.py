@@ -35,9 +35,9 @@ GATHER_SLOT_SHARE = 8
 class Admission:
     """The waiting tickets, two queues, and the rule for taking them into free slots."""
 
-    def __init__(self, prefill_tokens: int, slots: int) -> None:
+    def __init__(self, prefill_tokens: int, slot_count: int) -> None:
         self.prefill_tokens = prefill_tokens
-        self.slots = slots
+        self.slot_count = slot_count
         self._interactive: deque[Ticket] = deque()
         self._bulk: deque[Ticket] = deque()
         self._bulk_credit = 0
@@ -98,7 +98,7 @@ class Admission:
         """
         if not self._bulk or not decoding:
             return True
-        group = min(self.prefill_tokens // self._bulk[0].prompt_tokens, self.slots // GATHER_SLOT_SHARE)
+        group = min(self.prefill_tokens // self._bulk[0].prompt_tokens, self.slot_count // GATHER_SLOT_SHARE)
         waiting = len(self._bulk)
         waited = step - self._bulk[0].queued_at_step
         return waiting >= max(1, group) or waiting >= free or waited >= GATHER_STEPS
