@@ -18,7 +18,7 @@ import redis
 
 from shared.cancel_channel import CHANNEL, IDS_PER_MESSAGE, publish_canceled
 from tests.support.services import RedisServer, redis_server
-from worker.cancel_listener import RunningJobs, start_cancel_listener
+from worker.cancel_listener import REMEMBER_S, RunningJobs, start_cancel_listener
 from worker.heartbeat import JobCanceled
 from worker.inference.engine_contract import StopSignal
 
@@ -145,3 +145,28 @@ def test_stopping_the_listener_ends_its_thread_promptly(client: redis.Redis) -> 
     _wait_until(lambda: _subscribers(client) == 1, 10, "the listener to subscribe")
     stop.set()
     _wait_until(lambda: _subscribers(client) == 0, 3, "the listener to leave")
+
+
+def test_a_job_that_registers_just_after_its_cancel_was_pushed_stops_at_once(
+    client: redis.Redis, running: RunningJobs
+) -> None:
+    """Claimed, canceled and pushed before the runner reached `engine.run`: no wait for the heartbeat."""
+    elsewhere = StopSignal()
+    with running.registered("job_elsewhere", elsewhere):
+        publish_canceled(client, ["job_late"])
+        publish_canceled(client, ["job_elsewhere"])
+        assert _heard(elsewhere).wait(PUSH_WITHIN_S)  # in order: the first message was read too
+    late = StopSignal()
+    with running.registered("job_late", late):
+        assert isinstance(late.reason, JobCanceled)
+
+
+def test_cancels_heard_for_other_workers_are_forgotten_after_a_while() -> None:
+    clock = [1000.0]
+    running = RunningJobs(clock=lambda: clock[0])
+    running.cancel(["job_old"])
+    clock[0] += REMEMBER_S + 1
+    running.cancel(["job_new"])  # hearing another cancel forgets the old one
+    old, new = StopSignal(), StopSignal()
+    with running.registered("job_old", old), running.registered("job_new", new):
+        assert old.reason is None and isinstance(new.reason, JobCanceled)
