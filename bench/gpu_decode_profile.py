@@ -1,7 +1,8 @@
 """Where a decode step's GPU time goes on the full-size GLM-4.6V-Flash architecture (random weights).
 
 Builds the batching loop at the catalogue setting (128 slots x 2,048 positions, nf4), times the
-captured step at several batch sizes and windows, and runs one step eagerly under torch.profiler
+captured step at several batch sizes and windows (`--quantization bf16` for the other format),
+and runs one step eagerly under torch.profiler
 (the same kernels the graph replays) to sum its GPU time by kind: bitsandbytes' dequantization,
 the dense products, attention, and the rest.
 
@@ -22,8 +23,9 @@ from gpu_prefill_profile import timed  # sibling script in bench/
 
 from shared.settings import Settings
 from worker.inference.batched import build_batched_engine
-from worker.inference.batching.step_runner import CapturedSteps
+from worker.inference.batching.step_runner import CapturedSteps, covering
 from worker.inference.engine import HFEngine
+from worker.inference.families.glm4v_batch import BATCH_SUPPORT
 from worker.inference.loader import load_engine
 from worker.inference.placeholder.checkpoint import build_checkpoint
 
@@ -78,6 +80,7 @@ def main() -> None:
     parser.add_argument("--slots", type=int, default=128)
     parser.add_argument("--seq-tokens", type=int, default=2048)
     parser.add_argument("--top", type=int, default=12)
+    parser.add_argument("--quantization", default="nf4")
     args = parser.parse_args()
     out = Path(os.environ["OUT"]) if os.environ.get("OUT") else None
     rec = Recorder(out)
@@ -85,18 +88,19 @@ def main() -> None:
     root = Path(tempfile.gettempdir(), "glm46v-flash-random")
     build_checkpoint(root, "glm4v", full_size=True, device="cuda")
     settings = Settings(
-        model=str(root), quantization="nf4", device="cuda", data_dir=Path(tempfile.mkdtemp()),
+        model=str(root), quantization=args.quantization, device="cuda", data_dir=Path(tempfile.mkdtemp()),
         gpu_engine="sequential", gpu_max_batch=args.slots, gpu_max_seq_tokens=args.seq_tokens,
     )  # fmt: skip
     base = load_engine(settings)
     assert isinstance(base, HFEngine)
-    engine = build_batched_engine(base, settings)
-    steps = engine.scheduler.steps
+    engine = build_batched_engine(base, BATCH_SUPPORT, settings)
+    steps = engine.scheduler.runner.steps
     assert isinstance(steps, CapturedSteps)
     rec.put("device", torch.cuda.get_device_name())
+    rec.put("quantization", base.quantization)
     replay = {}
     for batch in sorted({1, 16, 64, steps.batches[-1]}):
-        for window in (steps.windows[0], steps.windows[-1]):
+        for window in sorted({steps.windows[0], covering(steps.windows, 1280), steps.windows[-1]}):
             graph, _ = steps.graphs[batch, window]
             replay[f"{batch}x{window}"] = round(1000 * timed(graph.replay, runs=20), 2)
     rec.put("captured_step_ms", replay)
