@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 import os
 import tempfile
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +26,7 @@ from shared.settings import Settings
 from worker.inference.batched import build_batched_engine
 from worker.inference.batching.step_runner import CapturedSteps, covering
 from worker.inference.engine import HFEngine
+from worker.inference.engine_contract import GenerationParams
 from worker.inference.families.glm4v_batch import BATCH_SUPPORT
 from worker.inference.loader import load_engine
 from worker.inference.placeholder.checkpoint import build_checkpoint
@@ -75,6 +77,29 @@ def profile_step(steps: CapturedSteps, batch: int, window: int, top: int) -> dic
     }
 
 
+def sampler_ms(engine: Any, settings: Settings) -> dict[str, float]:
+    """Milliseconds to pick one token for every slot: greedy, and with the default sampling settings."""
+    runner = engine.scheduler.runner
+    slots = runner.slots.slots
+    vocab = runner.sampler.seen.shape[1]
+    logits = torch.randn(slots, vocab, device="cuda", dtype=torch.bfloat16)
+    device_slots = torch.arange(slots, device="cuda")
+    prompt = torch.arange(1000, device="cuda")
+    timings = {}
+    for label, temperature, penalty in (
+        ("greedy", 0.0, 1.0),
+        ("default_sampling", settings.temperature, settings.repetition_penalty),
+    ):
+        params = GenerationParams(128, temperature, settings.top_p, penalty)
+        for slot in range(slots):
+            runner.sampler.join(slot, params, prompt)
+        pick = partial(runner.sampler.pick, logits, device_slots, list(range(slots)))
+        timings[label] = round(1000 * timed(lambda pick=pick: pick().tolist(), runs=10), 2)
+    for slot in range(slots):
+        runner.sampler.leave(slot)
+    return timings
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--slots", type=int, default=128)
@@ -104,6 +129,7 @@ def main() -> None:
             graph, _ = steps.graphs[batch, window]
             replay[f"{batch}x{window}"] = round(1000 * timed(graph.replay, runs=20), 2)
     rec.put("captured_step_ms", replay)
+    rec.put("sampler_ms", sampler_ms(engine, settings))
     rec.put("eager_step_profile", profile_step(steps, steps.batches[-1], steps.windows[-1], args.top))
     engine.scheduler.close()
 
