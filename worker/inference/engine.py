@@ -97,8 +97,11 @@ class HFEngine:
         image_max_side: int,
         redact_pii: bool,
         strips_reasoning: bool,
+        quantization: str,
     ) -> None:
         self.model = model
+        self.quantization = quantization
+        """The weights' format actually loaded (what `auto` resolved to)."""
         self.inputs = inputs
         self.prompts = prompts
         self.model_name = model_name

@@ -2,7 +2,7 @@
 
 A family is everything about a kind of checkpoint that the rest of the engine must not
 know: how to recognise it from `config.json`, which transformers class loads it, how a
-prompt and an image become `generate()` inputs, whether the batching loop can run it,
+prompt and an image become `generate()` inputs, how the batching engine runs it (if it can),
 and what its raw answers need removed.
 """
 
@@ -15,6 +15,7 @@ from typing import Any, Literal, Protocol
 from PIL import Image
 
 from shared.settings import Settings
+from worker.inference.batching.kernels import BatchSupport
 from worker.inference.engine_contract import Turn
 
 AutoClass = Literal["AutoModelForImageTextToText", "AutoModelForCausalLM"]
@@ -45,7 +46,7 @@ class ModelFamily:
     """(checkpoint source, loaded config, settings) → the family's input builder."""
     needs_remote_code: bool = False
     """Refused unless `trust_remote_code` is set."""
-    batches: bool = False
-    """Whether the batching loop's decode step is written for it (others use one `generate()` per job)."""
+    batching: BatchSupport | None = None
+    """Its prefill and decode step for the batching engine (families without one use one `generate()` per job)."""
     strips_reasoning: bool = False
     """Whether answers may carry `<think>` blocks to remove (reasoning models answering with thinking off)."""
