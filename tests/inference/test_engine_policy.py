@@ -236,6 +236,11 @@ def test_auto_precision_takes_bf16_only_where_a_full_batch_fits_beside_it(
     assert choose_precision(room, GLM46V_PARAMETERS, per_slot, 64, 8192) == expected
 
 
+def test_auto_precision_for_a_family_without_batching_needs_room_for_one_request() -> None:
+    assert choose_precision(72 * GIB, GLM46V_PARAMETERS, 0, 1, 8192) == "bf16"
+    assert choose_precision(20 * GIB, GLM46V_PARAMETERS, 0, 1, 8192) == "nf4"
+
+
 def test_usable_memory_counts_what_others_hold_against_the_cap() -> None:
     assert usable_memory(total=80 * GIB, free=80 * GIB, cap_gib=None) == pytest.approx(72 * GIB)
     assert usable_memory(total=80 * GIB, free=70 * GIB, cap_gib=20) == 10 * GIB

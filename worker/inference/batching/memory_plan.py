@@ -66,10 +66,12 @@ def choose_precision(
     """bf16 when its weights (2 bytes a parameter) leave `room` for a full batch, else nf4.
 
     `room` is the memory the worker may use before anything is loaded; `per_slot_bf16` a
-    slot's cost with a bf16 cache (nf4 caches in bf16 too).
+    slot's cost with a bf16 cache (nf4 caches in bf16 too), 0 for a family that does not batch.
     """
-    wanted = min(max_slots, BF16_MIN_SLOTS)
     left = room - parameters * BF16_BYTES_PER_PARAMETER
+    if per_slot_bf16 <= 0:  # a family without batching: one request at a time, one prefill's room
+        return "bf16" if left >= PREFILL_RESERVE_BYTES + prefill_tokens * PREFILL_BYTES_PER_TOKEN else "nf4"
+    wanted = min(max_slots, BF16_MIN_SLOTS)
     slots, _ = fit_to_memory(left, per_slot_bf16, wanted, prefill_tokens)
     return "bf16" if slots >= wanted else "nf4"
 
