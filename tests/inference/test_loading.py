@@ -79,6 +79,10 @@ def test_bad_prompt_override_is_refused_at_load(data_dir: Path) -> None:
         ({"model_type": "glm4v", "architectures": ["Glm4vForConditionalGeneration"]}, "glm4v"),
         ({"model_type": "glm46v"}, "glm4v"),
         ({"model_type": "chatglm", "architectures": ["ChatGLMModel"], "vision_config": {}}, "glm4v_9b"),
+        (
+            {"model_type": "chatglm", "architectures": ["Glm4v9bForConditionalGeneration"], "vision_config": {}},
+            "glm4v_9b",
+        ),
         ({"model_type": "qwen2_vl", "architectures": ["Qwen2VLForConditionalGeneration"]}, "image_text"),
     ],
 )

@@ -12,8 +12,9 @@ from typing import Any
 from worker.inference.families import glm4v, glm4v_9b, image_text
 from worker.inference.families.base import ModelFamily
 
-FAMILIES: tuple[ModelFamily, ...] = (glm4v.FAMILY, glm4v_9b.FAMILY, image_text.FAMILY)
-"""Tried in order on a checkpoint's config; the last row matches anything."""
+FAMILIES: tuple[ModelFamily, ...] = (glm4v_9b.FAMILY, glm4v.FAMILY, image_text.FAMILY)
+"""Tried in order on a checkpoint's config; the last row matches anything. GLM-4V-9B (`model_type` chatglm)
+comes first: a checkpoint saved by its native class names an architecture starting with `Glm4v`."""
 
 
 def family_for(config: dict[str, Any], requested: str = "auto") -> ModelFamily:

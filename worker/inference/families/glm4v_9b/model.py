@@ -23,6 +23,8 @@ from worker.inference.families.glm4v_9b.text import Embedding, Encoder, GLMBlock
 from worker.inference.families.glm4v_9b.vision import EVA2CLIPModel, VisionLayer
 
 ROTARY_BASE = 10000.0
+CACHE_FIELD = "cache" if "cache" in CausalLMOutputWithPast.__dataclass_fields__ else "past_key_values"
+"""transformers 5.23 hands the KV cache to and from the model as `past_key_values`, later 5.x as `cache`."""
 
 
 class ChatGLMTransformer(nn.Module):
@@ -104,16 +106,19 @@ class Glm4v9bForConditionalGeneration(PreTrainedModel, GenerationMixin):
         cache: Cache | None = None,
         use_cache: bool | None = None,
         logits_to_keep: int = 0,
+        past_key_values: Cache | None = None,
         **kwargs: Any,
     ) -> CausalLMOutputWithPast:
         """Logits for `input_ids` (plus the image where `pixel_values` is given).
 
+        `cache` (`past_key_values` on transformers 5.23) is a transformers `Cache`.
         `position_ids` are in prompt-id space (0..L-1 for a fresh prompt, L, L+1, ... after);
         without them, a forward from an empty cache numbers the ids 0..L-1. Padded batches
         are not supported: `attention_mask` may only be all ones (`generate()` then drops it).
         """
         if attention_mask is not None and not bool(attention_mask.all()):
             raise ValueError("GLM-4V-9B here runs unpadded rows only (attention_mask must be all ones)")
+        cache = cache if cache is not None else past_key_values
         past_length = cache.get_seq_length() if cache is not None else 0
         if position_ids is None:
             if past_length:
@@ -129,7 +134,7 @@ class Glm4v9bForConditionalGeneration(PreTrainedModel, GenerationMixin):
         hidden = self.transformer.encoder(hidden, cos, sin, cache, mask)
         if logits_to_keep:
             hidden = hidden[:, -logits_to_keep:]
-        return CausalLMOutputWithPast(logits=self.transformer.output_layer(hidden), cache=cache)
+        return CausalLMOutputWithPast(logits=self.transformer.output_layer(hidden), **{CACHE_FIELD: cache})
 
 
 __all__ = ["Glm4v9bForConditionalGeneration", "VisionLayer"]
