@@ -2,13 +2,15 @@
 
 fp32 runs on the reference checkpoint itself; nf4 (bitsandbytes' CPU kernels need
 input widths that are multiples of 64, which the reference's toy sizes are not) runs
-on a random checkpoint of the same layout built from its config with such widths.
+on a random checkpoint of the same layout built from its config with such widths,
+saved in shards with an index as the real checkpoint is.
 """
 
 from __future__ import annotations
 
 import json
 import shutil
+from pathlib import Path
 
 import bitsandbytes as bnb
 import jsonschema
@@ -50,7 +52,8 @@ def nf4_engine(tmp_path_factory: pytest.TempPathFactory) -> HFEngine:
         setattr(config, key, value)
     config.vision_config = {**config.vision_config, **BNB_VISION_WIDTHS}
     torch.manual_seed(0)
-    Glm4v9bForConditionalGeneration(config).to(torch.bfloat16).save_pretrained(folder)
+    # Sharded with an index, as the real checkpoint is.
+    Glm4v9bForConditionalGeneration(config).to(torch.bfloat16).save_pretrained(folder, max_shard_size="20MB")
     for name in ("tokenizer.model", "tokenizer_config.json"):
         shutil.copy(reference_dir() / name, folder / name)
     settings = Settings(model=str(folder), data_dir=folder / "data", quantization="nf4", device="cpu")
@@ -128,6 +131,7 @@ def test_attributes_are_schema_valid_json(engine: HFEngine) -> None:
 
 
 def test_nf4_quantizes_text_and_vision_linears_but_not_head_convs_or_norms(nf4_engine: HFEngine) -> None:
+    assert len(list(Path(nf4_engine.model_name).glob("model-*-of-*.safetensors"))) > 1
     model = nf4_engine.model
     four_bit = {name for name, module in model.named_modules() if isinstance(module, bnb.nn.Linear4bit)}
     assert "transformer.encoder.layers.0.self_attention.query_key_value" in four_bit
