@@ -19,8 +19,8 @@ from transformers.modeling_outputs import CausalLMOutputWithPast
 
 from worker.inference.families.glm4v_9b.config import Glm4v9bConfig
 from worker.inference.families.glm4v_9b.image_splice import splice_image
-from worker.inference.families.glm4v_9b.text import Embedding, Encoder, GLMBlock, rotary_cos_sin
-from worker.inference.families.glm4v_9b.vision import EVA2CLIPModel, VisionLayer
+from worker.inference.families.glm4v_9b.text import Embedding, Encoder, RMSNorm, rotary_cos_sin
+from worker.inference.families.glm4v_9b.vision import EVA2CLIPModel
 
 ROTARY_BASE = 10000.0
 CACHE_FIELD = "cache" if "cache" in CausalLMOutputWithPast.__dataclass_fields__ else "past_key_values"
@@ -74,9 +74,8 @@ class Glm4v9bForConditionalGeneration(PreTrainedModel, GenerationMixin):
         elif isinstance(module, nn.LayerNorm):
             nn.init.ones_(module.weight)
             nn.init.zeros_(module.bias)
-        elif isinstance(module, GLMBlock):
-            nn.init.ones_(module.input_layernorm.weight)
-            nn.init.ones_(module.post_attention_layernorm.weight)
+        elif isinstance(module, RMSNorm):
+            nn.init.ones_(module.weight)
         elif isinstance(module, EVA2CLIPModel):
             for parameter in (module.boi, module.eoi, module.patch_embedding.cls_embedding):
                 nn.init.normal_(parameter, std=0.02)
@@ -135,6 +134,3 @@ class Glm4v9bForConditionalGeneration(PreTrainedModel, GenerationMixin):
         if logits_to_keep:
             hidden = hidden[:, -logits_to_keep:]
         return CausalLMOutputWithPast(logits=self.transformer.output_layer(hidden), **{CACHE_FIELD: cache})
-
-
-__all__ = ["Glm4v9bForConditionalGeneration", "VisionLayer"]
