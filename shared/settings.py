@@ -28,7 +28,7 @@ from shared.product_schema import DEFAULT_ATTRIBUTES_BUDGET, DEFAULT_PRODUCT_SCH
 from shared.request_rules import MAX_NEW_TOKENS
 from shared.schema_plan import compile_schema
 
-Quantization = Literal["nf4", "int8", "bf16", "fp32"]
+Quantization = Literal["auto", "nf4", "int8", "bf16", "fp32"]
 ModelFamily = Literal["auto", "glm4v_9b", "glm4v", "image_text"]
 
 
@@ -96,7 +96,7 @@ class Settings(BaseSettings):
     # Inference.
     model: str | None = None
     model_family: ModelFamily = "auto"
-    quantization: Quantization = "nf4"
+    quantization: Quantization = "auto"
     device: Literal["auto", "cpu", "cuda"] = "auto"
     trust_remote_code: bool = False
     max_new_tokens: int = Field(256, ge=1, le=MAX_NEW_TOKENS)

@@ -10,7 +10,6 @@ import pytest
 from PIL import Image
 
 from shared.product_schema import DEFAULT_PRODUCT_SCHEMA
-from worker.inference.batched import MIN_PREFILL_TOKENS, SMALL_CARD_SLOTS, fit_to_memory
 from worker.inference.constrained import unpack_bitmask
 from worker.inference.engine import clean_output, strip_think, strip_tokens
 from worker.inference.engine_contract import GenerationParams, InferenceError, InferenceRequest, Turn
@@ -169,11 +168,3 @@ def test_bitmask_unpacking_matches_bit_order() -> None:
     mask = torch.tensor([[0b101, -(2**31) | 1]], dtype=torch.int32)
     allowed = unpack_bitmask(mask, 40)[0].nonzero().flatten().tolist()
     assert allowed == [0, 2, 32]
-
-
-def test_batch_sizing_shrinks_the_prefill_budget_before_the_batch() -> None:
-    gib, slot = 2**30, 120 * 2**20  # a 3,072-position GLM-4.6V slot is about 120 MiB
-    assert fit_to_memory(60 * gib, slot, 64, 8192) == (64, 8192)  # a large card: the cap, the full budget
-    slots, prefill = fit_to_memory(1.8 * gib, slot, 64, 8192)  # ~10 GiB cap, ~8 GiB of weights in use
-    assert prefill == MIN_PREFILL_TOKENS and 1 <= slots < SMALL_CARD_SLOTS
-    assert fit_to_memory(0.4 * gib, slot, 64, 8192)[0] < 1  # no room: the caller refuses to start

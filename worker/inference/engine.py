@@ -34,6 +34,7 @@ from worker.inference.engine_contract import (
     InferenceRequest,
     InferenceResult,
     ProgressCallback,
+    StopSignal,
     TextCallback,
     Turn,
 )
@@ -71,6 +72,18 @@ def clean_output(text: str, special_tokens: Iterable[str]) -> str:
     return _CONTROL.sub("", strip_tokens(text, special_tokens)).strip()
 
 
+def stopping(progress: ProgressCallback | None, stop: StopSignal) -> ProgressCallback:
+    """A progress callback that first raises the stop signal's reason, if it is set."""
+
+    def report(tokens: int, total: int) -> None:
+        if stop.reason is not None:
+            raise stop.reason
+        if progress is not None:
+            progress(tokens, total)
+
+    return report
+
+
 @dataclass
 class Prepared:
     """A request ready for generation: processor outputs (CPU tensors) and its constraint."""
@@ -96,8 +109,11 @@ class HFEngine:
         image_max_side: int,
         redact_pii: bool,
         strips_reasoning: bool,
+        quantization: str,
     ) -> None:
         self.model = model
+        self.quantization = quantization
+        """The weights' format actually loaded (what `auto` resolved to)."""
         self.inputs = inputs
         self.prompts = prompts
         self.model_name = model_name
@@ -182,9 +198,15 @@ class HFEngine:
         )
 
     def run(
-        self, request: InferenceRequest, progress: ProgressCallback | None = None, on_text: TextCallback | None = None
+        self,
+        request: InferenceRequest,
+        progress: ProgressCallback | None = None,
+        on_text: TextCallback | None = None,
+        stop: StopSignal | None = None,
     ) -> InferenceResult:
         """Answer one request with one `generate()` call (families without a batching loop)."""
+        if stop is not None:
+            progress = stopping(progress, stop)
         prepared = self.prepare(request)
         batch = self._place(prepared.inputs)
         processors = [SchemaMask(prepared.matcher, self.constraints().vocab_size)] if prepared.matcher else []

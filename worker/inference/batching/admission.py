@@ -11,11 +11,11 @@ locked here: the scheduler calls every method under its own lock.
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from worker.inference.batching.scheduler import Ticket
+    from worker.inference.batching.rows import Ticket
 
 # Prompt tokens of bulk work that may join per step while an interactive row decodes. At 128
 # credit a chat answer of 128 tokens took 7.1 s under a 500-job backlog on the H100, its steps
@@ -56,6 +56,16 @@ class Admission:
         self._interactive.clear()
         self._bulk.clear()
         return waiting
+
+    def remove(self, leaving: Callable[[Ticket], bool]) -> list[Ticket]:
+        """Take the waiting tickets `leaving` accepts out of the queues (canceled before they started)."""
+        removed = [ticket for queue in (self._interactive, self._bulk) for ticket in queue if leaving(ticket)]
+        if removed:
+            for queue in (self._interactive, self._bulk):
+                kept = [ticket for ticket in queue if not leaving(ticket)]
+                queue.clear()
+                queue.extend(kept)
+        return removed
 
     def take(self, running: Iterable[Ticket], free: int, step: int) -> list[Ticket]:
         """Tickets for up to `free` slots, interactive first, within the prefill token budget.

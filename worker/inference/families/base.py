@@ -2,8 +2,8 @@
 
 A family is everything about a kind of checkpoint that the rest of the engine must not
 know: how to recognise it from `config.json`, which transformers class loads it (an auto
-class, or the family's own model class), which modules stay unquantized, how a
-prompt and an image become `generate()` inputs, whether the batching loop can run it,
+class, or the family's own model class), which modules stay unquantized, how a prompt
+and an image become `generate()` inputs, how the batching engine runs it (if it can),
 and what its raw answers need removed.
 """
 
@@ -16,6 +16,7 @@ from typing import Any, Literal, Protocol
 from PIL import Image
 
 from shared.settings import Settings
+from worker.inference.batching.kernels import BatchSupport
 from worker.inference.engine_contract import Turn
 from worker.inference.model_parts import keep_unquantized
 
@@ -50,8 +51,8 @@ class ModelFamily:
     `config_class` reads `config.json`, so no remote code and no auto mapping is involved."""
     unquantized: Callable[[Any], list[str]] = keep_unquantized
     """(model on the meta device) → the module paths bitsandbytes must leave in 16 bit."""
-    batches: bool = False
-    """Whether the batching loop's decode step is written for it (others use one `generate()` per job)."""
+    batching: BatchSupport | None = None
+    """Its prefill and decode step for the batching engine (families without one use one `generate()` per job)."""
     strips_reasoning: bool = False
     """Whether answers may carry `<think>` blocks to remove (reasoning models answering with thinking off)."""
 
