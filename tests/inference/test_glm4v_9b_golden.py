@@ -16,6 +16,7 @@ import torch
 from safetensors.torch import load_file
 
 from tests.support.glm4v_9b_reference import CASES, IMAGES, case, case_image, case_messages, reference_dir
+from worker.inference.families.glm4v_9b.config import Glm4v9bConfig
 from worker.inference.families.glm4v_9b.inputs import image_pixels, prompt_ids
 from worker.inference.families.glm4v_9b.model import Glm4v9bForConditionalGeneration
 from worker.inference.families.glm4v_9b.tokenizer import load_tokenizer
@@ -131,3 +132,19 @@ def test_greedy_continuation_equals_the_original(
     with torch.inference_mode():
         output = model.generate(**inputs, max_new_tokens=24, do_sample=False)
     assert output[0, len(golden_case["input_ids"]) :].tolist() == golden_case["greedy"]["new_token_ids"]
+
+
+@pytest.mark.parametrize(
+    ("key", "value"), [("rmsnorm", False), ("original_rope", False), ("apply_residual_connection_post_layernorm", True)]
+)
+def test_a_layout_this_code_does_not_compute_is_refused(reference: Path, key: str, value: bool) -> None:
+    config = Glm4v9bConfig.from_pretrained(reference)
+    setattr(config, key, value)
+    with pytest.raises(ValueError, match=key):
+        Glm4v9bForConditionalGeneration(config)
+
+
+def test_a_prompt_without_its_image_mark_is_refused(model: Glm4v9bForConditionalGeneration) -> None:
+    golden_case = case("text_only")
+    with pytest.raises(ValueError, match="boi"):
+        model(torch.tensor([golden_case["input_ids"]]), pixel_values=torch.zeros(1, 3, 112, 112), use_cache=False)
