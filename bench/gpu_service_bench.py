@@ -175,7 +175,8 @@ def cancel_running(client: Client, worker_log: Path, new_tokens: int, timeout_s:
     while client.get_job(job["id"])["status"] != "running" and time.monotonic() < deadline:
         time.sleep(0.02)
     time.sleep(0.5)  # generating, not only claimed
-    client.cancel(job["id"])
+    if (status := client.cancel(job["id"])) != 200:
+        return {"job_id": job["id"], "freed_s": None, "cancel_status": status}  # it ended first (tiny model)
     sent = datetime.now()
     marker = f"job {job['id']} was canceled while running"
     while time.monotonic() < deadline:

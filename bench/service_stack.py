@@ -184,10 +184,9 @@ class Client:
             raise RuntimeError(f"submit answered {response.status_code}: {response.text[:300]}")
         return response.json()
 
-    def cancel(self, job_id: str) -> dict[str, Any]:
-        response = self._session().post(f"{self.url}/v1/jobs/{job_id}/cancel", timeout=30)
-        response.raise_for_status()
-        return response.json()
+    def cancel(self, job_id: str) -> int:
+        """Cancel a job; the answer's status (409: it had already ended)."""
+        return self._session().post(f"{self.url}/v1/jobs/{job_id}/cancel", timeout=30).status_code
 
     def run_job(self, fields: dict[str, Any], with_image: bool = True, poll_s: float = 0.05) -> dict[str, Any]:
         """Submit one job and poll it until it ends."""

@@ -122,7 +122,7 @@ def fail(
 
 
 def cancel(session: Session, job_id: str, now: datetime) -> bool:
-    """queued or running → canceled; a running worker notices at its next heartbeat."""
+    """queued or running → canceled; after commit, callers push it to the running worker (`shared.cancel_channel`)."""
     moved = _move(
         session,
         job_id,

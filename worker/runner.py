@@ -97,7 +97,8 @@ def _execute(ctx: WorkerContext, job_id: str, timing: _JobTiming) -> str:
             # A caller waits on interactive jobs (chat): new text goes out as it is generated.
             streamed = request.interactive
             on_text = partial(publish_delta, ctx.redis, job_id) if streamed else None
-            result = ctx.engine.run(request, progress=heartbeat.progress, on_text=on_text)
+            with ctx.running.registered(job_id, heartbeat.stop):  # a pushed cancel stops it at once
+                result = ctx.engine.run(request, progress=heartbeat.progress, on_text=on_text, stop=heartbeat.stop)
     except JobCanceled:
         log.info("job %s was canceled while running", job_id)
         return "canceled"

@@ -6,6 +6,7 @@ from flask import Blueprint, Response, jsonify, request
 from sqlalchemy import select
 
 from shared.audit import AuditAction
+from shared.cancel_channel import publish_canceled
 from shared.clock import utcnow
 from shared.job_enqueue import enqueue_job
 from shared.job_view import job_to_dict, job_view, render
@@ -121,6 +122,7 @@ def cancel_job(job_id: str) -> tuple[Response, int, dict[str, str]]:
                 409,
             )
         record_request_action(session, AuditAction.JOB_CANCELED, job_id)
+    publish_canceled(state.redis, [job_id])
     enqueue_job_deliveries(state.celery, state.sessions, job_id)
     with state.sessions() as session:
         return _job_response(session.get(Job, job_id), 200)

@@ -72,18 +72,6 @@ def clean_output(text: str, special_tokens: Iterable[str]) -> str:
     return _CONTROL.sub("", strip_tokens(text, special_tokens)).strip()
 
 
-def stopping(progress: ProgressCallback | None, stop: StopSignal) -> ProgressCallback:
-    """A progress callback that first raises the stop signal's reason, if it is set."""
-
-    def report(tokens: int, total: int) -> None:
-        if stop.reason is not None:
-            raise stop.reason
-        if progress is not None:
-            progress(tokens, total)
-
-    return report
-
-
 @dataclass
 class Prepared:
     """A request ready for generation: processor outputs (CPU tensors) and its constraint."""
@@ -205,14 +193,12 @@ class HFEngine:
         stop: StopSignal | None = None,
     ) -> InferenceResult:
         """Answer one request with one `generate()` call (families without a batching loop)."""
-        if stop is not None:
-            progress = stopping(progress, stop)
         prepared = self.prepare(request)
         batch = self._place(prepared.inputs)
         processors = [SchemaMask(prepared.matcher, self.constraints().vocab_size)] if prepared.matcher else []
         # JSON answers are re-serialised when finished, so their raw text is not streamed.
         deltas = TextDeltas(self.visible_text) if on_text is not None and prepared.schema is None else None
-        sequence = generate(self.model, batch, request.generation, processors, progress, deltas, on_text)
+        sequence = generate(self.model, batch, request.generation, processors, progress, deltas, on_text, stop)
         prompt_tokens = batch["input_ids"].shape[1]
         new_ids = sequence[0, prompt_tokens:].tolist()
         return self.finish(prepared, new_ids, self.finish_reason(new_ids, request.generation), prompt_tokens)
