@@ -29,7 +29,7 @@ from shared.request_rules import MAX_NEW_TOKENS
 from shared.schema_plan import compile_schema
 
 Quantization = Literal["auto", "nf4", "int8", "bf16", "fp32"]
-ModelFamily = Literal["auto", "glm4v", "glm4v_legacy", "image_text"]
+ModelFamily = Literal["auto", "glm4v_9b", "glm4v", "image_text"]
 
 
 class Settings(BaseSettings):

@@ -27,9 +27,9 @@ from vlmq.processes import stop
 from vlmq.redis_server import free_port, redis_url, start_redis
 
 
-def missing(what: str) -> None:
-    """Skip, or fail on CI, because `what` is not installed."""
-    message = f"{what} is not installed (scripts/setup.sh installs it)"
+def missing(what: str, why: str = "is not installed (scripts/setup.sh installs it)") -> None:
+    """Skip, or fail on CI, because `what` is not there."""
+    message = f"{what} {why}"
     if os.environ.get("CI", "").lower() in ("1", "true", "yes"):
         pytest.fail(message)
     pytest.skip(message)

@@ -22,7 +22,9 @@ def _empty_model(model_cls: Any, config: Any, trust_remote_code: bool) -> Any:
     from accelerate import init_empty_weights
 
     with init_empty_weights():
-        return model_cls.from_config(config, trust_remote_code=trust_remote_code)
+        if hasattr(model_cls, "from_config"):  # an auto class
+            return model_cls.from_config(config, trust_remote_code=trust_remote_code)
+        return model_cls(config)
 
 
 def load_engine(settings: Settings, on_fatal: Callable[[BaseException], None] | None = None) -> Engine:
@@ -36,7 +38,6 @@ def load_engine(settings: Settings, on_fatal: Callable[[BaseException], None] | 
 
     from worker.inference.engine import HFEngine
     from worker.inference.families.registry import family_for
-    from worker.inference.model_parts import keep_unquantized
     from worker.inference.placeholder.checkpoint import build_tiny_checkpoint
     from worker.inference.quantization import auto_quantization, load_kwargs, resolve_device
 
@@ -45,13 +46,15 @@ def load_engine(settings: Settings, on_fatal: Callable[[BaseException], None] | 
     source = str(build_tiny_checkpoint(settings.tiny_model_dir)) if placeholder else str(settings.model)
     trust = settings.trust_remote_code
     family = family_for(PretrainedConfig.get_config_dict(source)[0], settings.model_family)
-    if family.needs_remote_code and not trust:
-        raise ValueError(f"the {family.name!r} family runs remote code: set trust_remote_code=true to load it")
     device = resolve_device(settings.device)
-    config = AutoConfig.from_pretrained(source, trust_remote_code=trust)
-    model_cls = getattr(transformers, family.auto_class)
+    if family.model_class is not None:  # a native implementation: its own config class, no auto mapping
+        model_cls = family.model_class()
+        config = model_cls.config_class.from_pretrained(source)
+    else:
+        model_cls = getattr(transformers, family.auto_class)
+        config = AutoConfig.from_pretrained(source, trust_remote_code=trust)
     empty = _empty_model(model_cls, config, trust)
-    skip = keep_unquantized(empty)
+    skip = family.unquantized(empty)
     quantization = settings.quantization
     if quantization == "auto":
         quantization = auto_quantization(settings, device, empty, family.batching)
