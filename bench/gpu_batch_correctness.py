@@ -75,7 +75,7 @@ def teacher_forced(base: HFEngine, engine: BatchedEngine, requests: int, steps: 
     with torch.inference_mode():
         joined = runner.kernels.prefill(staged, slots)
         batched = [torch.stack([row.logits for row in joined]).float()]
-        lengths = [row.length for row in joined]
+        lengths = [row.cached for row in joined]
         positions = [row.next_position for row in joined]
         for t in range(steps - 1):
             logits = runner.steps(teacher[:, t].tolist(), positions, lengths, max(lengths) + 1)[:requests]

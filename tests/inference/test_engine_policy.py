@@ -158,7 +158,8 @@ class SlotEcho:
         for item, slot in zip(inputs, slots, strict=True):
             logits = torch.zeros(VOCAB)
             logits[slot] = 1.0
-            out.append(Prefilled(logits, next_position=3, prompt_ids=item["input_ids"][0]))
+            ids = item["input_ids"][0]
+            out.append(Prefilled(logits, next_position=3, prompt_ids=ids, cached=len(ids)))
         return out
 
     def decode(self, tokens: Any, positions: Any, lengths: Any, batch: int, window: int) -> Any:

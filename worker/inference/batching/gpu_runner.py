@@ -57,7 +57,7 @@ class GpuRunner:
         rows = []
         for ticket, slot, done in zip(tickets, taken, prefilled, strict=True):
             self.sampler.join(slot, ticket.params, done.prompt_ids)
-            rows.append(Row(ticket, slot, length=done.length, position=done.next_position))
+            rows.append(Row(ticket, slot, length=done.cached, position=done.next_position))
         logits = torch.stack([done.logits for done in prefilled])
         firsts = self._pick(logits, torch.tensor(taken, device=logits.device), rows, by_slot=False)
         return list(zip(rows, firsts, strict=True))

@@ -31,11 +31,12 @@ class Prefilled:
 
     logits: Any
     next_position: int
+    """The rotary position of the first new token."""
     prompt_ids: Any
-
-    @property
-    def length(self) -> int:
-        return int(self.prompt_ids.shape[0])
+    """The prompt's token ids (1-D, on the device): what repetition penalty counts as seen."""
+    cached: int
+    """Cache positions the prompt fills: its token count, or more where images expand in the model
+    (GLM-4V-9B's tower puts 1,600 features where the prompt holds one placeholder)."""
 
 
 class BatchKernels(Protocol):

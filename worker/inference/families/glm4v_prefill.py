@@ -70,6 +70,7 @@ class GlmPackedPrefill:
                 logits=logits[index],
                 next_position=int(item["positions"].max()) + 1,
                 prompt_ids=ids[end - length : end],
+                cached=length,
             )
             for index, (item, end, length) in enumerate(zip(inputs, ends, lengths, strict=True))
         ]
