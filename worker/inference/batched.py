@@ -126,7 +126,8 @@ def build_batched_engine(
     slots = KVSlots(
         layout.layers, plan.slots, layout.kv_heads, layout.head_dim, plan.capacity, cache_dtype(model), model.device
     )
-    kernels = batching.kernels(model, slots, KernelContext(base.pixel_dtype, FusedOps.for_device(model.device)))
+    ops = FusedOps.for_device(model.device, cache_dtype(model))
+    kernels = batching.kernels(model, slots, KernelContext(base.pixel_dtype, ops))
     steps = EagerSteps(kernels.decode, slots)
     if model.device.type == "cuda":
         captured = CapturedSteps(kernels.decode, slots)

@@ -11,9 +11,12 @@ modules (RMSNorm in float32, cast back before the weight), so a batched row answ
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, TypeVar
+
+log = logging.getLogger(__name__)
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -53,10 +56,29 @@ class FusedOps:
     """Applied to a family's own elementwise functions (its rotary embedding) the same way."""
 
     @classmethod
-    def for_device(cls, device: Any) -> FusedOps:
-        """Compiled on CUDA (Triton kernels, captured with the step); eager elsewhere."""
-        compile_fn = _compile if getattr(device, "type", device) == "cuda" else _eager
-        return cls(compile_fn(rms_norm), compile_fn(add_rms_norm), compile_fn(silu_mul), compile_fn)
+    def for_device(cls, device: Any, dtype: Any) -> FusedOps:
+        """Compiled on CUDA (Triton kernels, captured with the step); eager elsewhere, or where
+        compiling fails on this machine (slower, the same arithmetic)."""
+        eager = cls(rms_norm, add_rms_norm, silu_mul, _eager)
+        if getattr(device, "type", device) != "cuda":
+            return eager
+        compiled = cls(_compile(rms_norm), _compile(add_rms_norm), _compile(silu_mul), _compile)
+        try:
+            compiled.try_once(device, dtype)
+        except Exception as exc:  # noqa: BLE001 - Inductor or Triton failing here is any error; eager still works
+            log.warning("the fused ops could not be compiled, running them eagerly: %s", exc)
+            return eager
+        return compiled
+
+    def try_once(self, device: Any, dtype: Any) -> None:
+        """Run each function on small inputs (compiling it for this device and dtype)."""
+        import torch
+
+        x = torch.ones(2, 64, device=device, dtype=dtype)
+        weight = torch.ones(64, device=device, dtype=dtype)
+        self.rms_norm(x, weight, 1e-5)
+        self.add_rms_norm(x, x, weight, weight, 1e-5)
+        self.silu_mul(torch.ones(2, 128, device=device, dtype=dtype))
 
 
 def _compile(fn: F) -> F:
