@@ -157,6 +157,23 @@ def cancel_batch(session: Session, batch_id: str, now: datetime) -> list[str]:
     return canceled
 
 
+def release(session: Session, job_id: str, worker: str) -> bool:
+    """running → queued for a job its worker claimed but could not start (the database failed as it read the
+    job): the attempt is given back, since no model ran."""
+    return _move(
+        session,
+        job_id,
+        {JobStatus.RUNNING},
+        Job.worker == worker,
+        status=JobStatus.QUEUED.value,
+        worker=None,
+        started_at=None,
+        heartbeat_at=None,
+        enqueued_at=None,
+        attempts=Job.attempts - 1,
+    )
+
+
 def requeue_lost(session: Session, job_id: str, stale_before: datetime, max_attempts: int) -> bool:
     """running → queued when the worker stopped heartbeating and attempts remain."""
     return _move(
