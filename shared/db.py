@@ -50,6 +50,27 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor.close()
 
 
+SQLITE_FULL = 13  # "database or disk is full"
+POSTGRES_DISK_FULL = "53100"
+
+
+def is_storage_full(exc: BaseException) -> bool:
+    """The database refused a write for want of disk space, which waiting alone will not fix (unlike an outage).
+
+    The whole chain is searched: a full SQLite rolls back the transaction, so leaving a savepoint then fails
+    with "no such savepoint", raised during the first error.
+    """
+    seen: BaseException | None = exc
+    while seen is not None:
+        orig = getattr(seen, "orig", seen)
+        if getattr(orig, "sqlite_errorcode", None) == SQLITE_FULL:
+            return True
+        if getattr(orig, "sqlstate", None) == POSTGRES_DISK_FULL:
+            return True
+        seen = seen.__context__
+    return False
+
+
 def make_session_factory(engine: Engine) -> sessionmaker[Session]:
     """Sessions that keep loaded attributes after commit (the API reads them)."""
     return sessionmaker(engine, expire_on_commit=False)

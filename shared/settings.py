@@ -53,6 +53,9 @@ class Settings(BaseSettings):
     # webhook bodies point at it when `public_url` is unset (shared/public_url.py decides).
     served_url: str | None = None
     auth_enabled: bool = False
+    # How long the web server keeps an idle client connection open: above the idle times clients and proxies
+    # pool connections for (gunicorn's 2 s reset them); a proxy in front must idle out first (deploy/Caddyfile).
+    keepalive_s: int = Field(75, ge=1, le=3600)
     # Issue 8: the bearer token a Prometheus scraper sends for whole-service metrics.
     metrics_token: str | None = Field(None, min_length=16)
     # Issue 9: the bearer key of the admin API (`/v1/admin/...`); unset, that API is not served (404).

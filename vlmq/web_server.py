@@ -46,6 +46,7 @@ def serve(settings: Settings, host: str, port: int, workers: int, threads: int, 
         "threads": threads,
         "worker_class": "gthread",
         "timeout": int(settings.max_wait_s) + 60,
+        "keepalive": settings.keepalive_s,
         "accesslog": "-",
         "access_log_format": ACCESS_LOG_FORMAT,
     }
