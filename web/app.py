@@ -25,6 +25,7 @@ from web.api.batch_variants import register_batch_variant
 from web.api.waiting import WaitSlots
 from web.app_state import AppState
 from web.errors import register_error_handlers
+from web.host_check import register_host_check
 from web.json_provider import SafeJSONProvider
 from web.openai import files, models
 from web.openai.batches import OPENAI_BATCHES
@@ -56,6 +57,7 @@ def create_app(settings: Settings | None = None) -> Flask:
     )
     register_error_handlers(app)
     register_request_ids(app)
+    register_host_check(app, settings)
     register_queue_shedding(app)
     register_request_guard(app)
     register_security_headers(app)
