@@ -105,6 +105,8 @@ def test_feedback_is_checked_and_only_for_succeeded_jobs(
     for body, problem in (
         ({"score": 0}, "score"),
         ({"score": 6}, "score"),
+        ({"score": True}, "score: Input should be a valid integer"),
+        ({"score": "4"}, "score: Input should be a valid integer"),
         ({}, "score"),
         ({"score": 4, "corrections": ["color"]}, "corrections"),
         ({"score": 4, "comment": "x" * 2001}, "comment"),
