@@ -23,6 +23,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from shared import jobs
 from shared.batches import complete_finished_batches
 from shared.celery_app import GPU_QUEUES
+from shared.db import drop_deleted_copies
 from shared.job_enqueue import enqueue_job
 from shared.models import Job
 from shared.retention import purge_expired
@@ -79,6 +80,9 @@ def sweep(
         purged = purge_expired(
             session, now, settings.image_retention_s, settings.result_retention_s, settings.audit_retention_s
         )
+    if purged.images or purged.results:
+        with sessions() as session:
+            drop_deleted_copies(session)
     if requeued or failed or resent or completed:
         log.warning(
             "sweep: %d lost jobs requeued, %d failed, %d resent, %d batches completed late",
