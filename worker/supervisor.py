@@ -21,6 +21,8 @@ from collections import deque
 from collections.abc import Callable
 from types import FrameType
 
+from shared.parent_death import die_with_parent
+
 log = logging.getLogger(__name__)
 
 RESTARTS_ALLOWED = 5
@@ -80,4 +82,7 @@ def _report_exit(on_exit: Callable[[int], None], pid: int) -> None:
 def _run_child(target: Callable[[], int]) -> None:
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, signal.SIG_DFL)
+    # A supervisor killed outright must not leave its worker holding the GPU against the replacement that
+    # whoever ran the supervisor (`vlmq up`, an orchestrator) starts next.
+    die_with_parent(signal.SIGKILL)
     raise SystemExit(target())
