@@ -77,9 +77,11 @@ def _release(ctx: WorkerContext, job_id: str, interactive: bool, exc: Operationa
         with ctx.sessions.begin() as session:
             return jobs.release(session, job_id, ctx.name)
 
-    # Past the retry window the job stays `running`; the sweeper requeues it when its heartbeat is stale.
-    if retry_while_unreachable(give_back, ctx.settings.result_write_retry_s):
-        enqueue_job(ctx.celery, ctx.sessions, job_id, interactive, front=ctx.redis)
+    # Past the retry window this raises and the job stays `running`: the sweeper requeues it once its heartbeat is
+    # stale. Not moved: it was canceled (or recovered) meanwhile, and is no longer this worker's.
+    if not retry_while_unreachable(give_back, ctx.settings.result_write_retry_s):
+        return "skipped"
+    enqueue_job(ctx.celery, ctx.sessions, job_id, interactive, front=ctx.redis)
     return "requeued"
 
 
