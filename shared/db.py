@@ -111,6 +111,7 @@ def retry_while_unreachable(
         except OperationalError as exc:
             if clock() + delay > deadline:
                 raise
-            log.warning("database unreachable (retrying in %.2f s): %s", delay, exc.orig or exc)
+            problem = "database storage full" if is_storage_full(exc) else "database unreachable"
+            log.warning("%s (retrying in %.2f s): %s", problem, delay, exc.orig or exc)
             sleep(delay)
             delay = min(delay * 2, max_delay_s)

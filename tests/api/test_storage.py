@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 import threading
+from pathlib import Path
 from typing import Any
 
 import pytest
 import redis
 from flask import Flask
 from sqlalchemy import event, func, select
+from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
+from shared.db import make_engine, retry_while_unreachable
 from shared.images import check_image
 from shared.models import StoredImage
 from shared.storage import store_image
@@ -68,3 +71,19 @@ def test_a_full_disk_is_507_storage_full_and_stores_nothing(
     assert error["code"] == "storage_full" and "storage is full" in error["message"]
     assert "cannot be reached" not in error["message"]
     assert_nothing_stored(sessions, broker)
+
+
+def test_a_worker_retrying_a_write_on_a_full_disk_says_so(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    engine = make_engine(f"sqlite:///{tmp_path / 'full.db'}")
+    event.listen(engine, "connect", lambda connection, _record: connection.execute("PRAGMA max_page_count=2"))
+    with engine.begin() as connection:
+        connection.exec_driver_sql("CREATE TABLE t (x BLOB)")  # the schema page and the table's: 2 pages
+
+    def write() -> None:
+        with engine.begin() as connection:
+            connection.exec_driver_sql("INSERT INTO t VALUES (?)", (b"x" * 100_000,))
+
+    with pytest.raises(OperationalError):
+        retry_while_unreachable(write, give_up_after_s=0.1, first_delay_s=0.01, sleep=lambda _s: None)
+    assert "database storage full (retrying" in caplog.text and "unreachable" not in caplog.text
+    engine.dispose()
