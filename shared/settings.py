@@ -55,6 +55,9 @@ class Settings(BaseSettings):
     # Host names requests may name in `Host`; others get 400 (empty: any, but only loopback and the hosts of
     # `public_url` and `served_url` appear in links: shared/public_url.py).
     allowed_hosts: Annotated[tuple[str, ...], NoDecode] = ()
+    # Reverse proxies in front that append the client's address to X-Forwarded-For (and set X-Forwarded-Proto);
+    # 0 trusts neither header, which any client can write (per-address rate limits use the address).
+    trusted_proxies: int = Field(0, ge=0, le=5)
     auth_enabled: bool = False
     # How long the web server keeps an idle client connection open: above the idle times clients and proxies
     # pool connections for (gunicorn's 2 s reset them); a proxy in front must idle out first (deploy/Caddyfile).

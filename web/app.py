@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import redis
 from flask import Flask
+from werkzeug.middleware.proxy_fix import ProxyFix
 
 from shared.celery_app import make_celery
 from shared.db import make_engine, make_session_factory
@@ -55,6 +56,9 @@ def create_app(settings: Settings | None = None) -> Flask:
         redis=redis.Redis.from_url(settings.redis_url, socket_connect_timeout=3, socket_timeout=5),
         wait_slots=WaitSlots(settings.max_waiting_requests),
     )
+    if settings.trusted_proxies:  # the client's own address and scheme, as the proxies in front saw them
+        n = settings.trusted_proxies
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=n, x_proto=n)  # type: ignore[method-assign]
     register_error_handlers(app)
     register_request_ids(app)
     register_host_check(app, settings)

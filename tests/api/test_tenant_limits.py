@@ -8,6 +8,7 @@ from collections.abc import Iterator
 
 import pytest
 from flask import Flask
+from flask.testing import FlaskClient
 from sqlalchemy.orm import Session, sessionmaker
 
 from shared.settings import Settings
@@ -103,3 +104,18 @@ def test_wrong_keys_are_rate_limited_per_client_address_in_one_log_line(
     assert not [record for record in caplog.records if record.exc_info], "no traceback"
     refusals = [record for record in caplog.records if "refused" in record.getMessage()]
     assert len(refusals) == 5 and all("\n" not in record.getMessage() for record in refusals)
+
+
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+def test_forwarded_addresses_count_only_behind_a_trusted_proxy(make_app) -> None:
+    """A client writes X-Forwarded-For as it likes: taken only from as many proxies as VLMQ_TRUSTED_PROXIES says."""
+
+    def refusals(client: FlaskClient) -> list[int]:
+        return [
+            client.get("/v1/jobs", headers=bearer("vlmq_sk_wrong") | {"X-Forwarded-For": f"203.0.113.{n}"}).status_code
+            for n in range(3)
+        ]
+
+    assert refusals(make_app(rate_limit="2/minute").test_client()) == [401, 401, 429], "no proxy: one client"
+    behind = make_app(rate_limit="2/minute", trusted_proxies=1).test_client()
+    assert refusals(behind) == [401, 401, 401], "three clients behind the proxy"
