@@ -102,7 +102,7 @@ class SubmissionFields(BaseModel):
         """A form field arrives as text: `started,completed` or a JSON list."""
         if isinstance(value, str):
             text = value.strip()
-            return json.loads(text) if text.startswith("[") else [part.strip() for part in text.split(",")]
+            return safe_json.loads(text) if text.startswith("[") else [part.strip() for part in text.split(",")]
         return value
 
 

@@ -19,6 +19,8 @@ from openpyxl.cell import WriteOnlyCell
 from openpyxl.cell.cell import ILLEGAL_CHARACTERS_RE
 from openpyxl.utils.exceptions import InvalidFileException
 
+from shared import safe_json
+
 # Excel reads a CSV as the machine's legacy code page unless it starts with a UTF-8 byte order mark.
 BOM = "\ufeff"
 FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
@@ -76,8 +78,8 @@ def read_table(data: bytes, kind: str) -> list[dict[str, Any]]:
     """
     if kind == "jsonl":
         try:
-            rows = [json.loads(line) for line in data.decode("utf-8").splitlines() if line.strip()]
-        except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+            rows = [safe_json.loads(line) for line in data.decode("utf-8").splitlines() if line.strip()]
+        except (UnicodeDecodeError, json.JSONDecodeError, safe_json.UnsafeJson) as exc:
             raise ValueError(f"not JSON Lines: {exc}") from None
         if not all(isinstance(row, dict) for row in rows):
             raise ValueError("every JSON Lines row must be an object")

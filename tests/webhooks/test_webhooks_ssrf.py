@@ -136,6 +136,11 @@ def test_allowlist_by_host_and_by_network() -> None:
             "webhook_events.1: Input should be 'started' or 'completed'",
         ),
         ({"webhook": "https://shop.example/h", "webhook_events": "[]"}, "invalid_request", "webhook_events"),
+        (
+            {"webhook": "https://shop.example/h", "webhook_events": "[" * 100_000},
+            "invalid_request",
+            "webhook_events: the JSON is nested more than 32 levels deep",
+        ),
         ({"webhook_events": "completed"}, "invalid_webhook", "webhook_events needs a webhook"),
     ],
 )
