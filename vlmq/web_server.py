@@ -2,19 +2,35 @@
 
 from __future__ import annotations
 
+import re
 import socket
 from typing import Any
 
+from gunicorn import glogging
 from gunicorn.app.base import BaseApplication
 
 from shared.log_format import gunicorn_logconfig
 from shared.settings import Settings
 from web.app import create_app
+from web.page_session import CSRF_FIELD
 
 # Gunicorn's default format logs `%(u)s`, the Basic-auth user name: a client that sends its
 # API key that way would have it written to the log. This one leaves it (and cookies) out, and
 # ends with the request id the app answered with (`X-Request-ID`), so a line finds the job's lines.
 ACCESS_LOG_FORMAT = '%(h)s %(t)s "%(r)s" %(s)s %(b)s %(M)sms "%(a)s" rid=%({x-request-id}o)s'
+# The pages' image and download links carry their CSRF token in the query (links cannot send headers).
+_CSRF_VALUE = re.compile(rf"(\b{CSRF_FIELD}=)[^&\s]*")
+
+
+class AccessLogger(glogging.Logger):
+    """Gunicorn's logger, with the CSRF token of every logged URL blanked: the log is no place for a token."""
+
+    def atoms(self, resp: Any, req: Any, environ: dict[str, Any], request_time: Any) -> dict[str, Any]:
+        atoms = super().atoms(resp, req, environ, request_time)
+        for name in ("r", "q", "f"):
+            if isinstance(atoms.get(name), str):
+                atoms[name] = _CSRF_VALUE.sub(r"\1-", atoms[name])
+        return atoms
 
 
 class _Gunicorn(BaseApplication):
@@ -46,8 +62,10 @@ def serve(settings: Settings, host: str, port: int, workers: int, threads: int, 
         "threads": threads,
         "worker_class": "gthread",
         "timeout": int(settings.max_wait_s) + 60,
+        "keepalive": settings.keepalive_s,
         "accesslog": "-",
         "access_log_format": ACCESS_LOG_FORMAT,
+        "logger_class": AccessLogger,
     }
     if logconfig := gunicorn_logconfig(settings.log_format):
         options["logconfig_dict"] = logconfig

@@ -34,9 +34,9 @@ class WorkerContext:
 _current: WorkerContext | None = None
 
 
-def worker_name() -> str:
-    """Unique per process: `host:pid`."""
-    return f"{socket.gethostname()}:{os.getpid()}"
+def worker_name(pid: int | None = None) -> str:
+    """Unique per process: `host:pid` (this process's, or a child's that its supervisor names)."""
+    return f"{socket.gethostname()}:{os.getpid() if pid is None else pid}"
 
 
 def build_context(settings: Settings, celery: Celery) -> WorkerContext:

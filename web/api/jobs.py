@@ -8,6 +8,7 @@ from sqlalchemy import select
 from shared.audit import AuditAction
 from shared.cancel_channel import publish_canceled
 from shared.clock import utcnow
+from shared.db import drop_deleted_copies
 from shared.job_enqueue import enqueue_job
 from shared.job_view import job_to_dict, job_view, render
 from shared.jobs import cancel
@@ -145,4 +146,6 @@ def delete_job_route(job_id: str) -> tuple[str, int]:
             )
         record_request_action(session, AuditAction.JOB_DELETED, job_id, {"task": job.task})
         delete_job(session, job)
+    with app_state().sessions() as session:
+        drop_deleted_copies(session)
     return "", 204
