@@ -18,6 +18,7 @@ from typing import Any
 
 from shared.settings import Settings
 from worker.inference.families.base import InputBuilder, ModelFamily
+from worker.inference.families.glm4v_9b.batch import BATCH_SUPPORT
 from worker.inference.model_parts import head_module_names
 
 
@@ -52,4 +53,5 @@ FAMILY = ModelFamily(
     inputs=inputs,
     model_class=model_class,
     unquantized=unquantized,
+    batching=BATCH_SUPPORT,
 )
