@@ -156,3 +156,17 @@ def test_bf16_answers_what_bf16_generate_answers(tmp_path_factory: pytest.TempPa
         together = list(pool.map(engine.run, requests))
     assert [r.text for r in together] == [alone.run(r).text for r in requests]
     engine.scheduler.close()
+
+
+def test_a_prompt_without_its_image_mark_fails_alone(batched: BatchedEngine) -> None:
+    """Pixels with a text-only prompt cannot be spliced: that request fails, the one prefilled beside it answers."""
+    runner = batched.scheduler.runner
+    broken = {**case_inputs(case("text_only")), "pixel_values": case_inputs(case("describe"))["pixel_values"]}
+    bad = Ticket(runner.stage(broken), GOLDEN_GREEDY)
+    good = Ticket(runner.stage(case_inputs(case("describe"))), GOLDEN_GREEDY)
+    for ticket in (bad, good):
+        batched.scheduler.submit(ticket)
+    with pytest.raises(InferenceError) as unreadable:
+        bad.wait(60)
+    assert unreadable.value.code == "inference_error" and "boi" in unreadable.value.message
+    assert good.wait(60).token_ids == case("describe")["greedy"]["new_token_ids"]

@@ -1,10 +1,10 @@
 """The GLM-4 (ChatGLM) text stack: pre-norm blocks of grouped-query attention and SwiGLU.
 
 Module and weight names follow the checkpoint (`self_attention.query_key_value`,
-`mlp.dense_h_to_4h`, ...). The pieces a batched decode step needs are callable on
-their own: `SelfAttention.project` gives rotated q/k/v for explicit position ids, so a
-step over a static KV cache can write k/v into its own slots and run its own kernel
-before `SelfAttention.dense`.
+`mlp.dense_h_to_4h`, ...). The pieces the batching engine's steps (`batch_layers`) need
+are functions of their own: `rms_norm`, `rotary_cos_sin` for explicit position ids, and
+`split_rotated` (the fused q/k/v output as rotated heads), so a step over the engine's KV
+slots writes k/v there and runs its own attention before `SelfAttention.dense`.
 """
 
 from __future__ import annotations
