@@ -15,10 +15,15 @@ from shared.settings import Settings
 from tests.support.glm4v_9b_reference import CASES, case, case_inputs, reference_dir
 from worker.inference import load_engine
 from worker.inference.batched import BatchedEngine
-from worker.inference.batching.kernels import CACHE_TOKENS
+from worker.inference.batching.fused_ops import FusedOps
+from worker.inference.batching.kernels import CACHE_TOKENS, KernelContext
+from worker.inference.batching.kv_slots import KVSlots
 from worker.inference.batching.rows import Ticket
 from worker.inference.engine import HFEngine
 from worker.inference.engine_contract import GenerationParams, InferenceError, InferenceRequest
+from worker.inference.families.glm4v_9b.batch import BATCH_SUPPORT
+from worker.inference.families.glm4v_9b.config import Glm4v9bConfig
+from worker.inference.families.glm4v_9b.model import Glm4v9bForConditionalGeneration
 
 GOLDEN_GREEDY = GenerationParams(max_new_tokens=24, temperature=0.0, top_p=1.0, repetition_penalty=1.0)
 TEACHER_TOLERANCE = 1e-4
@@ -170,3 +175,16 @@ def test_a_prompt_without_its_image_mark_fails_alone(batched: BatchedEngine) -> 
         bad.wait(60)
     assert unreadable.value.code == "inference_error" and "boi" in unreadable.value.message
     assert good.wait(60).token_ids == case("describe")["greedy"]["new_token_ids"]
+
+
+def test_the_decode_step_reads_no_value_back_to_the_host() -> None:
+    """On the meta device (shapes, no data) any `.item()`, `.tolist()` or branch on a value raises: the step
+    CUDA graphs capture must not have one."""
+    config = Glm4v9bConfig.from_pretrained(reference_dir())
+    with torch.device("meta"):
+        model = Glm4v9bForConditionalGeneration(config)
+    layout = BATCH_SUPPORT.kv_layout(model)
+    slots = KVSlots(layout.layers, 4, layout.kv_heads, layout.head_dim, 64, torch.float32, "meta")
+    kernels = BATCH_SUPPORT.kernels(model, slots, KernelContext(torch.float32, FusedOps.for_device("meta")))
+    state = torch.zeros(4, dtype=torch.long, device="meta")
+    assert kernels.decode(state, state, state, 3, 32).shape == (3, config.padded_vocab_size)
