@@ -5,18 +5,22 @@ layers of 4096, the 63-layer EVA2-CLIP tower of 1792 at 1120x1120, the real
 151,552-token vocabulary) with random weights, saves it in the original layout
 (sharded safetensors + index, `config.json`, the tokenizer files of the reference
 folder), loads it through the service's own `load_engine`, and times one request
-with a 1120x1120 photo at one slot (the family answers one job at a time): time to
-the first token, the whole answer, weights and peak GPU memory, and which modules
-bitsandbytes quantized. Outputs are noise; costs are real.
+with a 1120x1120 photo through `generate()`: time to the first token, the whole
+answer, weights and peak GPU memory, and which modules bitsandbytes quantized.
+Then the batching loop on the same weights: one slot (the same request's time and
+peak memory), and `--slots` slots under a saturating burst of describe requests
+(images/s, tokens/s, decode step time, peak memory), with a few greedy answers
+batched against the same requests alone. Outputs are noise; costs are real.
 
 GPU:  OUT=/some/dir python3 bench/gpu_glm4v_9b_bench.py --reference models/glm4v-9b-reference
       (the folder needs config.json, tokenizer.model and tokenizer_config.json of ../shared/reference/glm4v-9b)
-CPU dry run of the same path at the reference's toy sizes: --tiny --quantization fp32
+CPU dry run of the same path at the reference's toy sizes: --tiny --quantization fp32 --slots 4
 """
 
 from __future__ import annotations
 
 import argparse
+import gc
 import json
 import os
 import platform
@@ -27,11 +31,15 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from gpu_batch_bench import burst, common_prefix, loop_delta  # sibling script in bench/
 from PIL import Image, ImageDraw
 
 from shared.settings import Settings
 from worker.inference import load_engine
+from worker.inference.batched import build_batched_engine
+from worker.inference.engine import HFEngine
 from worker.inference.engine_contract import GenerationParams, InferenceRequest
+from worker.inference.families.glm4v_9b.batch import BATCH_SUPPORT
 from worker.inference.families.glm4v_9b.config import Glm4v9bConfig
 from worker.inference.families.glm4v_9b.model import Glm4v9bForConditionalGeneration
 
@@ -111,6 +119,44 @@ def timed_run(engine: Any, request: InferenceRequest, cuda: bool) -> tuple[float
     return round(time.perf_counter() - started, 3), result
 
 
+def batched(base: HFEngine, settings: Settings, slots: int, image: Image.Image, args: Any, cuda: bool) -> dict:
+    """The batching loop over `base`'s weights with `slots` slots: build, one request, then a saturating burst."""
+    gc.collect()
+    if cuda:
+        torch.cuda.empty_cache()
+        torch.cuda.reset_peak_memory_stats()
+    started = time.perf_counter()
+    engine = build_batched_engine(base, BATCH_SUPPORT, settings.model_copy(update={"gpu_max_batch": slots}))
+    result: dict[str, Any] = {"slots": engine.plan.slots, "capacity": engine.plan.capacity,
+                              "build_s": round(time.perf_counter() - started, 1)}  # fmt: skip
+    if cuda:
+        result["after_build_gib"] = gib(torch.cuda.max_memory_allocated())
+    engine.run(InferenceRequest("describe", image, GenerationParams(2, 0.0, 1.0, 1.0)))  # warm-up
+    if cuda:
+        torch.cuda.reset_peak_memory_stats()
+    greedy = GenerationParams(args.new_tokens, 0.0, 1.0, 1.0)
+    result["single_request_s"], alone = timed_run(engine, InferenceRequest("describe", image, greedy), cuda)
+    if cuda:
+        result["single_request_peak_gib"] = gib(torch.cuda.max_memory_allocated())
+    if slots > 1:
+        if cuda:
+            torch.cuda.reset_peak_memory_stats()
+        sampled = GenerationParams(args.new_tokens, settings.temperature, settings.top_p, settings.repetition_penalty)
+        jobs = [InferenceRequest("describe", image, sampled) for _ in range(4 * engine.plan.slots)]
+        before = engine.scheduler.stats.as_dict()
+        saturated = burst(engine, jobs, engine.plan.slots)
+        saturated.pop("outputs")
+        saturated["loop"] = loop_delta(before, engine.scheduler.stats.as_dict())
+        if cuda:
+            saturated["peak_gib"] = gib(torch.cuda.max_memory_allocated())
+        result["describe_burst"] = saturated
+        together = burst(engine, [InferenceRequest("describe", image, greedy)] * 4, 4)["outputs"]
+        result["greedy_common_prefix_chars"] = [common_prefix(alone.text, o.text) for o in together]
+        result["greedy_alone_chars"] = len(alone.text)
+    engine.scheduler.close()
+    return result
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--reference", type=Path, default=Path(os.environ.get("VLMQ_GLM4V_9B_REFERENCE", REFERENCE)))
@@ -118,6 +164,7 @@ def main() -> None:
     parser.add_argument("--quantization", default="nf4")
     parser.add_argument("--new-tokens", type=int, default=128)
     parser.add_argument("--root", type=Path, default=Path(tempfile.gettempdir()) / "glm4v-9b-random")
+    parser.add_argument("--slots", type=int, default=64, help="batching loop slots for the saturation burst")
     args = parser.parse_args()
     cuda = torch.cuda.is_available() and not args.tiny
     device = "cuda" if cuda else "cpu"
@@ -142,9 +189,10 @@ def main() -> None:
         torch.cuda.empty_cache()
         torch.cuda.reset_peak_memory_stats()
     settings = Settings(model=str(root), quantization=args.quantization, device=device,
-                        data_dir=Path(tempfile.mkdtemp()), image_max_side=1120)  # fmt: skip
+                        data_dir=Path(tempfile.mkdtemp()), image_max_side=1120, gpu_engine="sequential")  # fmt: skip
     started = time.perf_counter()
     engine = load_engine(settings)
+    assert isinstance(engine, HFEngine)
     load: dict[str, Any] = {"load_s": round(time.perf_counter() - started, 1), "pixel_dtype": str(engine.pixel_dtype)}
     model = engine.model
     load["parameters"] = sum(p.numel() for p in model.parameters())
@@ -179,6 +227,8 @@ def main() -> None:
         cuda,
     )
     put("attributes", {"seconds": json_s, "data": answered.data})
+    put("batched_1_slot", batched(engine, settings, 1, image, args, cuda))
+    put(f"batched_{args.slots}_slots", batched(engine, settings, args.slots, image, args, cuda))
 
 
 if __name__ == "__main__":

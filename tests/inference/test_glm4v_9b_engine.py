@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import shutil
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import bitsandbytes as bnb
@@ -22,6 +23,7 @@ from shared.product_schema import DEFAULT_PRODUCT_SCHEMA
 from shared.settings import Settings
 from tests.support.glm4v_9b_reference import case, case_image, reference_dir
 from worker.inference import load_engine
+from worker.inference.batched import BatchedEngine
 from worker.inference.engine import HFEngine, clean_output
 from worker.inference.engine_contract import GenerationParams, InferenceRequest, Turn
 from worker.inference.families.glm4v_9b.config import Glm4v9bConfig
@@ -37,10 +39,14 @@ BNB_VISION_WIDTHS = {"hidden_size": 64, "intermediate_size": 128}
 @pytest.fixture(scope="module")
 def engine(tmp_path_factory: pytest.TempPathFactory) -> HFEngine:
     settings = Settings(
-        model=str(reference_dir()), data_dir=tmp_path_factory.mktemp("data"), quantization="fp32", device="cpu"
+        model=str(reference_dir()),
+        data_dir=tmp_path_factory.mktemp("data"),
+        quantization="fp32",
+        device="cpu",
+        gpu_engine="sequential",
     )
     loaded = load_engine(settings)
-    assert isinstance(loaded, HFEngine)  # no batching loop for this family: one generate() per job
+    assert isinstance(loaded, HFEngine)  # one generate() per job (the batching loop: test_glm4v_9b_batching.py)
     return loaded
 
 
@@ -56,7 +62,9 @@ def nf4_engine(tmp_path_factory: pytest.TempPathFactory) -> HFEngine:
     Glm4v9bForConditionalGeneration(config).to(torch.bfloat16).save_pretrained(folder, max_shard_size="20MB")
     for name in ("tokenizer.model", "tokenizer_config.json"):
         shutil.copy(reference_dir() / name, folder / name)
-    settings = Settings(model=str(folder), data_dir=folder / "data", quantization="nf4", device="cpu")
+    settings = Settings(
+        model=str(folder), data_dir=folder / "data", quantization="nf4", device="cpu", gpu_engine="sequential"
+    )
     loaded = load_engine(settings)
     assert isinstance(loaded, HFEngine)
     return loaded
@@ -157,9 +165,25 @@ def test_nf4_answers_free_text_and_json(nf4_engine: HFEngine) -> None:
 
 def test_bf16_runs_with_bf16_pixels(tmp_path: Path) -> None:
     """The load dtype of the real checkpoint: rotary table, norms and the image splice in bf16."""
-    settings = Settings(model=str(reference_dir()), data_dir=tmp_path, quantization="bf16", device="cpu")
+    settings = Settings(
+        model=str(reference_dir()), data_dir=tmp_path, quantization="bf16", device="cpu", gpu_engine="sequential"
+    )
     engine = load_engine(settings)
     assert {p.dtype for p in engine.model.parameters()} == {torch.bfloat16} and engine.pixel_dtype == torch.bfloat16
     image = Image.open(reference_dir() / "images/text.png")
     result = engine.run(InferenceRequest(task="ocr", image=image, generation=GOLDEN_GREEDY))
     assert result.usage["completion_tokens"] == 24
+
+
+def test_nf4_in_the_batching_loop_answers_what_generate_answers(nf4_engine: HFEngine, tmp_path: Path) -> None:
+    """The batched prefill and step call the quantized linears (fused q/k/v included) as the model does."""
+    engine = load_engine(Settings(model=nf4_engine.model_name, data_dir=tmp_path, quantization="nf4", device="cpu"))
+    assert isinstance(engine, BatchedEngine)
+    requests = [
+        InferenceRequest(task=task, image=Image.open(reference_dir() / f"images/{name}.png"), generation=GOLDEN_GREEDY)
+        for task, name in (("describe", "gradient"), ("ocr", "text"))
+    ]
+    with ThreadPoolExecutor(2) as pool:
+        together = list(pool.map(engine.run, requests))
+    assert [r.text for r in together] == [nf4_engine.run(r).text for r in requests]
+    engine.scheduler.close()

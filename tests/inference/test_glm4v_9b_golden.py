@@ -9,13 +9,20 @@ from __future__ import annotations
 
 import hashlib
 from pathlib import Path
-from typing import Any
 
 import pytest
 import torch
 from safetensors.torch import load_file
 
-from tests.support.glm4v_9b_reference import CASES, IMAGES, case, case_image, case_messages, reference_dir
+from tests.support.glm4v_9b_reference import (
+    CASES,
+    IMAGES,
+    case,
+    case_image,
+    case_inputs,
+    case_messages,
+    reference_dir,
+)
 from worker.inference.families.glm4v_9b.config import Glm4v9bConfig
 from worker.inference.families.glm4v_9b.inputs import image_pixels, prompt_ids
 from worker.inference.families.glm4v_9b.model import Glm4v9bForConditionalGeneration
@@ -44,13 +51,6 @@ def model(reference: Path) -> Glm4v9bForConditionalGeneration:
 def tensors(reference: Path) -> dict[str, torch.Tensor]:
     names = ("pixels", "last_logits", "intermediates")
     return {key: value for name in names for key, value in load_file(reference / f"{name}.safetensors").items()}
-
-
-def model_inputs(golden_case: dict[str, Any], tensors: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-    inputs = {"input_ids": torch.tensor([golden_case["input_ids"]])}
-    if golden_case.get("pixels"):
-        inputs["pixel_values"] = tensors[golden_case["pixels"]["key"]].unsqueeze(0)
-    return inputs
 
 
 @pytest.mark.parametrize("name", CASES)
@@ -92,7 +92,7 @@ def test_forward_equals_the_original(
     model: Glm4v9bForConditionalGeneration, tensors: dict[str, torch.Tensor], name: str
 ) -> None:
     golden_case = case(name)
-    inputs = model_inputs(golden_case, tensors)
+    inputs = case_inputs(golden_case)
     with torch.inference_mode():
         embeds, positions = model.embed(
             inputs["input_ids"], torch.arange(inputs["input_ids"].shape[1]).unsqueeze(0), inputs.get("pixel_values")
@@ -123,12 +123,10 @@ def assert_same_top5(logits: torch.Tensor, ids: list[int], values: list[float], 
 
 
 @pytest.mark.parametrize("name", CASES)
-def test_greedy_continuation_equals_the_original(
-    model: Glm4v9bForConditionalGeneration, tensors: dict[str, torch.Tensor], name: str
-) -> None:
+def test_greedy_continuation_equals_the_original(model: Glm4v9bForConditionalGeneration, name: str) -> None:
     """Through `generate()` and transformers' DynamicCache: positions after the image count it as three."""
     golden_case = case(name)
-    inputs = model_inputs(golden_case, tensors)
+    inputs = case_inputs(golden_case)
     with torch.inference_mode():
         output = model.generate(**inputs, max_new_tokens=24, do_sample=False)
     assert output[0, len(golden_case["input_ids"]) :].tolist() == golden_case["greedy"]["new_token_ids"]

@@ -1,10 +1,12 @@
 """The whole service on GLM-4V-9B's original checkpoint layout: `vlmq up` with `VLMQ_MODEL` pointing at the
-reference folder (tiny random weights, no remote code). One job per task succeeds, and an OpenAI chat call on
-a golden case, greedy with 24 tokens, answers what the original model answered, streamed or not."""
+reference folder (tiny random weights, no remote code). The worker runs the family in the batching loop (the
+default engine for a family with batch kernels); one job per task, all submitted at once, succeeds, and an OpenAI
+chat call on a golden case, greedy with 24 tokens, answers what the original model answered, streamed or not."""
 
 from __future__ import annotations
 
 import json
+import re
 import time
 from pathlib import Path
 from typing import Any
@@ -54,16 +56,20 @@ def test_vlmq_up_runs_every_task_and_chat_on_glm4v_9b(tmp_path: Path, model_data
     photo = (reference / "images/shapes.png").read_bytes()
     overrides = {"model": str(reference), "quantization": "fp32", "device": "cpu", "repetition_penalty": "1.0"}
     with vlmq_up(tmp_path, model_data_dir, **overrides) as (url, _):
+        urls = []
         for job in JOBS:
             fields = {key: json.dumps(value) if key == "params" else value for key, value in job.items()}
             created = requests.post(f"{url}/v1/jobs", files={"image": photo}, data=fields, timeout=10)
             assert created.status_code == 202, created.text
-            done = wait_for(created.json()["urls"]["self"], 120)
+            urls.append(created.json()["urls"]["self"])
+        for job, job_url in zip(JOBS, urls, strict=True):
+            done = wait_for(job_url, 120)
             assert done["status"] == "succeeded", done
             assert done["result"]["usage"]["completion_tokens"] > 0
             assert done["model"] == str(reference)
             if job["task"] == "attributes":
                 assert set(done["result"]["data"]) >= {"category", "color", "material"}
+        assert re.search(r"batching \d+ sequences", (tmp_path / "up.log").read_text())
 
         client = openai.OpenAI(base_url=f"{url}/v1", api_key="x", max_retries=0)
         messages = [

@@ -9,7 +9,9 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
+import torch
 from PIL import Image
+from safetensors.torch import load_file
 
 from tests.support.services import missing
 from worker.inference.families.glm4v_9b.inputs import Message
@@ -47,3 +49,17 @@ def case_image(case: dict[str, Any]) -> Image.Image | None:
     if case.get("image") is None:
         return None
     return Image.open(reference_dir() / case["image"]).convert("RGB")
+
+
+@cache
+def golden_pixels() -> dict[str, torch.Tensor]:
+    """The pixels the original preprocessing made, by key (`pixels.<image>`)."""
+    return load_file(reference_dir() / "pixels.safetensors")
+
+
+def case_inputs(case: dict[str, Any]) -> dict[str, torch.Tensor]:
+    """The case's prompt ids `(1, L)` and, where it has an image, the original's pixels `(1, 3, S, S)`."""
+    inputs = {"input_ids": torch.tensor([case["input_ids"]])}
+    if case.get("pixels"):
+        inputs["pixel_values"] = golden_pixels()[case["pixels"]["key"]].unsqueeze(0)
+    return inputs

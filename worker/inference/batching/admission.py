@@ -82,7 +82,7 @@ class Admission:
             if queue is self._bulk and not paced and not taken and not self._group_ready(bool(running), free, step):
                 return taken
             while queue and len(taken) < free:
-                size = queue[0].prompt_tokens
+                size = queue[0].cache_tokens
                 if taken and tokens + size > self.prefill_tokens:
                     return taken
                 if paced and queue is self._bulk:
@@ -108,7 +108,7 @@ class Admission:
         """
         if not self._bulk or not decoding:
             return True
-        group = min(self.prefill_tokens // self._bulk[0].prompt_tokens, self.slot_count // GATHER_SLOT_SHARE)
+        group = min(self.prefill_tokens // self._bulk[0].cache_tokens, self.slot_count // GATHER_SLOT_SHARE)
         waiting = len(self._bulk)
         waited = step - self._bulk[0].queued_at_step
         return waiting >= max(1, group) or waiting >= free or waited >= GATHER_STEPS

@@ -15,6 +15,10 @@ from typing import Any, Protocol
 from worker.inference.batching.fused_ops import FusedOps
 from worker.inference.batching.kv_slots import KVSlots
 
+CACHE_TOKENS = "cache_tokens"
+"""The key of a staged request holding the cache positions its prompt will fill, where that is not its
+`input_ids` length (images that expand in the model): what admission and the sequence limit count."""
+
 
 @dataclass(frozen=True)
 class KVLayout:
@@ -44,7 +48,8 @@ class BatchKernels(Protocol):
 
     def stage(self, inputs: dict[str, Any]) -> dict[str, Any]:
         """On the caller's thread: everything prefill can prepare without the GPU (positions, dtype casts,
-        pinned memory), so the loop's thread only launches work."""
+        pinned memory), so the loop's thread only launches work; `CACHE_TOKENS` where the cache holds more
+        than the `input_ids`."""
         ...
 
     def prefill(self, inputs: list[dict[str, Any]], slots: list[int]) -> list[Prefilled]:

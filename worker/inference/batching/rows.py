@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any, Literal
 
+from worker.inference.batching.kernels import CACHE_TOKENS
 from worker.inference.budget_guard import BudgetGuard
 from worker.inference.engine_contract import GenerationParams, ProgressCallback
 
@@ -67,7 +68,13 @@ class Ticket:
 
     @property
     def prompt_tokens(self) -> int:
+        """Prompt ids (what usage reports, as `generate()` does)."""
         return int(self.inputs["input_ids"].shape[1])
+
+    @property
+    def cache_tokens(self) -> int:
+        """Cache positions the prompt fills: what a prefill computes and a slot must hold."""
+        return int(self.inputs.get(CACHE_TOKENS, self.prompt_tokens))
 
     def cancel(self, reason: BaseException) -> None:
         """Ask the loop to end this request (canceled, out of time) with `reason` raised to its caller."""

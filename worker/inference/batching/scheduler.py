@@ -162,12 +162,12 @@ class Scheduler:
             return self.admission.take(running, self.free_slots, self.stats.steps)
 
     def _admissible(self, ticket: Ticket) -> bool:
-        needed, capacity = ticket.prompt_tokens + ticket.params.max_new_tokens, self.runner.capacity
+        needed, capacity = ticket.cache_tokens + ticket.params.max_new_tokens, self.runner.capacity
         if needed > capacity:
             ticket.fail(
                 InferenceError(
                     "input_too_long",
-                    f"the prompt ({ticket.prompt_tokens} tokens) plus max_new_tokens "
+                    f"the prompt ({ticket.cache_tokens} tokens) plus max_new_tokens "
                     f"({ticket.params.max_new_tokens}) exceed this worker's {capacity}-token sequence limit",
                 )
             )
@@ -183,7 +183,7 @@ class Scheduler:
         if not joined:
             return
         self.stats.prefills += 1
-        self.stats.prefill_tokens += sum(row.ticket.prompt_tokens for row, _ in joined)
+        self.stats.prefill_tokens += sum(row.ticket.cache_tokens for row, _ in joined)
         self.stats.prefill_s += time.perf_counter() - started
         for row, token in joined:
             row.ticket.status = RowStatus.RUNNING

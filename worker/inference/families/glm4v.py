@@ -2,7 +2,7 @@
 
 Prompted through the checkpoint's own chat template with thinking switched off (the
 template's `enable_thinking` flag); a `<think>` block may still appear and is removed
-from answers. The only family the batching loop runs.
+from answers. Runs in the batching loop (`glm4v_batch`).
 """
 
 from __future__ import annotations

@@ -8,8 +8,9 @@ weight names; `auto_map` in its `config.json` is ignored and no remote code runs
 Checked against ground truth made by the original code on a tiny random checkpoint
 (`../shared/reference/glm4v-9b/`, `tests/inference/test_glm4v_9b_golden.py`).
 
-This module is the family row and imports no torch: the model package is imported
-by the loader in the worker process only.
+It runs in the batching loop (`batch.py`: packed prefill and a decode step over the
+engine's KV slots). This module is the family row and imports no torch: the model
+package is imported by the loader in the worker process only.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from typing import Any
 
 from shared.settings import Settings
 from worker.inference.families.base import InputBuilder, ModelFamily
+from worker.inference.families.glm4v_9b.batch import BATCH_SUPPORT
 from worker.inference.model_parts import head_module_names
 
 
@@ -52,4 +54,5 @@ FAMILY = ModelFamily(
     inputs=inputs,
     model_class=model_class,
     unquantized=unquantized,
+    batching=BATCH_SUPPORT,
 )

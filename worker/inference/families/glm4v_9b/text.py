@@ -1,10 +1,10 @@
 """The GLM-4 (ChatGLM) text stack: pre-norm blocks of grouped-query attention and SwiGLU.
 
 Module and weight names follow the checkpoint (`self_attention.query_key_value`,
-`mlp.dense_h_to_4h`, ...). The pieces a batched decode step needs are callable on
-their own: `SelfAttention.project` gives rotated q/k/v for explicit position ids, so a
-step over a static KV cache can write k/v into its own slots and run its own kernel
-before `SelfAttention.dense`.
+`mlp.dense_h_to_4h`, ...). The pieces the batching engine's steps (`batch_layers`) need
+are functions of their own: `rms_norm`, `rotary_cos_sin` for explicit position ids, and
+`split_rotated` (the fused q/k/v output as rotated heads), so a step over the engine's KV
+slots writes k/v there and runs its own attention before `SelfAttention.dense`.
 """
 
 from __future__ import annotations
@@ -26,8 +26,13 @@ class RMSNorm(nn.Module):
         self.eps = eps
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        variance = x.float().pow(2).mean(-1, keepdim=True)
-        return (self.weight * (x * torch.rsqrt(variance + self.eps))).to(x.dtype)
+        return rms_norm(x, self.weight, self.eps)
+
+
+def rms_norm(x: torch.Tensor, weight: torch.Tensor, eps: float) -> torch.Tensor:
+    """ChatGLM's RMSNorm (unlike GLM-4.6V's, the weight multiplies the fp32 product before the cast back)."""
+    variance = x.float().pow(2).mean(-1, keepdim=True)
+    return (weight * (x * torch.rsqrt(variance + eps))).to(x.dtype)
 
 
 def rotary_cos_sin(
@@ -59,6 +64,19 @@ def apply_rotary(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch
     return torch.cat((turned, passed), dim=-1)
 
 
+def split_rotated(
+    fused: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor, heads: int, groups: int, head_dim: int
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """The fused q/k/v output (batch, seq, (heads + 2 groups) d) as q (batch, heads, seq, d) and k, v
+    (batch, groups, seq, d), q and k rotated: a plain split, all query heads, then the key groups, then the values.
+    A function of its own so the batched step can compile it apart from the (maybe quantized) projection."""
+    q, k, v = fused.split([heads * head_dim, groups * head_dim, groups * head_dim], dim=-1)
+    q = apply_rotary(q.unflatten(-1, (heads, head_dim)), cos, sin)
+    k = apply_rotary(k.unflatten(-1, (groups, head_dim)), cos, sin)
+    v = v.unflatten(-1, (groups, head_dim))
+    return q.transpose(1, 2), k.transpose(1, 2), v.transpose(1, 2)
+
+
 class SelfAttention(nn.Module):
     """Grouped-query attention: one fused q/k/v projection (with bias), `dense` out (no bias)."""
 
@@ -75,17 +93,8 @@ class SelfAttention(nn.Module):
     def project(
         self, x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor
     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """q (batch, heads, seq, d) and k, v (batch, groups, seq, d), q and k rotated.
-
-        The fused output is a plain split: all query heads, then the key groups, then the value groups.
-        """
-        q, k, v = self.query_key_value(x).split(
-            [self.heads * self.head_dim, self.groups * self.head_dim, self.groups * self.head_dim], dim=-1
-        )
-        q = apply_rotary(q.unflatten(-1, (self.heads, self.head_dim)), cos, sin)
-        k = apply_rotary(k.unflatten(-1, (self.groups, self.head_dim)), cos, sin)
-        v = v.unflatten(-1, (self.groups, self.head_dim))
-        return q.transpose(1, 2), k.transpose(1, 2), v.transpose(1, 2)
+        """q (batch, heads, seq, d) and k, v (batch, groups, seq, d), q and k rotated (see `split_rotated`)."""
+        return split_rotated(self.query_key_value(x), cos, sin, self.heads, self.groups, self.head_dim)
 
     def attend(self, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
         """softmax(q k^T / sqrt(d)) v, each key group serving heads/groups consecutive query heads.
