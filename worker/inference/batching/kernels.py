@@ -82,3 +82,9 @@ class BatchSupport:
     """model → the shape of its cached K/V (sizes the slots before any kernel exists)."""
     kernels: Callable[[Any, KVSlots, KernelContext], BatchKernels]
     """(model, slots, context) → the family's kernels over those slots."""
+
+
+def upload(tensor: Any, device: Any) -> Any:
+    """One staged (pinned, on CUDA) tensor to the device without waiting. Join uploads on the device,
+    not before on the host: a host-side concatenation makes a pageable copy and the upload synchronous."""
+    return tensor.to(device, non_blocking=True)

@@ -13,7 +13,7 @@ from __future__ import annotations
 from itertools import accumulate
 from typing import Any
 
-from worker.inference.batching.kernels import KernelContext, Prefilled
+from worker.inference.batching.kernels import KernelContext, Prefilled, upload
 from worker.inference.batching.kv_slots import KVSlots
 from worker.inference.families.glm4v_layers import GlmLayer, finish_layer, next_norms, text_model, text_shape
 
@@ -56,8 +56,8 @@ class GlmPackedPrefill:
         import torch
 
         lengths = [int(item["input_ids"].shape[1]) for item in inputs]
-        ids = torch.cat([item["input_ids"][0] for item in inputs]).to(self.device, non_blocking=True)
-        positions = torch.cat([item["positions"] for item in inputs], dim=1).to(self.device, non_blocking=True)
+        ids = torch.cat([upload(item["input_ids"][0], self.device) for item in inputs])
+        positions = torch.cat([upload(item["positions"], self.device) for item in inputs], dim=1)
         hidden = self._embed(ids, [item for item in inputs if "pixel_values" in item])
         cos, sin = self.text.rotary_emb(hidden, position_ids=positions.unsqueeze(1))
         ends = list(accumulate(lengths))
@@ -82,8 +82,8 @@ class GlmPackedPrefill:
         hidden = self.text.embed_tokens(ids)
         if not pictures:
             return hidden
-        pixels = torch.cat([item["pixel_values"] for item in pictures]).to(self.device, non_blocking=True)
-        grids = torch.cat([item["image_grid_thw"] for item in pictures]).to(self.device, non_blocking=True)
+        pixels = torch.cat([upload(item["pixel_values"], self.device) for item in pictures])
+        grids = torch.cat([upload(item["image_grid_thw"], self.device) for item in pictures])
         features = torch.cat(self.core.get_image_features(pixels, grids).pooler_output).to(hidden.dtype)
         placeholders = sum(int((item["input_ids"] == self.image_token_id).sum()) for item in pictures)
         if features.shape[0] != placeholders:

@@ -12,7 +12,7 @@ from __future__ import annotations
 from itertools import accumulate
 from typing import Any
 
-from worker.inference.batching.kernels import CACHE_TOKENS, KernelContext, Prefilled
+from worker.inference.batching.kernels import CACHE_TOKENS, KernelContext, Prefilled, upload
 from worker.inference.batching.kv_slots import KVSlots
 from worker.inference.families.glm4v_9b.batch_layers import ChatGlmStack
 from worker.inference.families.glm4v_9b.config import VisionSizes
@@ -68,7 +68,7 @@ class ChatGlmPackedPrefill:
         import torch
 
         pictures = [item["pixel_values"] for item in inputs if "pixel_values" in item]
-        features = iter(self.vision(torch.cat(pictures).to(self.device, non_blocking=True)) if pictures else [])
+        features = iter(self.vision(torch.cat([upload(p, self.device) for p in pictures])) if pictures else [])
         hidden, positions = [], []
         for prompt, item in zip(ids, inputs, strict=True):
             embeds = self.stack.embed(prompt)
