@@ -279,3 +279,26 @@ def test_bulk_tickets_gather_into_one_prefill_while_rows_decode(
     assert joined_at["lone"] - lone.queued_at_step >= 5
     assert len(long_row.generated) < 1500  # the batch was decoding all along
     scheduler.close()
+
+
+def test_the_decode_step_reads_no_value_back_to_the_host(glm_dir: Path) -> None:
+    """On the meta device (shapes, no data) any `.item()`, `.tolist()` or branch on a value raises: the step
+    CUDA graphs capture must not have one."""
+    import torch
+    from transformers import AutoConfig, AutoModelForImageTextToText
+
+    from worker.inference.batching.fused_ops import FusedOps
+    from worker.inference.batching.kernels import KernelContext
+    from worker.inference.batching.kv_slots import KVSlots
+    from worker.inference.families.glm4v_batch import BATCH_SUPPORT
+
+    config = AutoConfig.from_pretrained(glm_dir)
+    with torch.device("meta"):
+        model = AutoModelForImageTextToText.from_config(config)
+    layout = BATCH_SUPPORT.kv_layout(model)
+    slots = KVSlots(layout.layers, 4, layout.kv_heads, layout.head_dim, 64, torch.float32, "meta")
+    kernels = BATCH_SUPPORT.kernels(
+        model, slots, KernelContext(torch.float32, FusedOps.for_device("meta", torch.float32))
+    )
+    state = torch.zeros(4, dtype=torch.long, device="meta")
+    assert kernels.decode(state, state, state, 3, 32).shape == (3, config.text_config.vocab_size)

@@ -185,6 +185,8 @@ def test_the_decode_step_reads_no_value_back_to_the_host() -> None:
         model = Glm4v9bForConditionalGeneration(config)
     layout = BATCH_SUPPORT.kv_layout(model)
     slots = KVSlots(layout.layers, 4, layout.kv_heads, layout.head_dim, 64, torch.float32, "meta")
-    kernels = BATCH_SUPPORT.kernels(model, slots, KernelContext(torch.float32, FusedOps.for_device("meta")))
+    kernels = BATCH_SUPPORT.kernels(
+        model, slots, KernelContext(torch.float32, FusedOps.for_device("meta", torch.float32))
+    )
     state = torch.zeros(4, dtype=torch.long, device="meta")
     assert kernels.decode(state, state, state, 3, 32).shape == (3, config.padded_vocab_size)
