@@ -15,6 +15,7 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from shared.request_rules import MAX_NEW_TOKENS, check_object_schema
+from shared.schema_plan import ANY_OBJECT
 from shared.schemas import JobCreate
 from shared.settings import Settings
 from web.api.job_input import image_from_reference
@@ -77,7 +78,6 @@ class JsonSchemaFormat(BaseModel):
 
 
 ResponseFormat = Annotated[TextFormat | JsonObjectFormat | JsonSchemaFormat, Field(discriminator="type")]
-ANY_OBJECT: dict[str, Any] = {"type": "object"}
 
 
 class StreamOptions(BaseModel):
