@@ -8,8 +8,10 @@ URL, and stops everything on Ctrl-C or SIGTERM (or when any part dies).
 
 from __future__ import annotations
 
+import logging
 import os
 import secrets
+import shutil
 import signal
 import socket
 import subprocess
@@ -25,7 +27,7 @@ from shared.migrate import upgrade_to_head
 from shared.secret_text import masked_url
 from shared.settings import Settings
 from vlmq.processes import spawn, stop
-from vlmq.redis_server import free_port, redis_url, start_redis
+from vlmq.redis_server import free_port, redis_log, redis_url, start_redis
 from vlmq.web_server import listen_on
 
 READY_TIMEOUT_S = 600
@@ -50,6 +52,8 @@ def _run(settings: Settings, listener: socket.socket, host: str, port: int) -> i
     data_dir = settings.data_dir.resolve()
     data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
     print(f"vlmq: database {masked_url(settings.sqlalchemy_url)}", flush=True)
+    # A line per migration on a first start tells a user nothing (`vlmq db upgrade` keeps them); failures raise.
+    logging.getLogger("alembic").setLevel(logging.WARNING)
     upgrade_to_head(settings.sqlalchemy_url)
 
     env = child_environment(data_dir, host, port)
@@ -59,7 +63,7 @@ def _run(settings: Settings, listener: socket.socket, host: str, port: int) -> i
     children: dict[str, subprocess.Popen[bytes]] = {
         "redis": start_redis(data_dir / "redis", redis_port, redis_password, env)
     }
-    print(f"vlmq: redis on 127.0.0.1:{redis_port}", flush=True)
+    print(f"vlmq: redis on 127.0.0.1:{redis_port} (log: {redis_log(data_dir / 'redis')})", flush=True)
 
     stopping = False
 
@@ -78,12 +82,16 @@ def _run(settings: Settings, listener: socket.socket, host: str, port: int) -> i
         url = env["VLMQ_SERVED_URL"]
         if settings.uses_placeholder_model:
             print("vlmq: no VLMQ_MODEL set: using the tiny random-weight model (outputs are noise)", flush=True)
-        ready = _wait_until_ready(url, children, lambda: stopping)
+        ready = _wait_until_ready(url, children, lambda: stopping, redis_log(data_dir / "redis"))
         if ready:
             print(f"vlmq: ready at {url}  (Ctrl-C to stop)", flush=True)
+            if hint := _command_hint():
+                print(hint, flush=True)
         while ready and not stopping:
             if (dead := _dead_child(children)) is not None:
                 print(f"vlmq: {dead} exited unexpectedly; stopping everything", file=sys.stderr, flush=True)
+                if dead == "redis":
+                    print(f"vlmq: redis's log is {redis_log(data_dir / 'redis')}", file=sys.stderr, flush=True)
                 return 1
             time.sleep(0.5)
         return 0 if ready or stopping else 1
@@ -101,11 +109,22 @@ def child_environment(data_dir: Path, host: str, port: int) -> dict[str, str]:
     return dict(os.environ, VLMQ_DATA_DIR=str(data_dir), VLMQ_SERVED_URL=served_url, PYTHONUNBUFFERED="1")
 
 
+def _command_hint() -> str | None:
+    """How to get this `vlmq` on PATH in another terminal, when it runs from a virtual environment that is not."""
+    bin_dir = Path(sys.executable).parent
+    found = shutil.which("vlmq")
+    if not (bin_dir / "activate").exists() or (found and Path(found).resolve() == (bin_dir / "vlmq").resolve()):
+        return None
+    return f"vlmq: for the vlmq command in another terminal: source {bin_dir / 'activate'}"
+
+
 def _dead_child(children: dict[str, subprocess.Popen[bytes]]) -> str | None:
     return next((name for name, child in children.items() if child.poll() is not None), None)
 
 
-def _wait_until_ready(url: str, children: dict[str, subprocess.Popen[bytes]], stopping: Callable[[], bool]) -> bool:
+def _wait_until_ready(
+    url: str, children: dict[str, subprocess.Popen[bytes]], stopping: Callable[[], bool], redis_log_path: Path
+) -> bool:
     """Poll /readyz, printing what is still missing every few seconds.
 
     Only our web server can answer: `up` holds the port since before it started.
@@ -114,7 +133,8 @@ def _wait_until_ready(url: str, children: dict[str, subprocess.Popen[bytes]], st
     last_report = 0.0
     while time.monotonic() < deadline and not stopping():
         if (dead := _dead_child(children)) is not None:
-            print(f"vlmq: {dead} exited during start-up (see its log above)", file=sys.stderr, flush=True)
+            where = redis_log_path if dead == "redis" else "its log above"
+            print(f"vlmq: {dead} exited during start-up (see {where})", file=sys.stderr, flush=True)
             return False
         try:
             response = requests.get(f"{url}/readyz", timeout=2)

@@ -6,6 +6,7 @@ import socket
 from typing import Any
 
 from gunicorn.app.base import BaseApplication
+from gunicorn.glogging import Logger
 
 from shared.log_format import gunicorn_logconfig
 from shared.settings import Settings
@@ -15,6 +16,20 @@ from web.app import create_app
 # API key that way would have it written to the log. This one leaves it (and cookies) out, and
 # ends with the request id the app answered with (`X-Request-ID`), so a line finds the job's lines.
 ACCESS_LOG_FORMAT = '%(h)s %(t)s "%(r)s" %(s)s %(b)s %(M)sms "%(a)s" rid=%({x-request-id}o)s'
+
+
+PROBES = frozenset({"/healthz", "/readyz"})
+
+
+class ProbeQuietLogger(Logger):
+    """Gunicorn's logger without access lines for health probes that got their usual answer (200, or 503 from
+    /readyz while not ready): `vlmq up` polls twice a second while it starts, balancers poll all day, and the
+    state they read is reported elsewhere (`vlmq up`'s own lines, /metrics). Any other answer is logged."""
+
+    def access(self, resp: Any, req: Any, environ: dict[str, Any], request_time: Any) -> None:
+        if req.path in PROBES and resp.status_code in (200, 503):
+            return
+        super().access(resp, req, environ, request_time)
 
 
 class _Gunicorn(BaseApplication):
@@ -48,6 +63,7 @@ def serve(settings: Settings, host: str, port: int, workers: int, threads: int, 
         "timeout": int(settings.max_wait_s) + 60,
         "accesslog": "-",
         "access_log_format": ACCESS_LOG_FORMAT,
+        "logger_class": ProbeQuietLogger,
     }
     if logconfig := gunicorn_logconfig(settings.log_format):
         options["logconfig_dict"] = logconfig

@@ -18,7 +18,7 @@ import os
 import time
 from functools import partial
 
-from shared.celery_app import GPU_QUEUE, GPU_QUEUES
+from shared.celery_app import GPU_QUEUE, GPU_QUEUES, worker_argv
 from shared.presence import withdraw
 from shared.settings import Settings
 from worker.context import build_context, set_context
@@ -69,10 +69,8 @@ def run_gpu_worker(settings: Settings, concurrency: int | None = None) -> int:
     if reserved:
         install_interactive_lane(celery, reserved)
     queues = GPU_QUEUE if reserved else ",".join(GPU_QUEUES)
-    argv = ["worker", "-Q", queues, "--pool", "threads", "--concurrency", str(slots)]
-    argv += ["--hostname", f"gpu@%h.{os.getpid()}", "--loglevel", "INFO", "--without-mingle", "--without-gossip"]
     try:
-        celery.worker_main(argv=argv)
+        celery.worker_main(argv=worker_argv(queues, slots, "gpu", os.getpid()))
     finally:
         presence.set()
         withdraw(context.redis, context.name)
