@@ -32,8 +32,10 @@ HARMLESS_LOG_LINES: dict[str, str] = {
     # Alembic's set-up chatter on every start; the migrations it runs are still logged.
     "alembic.runtime.plugins": r"^setup plugin ",
     "alembic.runtime.migration": r"^(Context impl |Will assume )",
-    # matplotlib looking for fonts a headless server lacks; it falls back to its bundled DejaVu.
-    "matplotlib.font_manager": r"^findfont: ",
+    # `vlmq eval`'s charts: matplotlib building its font cache on first use, and looking for fonts a headless
+    # server lacks (it falls back to its bundled DejaVu); a temporary cache when HOME is not writable.
+    "matplotlib.font_manager": r"^(findfont: |generated new fontManager|Matplotlib is building the font cache)",
+    "matplotlib": r"^Matplotlib created a temporary cache directory",
 }
 
 
