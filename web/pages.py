@@ -110,8 +110,9 @@ def _readable(result: dict[str, Any] | None) -> str:
 
 @bp.get("/batches/<batch_id>")
 def batch_page(batch_id: str) -> str:
+    state = app_state()
     tenant_id = current_tenant()
-    with app_state().sessions() as session:
+    with state.sessions() as session:
         batch = render_batch(session, load_batch(session, tenant_id, batch_id), base_url())
         jobs = session.scalars(
             select(Job).where(Job.batch_id == batch_id).order_by(Job.batch_index).limit(BATCH_PAGE_JOBS)
@@ -122,7 +123,18 @@ def batch_page(batch_id: str) -> str:
             for job in jobs
         ]
     refresh_s = None if batch["completed_at"] else REFRESH_S
-    return render_template("batch.html", batch=batch, jobs=rows, shown_limit=BATCH_PAGE_JOBS, refresh_s=refresh_s)
+    # As on the home page; also for a batch the placeholder ran before a real model was set.
+    noise = state.settings.uses_placeholder_model or any(
+        PLACEHOLDER_WARNING in (row.get("warnings") or []) for row in rows
+    )
+    return render_template(
+        "batch.html",
+        batch=batch,
+        jobs=rows,
+        shown_limit=BATCH_PAGE_JOBS,
+        refresh_s=refresh_s,
+        placeholder_warning=PLACEHOLDER_WARNING if noise else None,
+    )
 
 
 @bp.post("/upload")
