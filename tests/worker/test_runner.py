@@ -129,7 +129,9 @@ def test_cancel_stops_a_running_job(client: FlaskClient, worker_context: WorkerC
     runner = threading.Thread(target=lambda: outcome.append(run_job(worker_context, job_id)))
     runner.start()
     deadline = time.monotonic() + 5
-    while client.get(f"/v1/jobs/{job_id}").get_json()["progress"] is None and time.monotonic() < deadline:
+    # Until a heartbeat has written what the engine reported (null while queued, then 0 of the job's budget).
+    while not (client.get(f"/v1/jobs/{job_id}").get_json()["progress"] or {}).get("tokens"):
+        assert time.monotonic() < deadline
         time.sleep(0.05)
     running = client.get(f"/v1/jobs/{job_id}").get_json()
     assert running["status"] == "running"
