@@ -18,7 +18,7 @@ from shared.request_rules import MAX_NEW_TOKENS, check_object_schema
 from shared.schema_plan import ANY_OBJECT
 from shared.schemas import JobCreate
 from shared.settings import Settings
-from web.api.job_input import image_from_reference
+from web.api.job_input import DATA_URI_PATTERN, image_from_reference
 from web.errors import ApiError
 
 MAX_MESSAGES = 81
@@ -27,7 +27,10 @@ MAX_MESSAGES = 81
 class ImageUrl(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    url: str
+    url: str = Field(
+        description="a base64 data URI or an http(s) URL",
+        json_schema_extra={"anyOf": [{"pattern": DATA_URI_PATTERN}, {"pattern": r"^https?://"}]},
+    )
     detail: Literal["auto", "low", "high"] | None = None
 
 
