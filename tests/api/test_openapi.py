@@ -62,6 +62,21 @@ def test_the_documented_image_formats_are_what_the_server_takes(settings: Settin
         assert decoded == accepted, uri
 
 
+def test_the_token_ceiling_is_the_services_own(settings: Settings, png: bytes) -> None:
+    """With short sequences the document's ceiling is the sequence less the smallest photo, and the server refuses
+    one token more whatever the photo."""
+    short = settings.model_copy(update={"gpu_max_seq_tokens": 1024})
+    schemas = openapi_document(short)["components"]["schemas"]
+    for schema, field in [("JobParams", "max_new_tokens"), ("ChatRequest", "max_tokens")]:
+        assert schemas[schema]["properties"][field]["anyOf"][0]["maximum"] == 1024 - 16
+    default = openapi_document(settings)["components"]["schemas"]
+    assert default["JobParams"]["properties"]["max_new_tokens"]["anyOf"][0]["maximum"] == 2048
+    app = create_app(short)
+    refused = submit(app.test_client(), png, task="describe", params='{"max_new_tokens": 1009}')
+    app.extensions["vlmq"].engine.dispose()
+    assert refused.status_code == 400 and refused.get_json()["error"]["code"] == "input_too_long"
+
+
 def test_every_operation_has_its_own_operation_id(settings: Settings) -> None:
     """schemathesis.toml (and generated clients) name operations by id: one missing cannot be configured."""
     document = openapi_document(settings.model_copy(update={"admin_key": "admin-key-for-tests-0123456789"}))
