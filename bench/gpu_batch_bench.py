@@ -31,6 +31,7 @@ from shared.settings import Settings
 from worker.inference.batched import BatchedEngine, build_batched_engine
 from worker.inference.engine import HFEngine
 from worker.inference.engine_contract import GenerationParams, InferenceError, InferenceRequest
+from worker.inference.families.glm4v_batch import BATCH_SUPPORT
 from worker.inference.loader import load_engine
 from worker.inference.placeholder.checkpoint import build_checkpoint
 
@@ -105,7 +106,9 @@ def measure_batch(base: HFEngine, settings: Settings, slots: int, args: Any, rec
         torch.cuda.empty_cache()
     reset_peak()
     started = time.perf_counter()
-    engine: BatchedEngine = build_batched_engine(base, settings.model_copy(update={"gpu_max_batch": slots}))
+    engine: BatchedEngine = build_batched_engine(
+        base, BATCH_SUPPORT, settings.model_copy(update={"gpu_max_batch": slots})
+    )
     result: dict[str, Any] = {
         "slots": engine.plan.slots,
         "capacity": engine.plan.capacity,
@@ -178,7 +181,7 @@ def main() -> None:
     build_checkpoint(root, "glm4v", full_size=not args.tiny, device=device)
     rec.put("checkpoint_build_s", round(time.perf_counter() - started, 1))
     settings = Settings(
-        model=str(root), quantization=args.quantization or ("fp32" if args.tiny else "nf4"), device=device,
+        model=str(root), quantization=args.quantization or ("fp32" if args.tiny else "auto"), device=device,
         data_dir=Path(tempfile.mkdtemp()), gpu_engine="sequential", gpu_prefill_tokens=args.prefill_tokens,
         gpu_max_seq_tokens=args.seq_tokens,
     )  # fmt: skip
@@ -188,6 +191,7 @@ def main() -> None:
     base = load_engine(settings)
     assert isinstance(base, HFEngine)
     rec.put("load", {"seconds": round(time.perf_counter() - started, 1), "weights_gib": peak_gib()})
+    rec.put("quantization", base.quantization)
     if not args.skip_baseline:
         base.run(request("describe", 4, settings))
         latency = single_latency(base, settings, args.new, runs=2)

@@ -1,11 +1,12 @@
 """Where a batched prefill's time goes on the full-size GLM-4.6V-Flash architecture (random weights).
 
 The batching loop spends most of its time in prefills (the photo's ~1,095-token prompt), so
-this splits one prefill of the standard request into its parts, each timed alone with the
-GPU synchronised: the processor on the CPU (done by the caller's thread), GLM's 3-D rotary
-positions (`get_rope_index`, Python), the vision tower, and the text stack; then the prefill
-whole at several group sizes (tokens/s), and the kernels that take the GPU time of one
-group (torch.profiler), next to how busy the GPU was over the prefill's wall time.
+this times what a prefill of the standard request costs, each part alone with the GPU
+synchronised: the processor and the staging (3-D rotary positions, casts, pinning) on the
+caller's thread, the vision tower, and the packed prefill whole (into the engine's slots) at
+several group sizes (tokens/s); then the kernels that take the GPU time of one group
+(torch.profiler), next to how busy the GPU was over the prefill's wall time. bf16 by default
+(`--quantization nf4` for the 4-bit format).
 
 GPU:  OUT=/some/dir python3 bench/gpu_prefill_profile.py   (writes $OUT/gpu_prefill_profile.json)
 CPU dry run on the tiny checkpoint:  PYTHONPATH=. .venv/bin/python bench/gpu_prefill_profile.py --tiny
@@ -27,8 +28,9 @@ from gpu_batch_bench import request, sync  # sibling script in bench/
 from gpu_engine_bench import Recorder
 
 from shared.settings import Settings
-from worker.inference.batching.prefill import GlmPrefill, pad_batch
+from worker.inference.batched import build_batched_engine
 from worker.inference.engine import HFEngine
+from worker.inference.families.glm4v_batch import BATCH_SUPPORT
 from worker.inference.loader import load_engine
 from worker.inference.placeholder.checkpoint import build_checkpoint
 
@@ -46,51 +48,31 @@ def timed(fn: Callable[[], Any], runs: int = 3) -> float:
     return statistics.median(times)
 
 
-def parts(base: HFEngine, prefill: GlmPrefill, inputs: list[dict[str, Any]]) -> dict[str, float]:
-    """Seconds of each part of one prefill of `inputs`, timed alone."""
-    model = base.model
-    core = model.model
-    batch = {key: value.to(model.device) for key, value in pad_batch(inputs, prefill.pad_id).items()}
-    pixels = batch["pixel_values"].to(prefill.pixel_dtype)
-
-    def rope() -> Any:
-        return core.get_rope_index(
-            batch["input_ids"],
-            mm_token_type_ids=batch.get("mm_token_type_ids"),
-            image_grid_thw=batch.get("image_grid_thw"),
-            attention_mask=batch["attention_mask"],
-        )[0]
-
-    positions = rope()
+def parts(base: HFEngine, kernels: Any, inputs: list[dict[str, Any]]) -> dict[str, float]:
+    """Seconds of each part of one packed prefill of `inputs` (staged), timed alone."""
+    core = base.model.model
+    device = base.model.device
+    pixels = torch.cat([item["pixel_values"] for item in inputs]).to(device)
+    grids = torch.cat([item["image_grid_thw"] for item in inputs]).to(device)
+    slots = list(range(len(inputs)))
     with torch.inference_mode():
-        embeds = core.get_input_embeddings()(batch["input_ids"])
-        image = torch.cat(core.get_image_features(pixels, batch["image_grid_thw"]).pooler_output)
-        mask = batch["input_ids"] == model.config.image_token_id
-        embeds[mask] = image.to(embeds.dtype)
-
-        def text() -> Any:
-            return core.language_model(
-                inputs_embeds=embeds, attention_mask=batch["attention_mask"], position_ids=positions, use_cache=True
-            )
-
         return {
-            "rope_index_s": timed(rope),
-            "vision_s": timed(lambda: core.get_image_features(pixels, batch["image_grid_thw"])),
-            "text_s": timed(text),
-            "whole_s": timed(lambda: prefill(inputs)),
+            "vision_s": timed(lambda: core.get_image_features(pixels, grids)),
+            "whole_s": timed(lambda: kernels.prefill(inputs, slots)),
         }
 
 
-def kernels(prefill: GlmPrefill, inputs: list[dict[str, Any]], top: int) -> dict[str, Any]:
+def kernel_profile(kernels: Any, inputs: list[dict[str, Any]], top: int) -> dict[str, Any]:
     """The kernels with the most GPU time in one prefill, and GPU-busy time against wall time."""
     from torch.profiler import ProfilerActivity, profile
 
+    slots = list(range(len(inputs)))
     with torch.inference_mode():
-        prefill(inputs)
+        kernels.prefill(inputs, slots)
         sync()
         started = time.perf_counter()
         with profile(activities=[ProfilerActivity.CPU, ProfilerActivity.CUDA]) as prof:
-            prefill(inputs)
+            kernels.prefill(inputs, slots)
             sync()
     wall = time.perf_counter() - started
     events = [e for e in prof.key_averages() if e.device_time_total > 0 and e.device_type.name == "CUDA"]
@@ -111,6 +93,7 @@ def main() -> None:
     parser.add_argument("--tiny", action="store_true", help="the tiny checkpoint on CPU (a dry run)")
     parser.add_argument("--groups", default="1,2,4,7", help="images per prefill to time")
     parser.add_argument("--top", type=int, default=25)
+    parser.add_argument("--quantization", default="bf16")
     args = parser.parse_args()
     out = Path(os.environ["OUT"]) if os.environ.get("OUT") else None
     rec = Recorder(out)
@@ -119,29 +102,31 @@ def main() -> None:
     device = "cpu" if args.tiny else "cuda"
     build_checkpoint(root, "glm4v", full_size=not args.tiny, device=device)
     settings = Settings(
-        model=str(root), quantization="fp32" if args.tiny else "nf4", device=device,
-        data_dir=Path(tempfile.mkdtemp()), gpu_engine="sequential",
+        model=str(root), quantization="fp32" if args.tiny else args.quantization, device=device,
+        data_dir=Path(tempfile.mkdtemp()), gpu_engine="sequential", gpu_max_batch=8,
     )  # fmt: skip
     base = load_engine(settings)
     assert isinstance(base, HFEngine)
     rec.put("device", "cpu" if args.tiny else torch.cuda.get_device_name())
-    rec.put("attn_implementation", base.model.config._attn_implementation)
-    tokenizer = base.inputs.tokenizer
-    prefill = GlmPrefill(base.model, base.pixel_dtype, tokenizer.pad_token_id or base.end_ids[0])
+    rec.put("quantization", base.quantization)
+    engine = build_batched_engine(base, BATCH_SUPPORT, settings)
+    kernels = engine.scheduler.runner.kernels
     prepared = [base.prepare(request("describe", 128, settings)) for _ in range(max(map(int, args.groups.split(","))))]
     rec.put("processor_s", round(timed(lambda: base.prepare(request("describe", 128, settings))), 4))
-    rec.put("prompt_tokens", int(prepared[0].inputs["input_ids"].shape[1]))
+    rec.put("stage_s", round(timed(lambda: kernels.stage(prepared[0].inputs)), 4))
+    staged = [kernels.stage(p.inputs) for p in prepared]
+    rec.put("prompt_tokens", int(staged[0]["input_ids"].shape[1]))
     groups = {}
     for size in map(int, args.groups.split(",")):
-        inputs = [p.inputs for p in prepared[:size]]
-        split = {key: round(value, 4) for key, value in parts(base, prefill, inputs).items()}
+        inputs = staged[:size]
+        split = {key: round(value, 4) for key, value in parts(base, kernels, inputs).items()}
         tokens = sum(int(i["input_ids"].shape[1]) for i in inputs)
         split["tokens_per_s"] = round(tokens / split["whole_s"])
         groups[size] = split
         rec.put("groups", groups)
     if not args.tiny:
-        largest = [p.inputs for p in prepared]
-        rec.put("kernels", kernels(prefill, largest, args.top))
+        rec.put("kernels", kernel_profile(kernels, staged, args.top))
+    engine.scheduler.close()
 
 
 if __name__ == "__main__":

@@ -1,8 +1,8 @@
-"""Chart of the batching worker's H100 runs against issue 7's targets.
+"""Chart of the batching worker's GPU runs against issue 18's targets ("Engine v2").
 
-Three panels: images/s through the whole service per configuration (target lines 8 and 4),
+Three panels: images/s through the whole service per configuration (target lines 16 and 12),
 latency of one request on an idle worker and of a chat call under a 500-job backlog (targets
-2 s and 5 s), and the engine alone by batch size (images/s, with peak GPU memory beside it).
+1 s and 3 s), and the engine alone by batch size (images/s, with peak GPU memory beside it).
 
 Usage: python bench/plot_batching.py SERVICE_JSON ENGINE_JSON [ENGINE_JSON ...] OUT_PNG
   (SERVICE_JSON from gpu_service_bench.py, ENGINE_JSONs from gpu_batch_bench.py; needs matplotlib)
@@ -38,8 +38,8 @@ def service_throughput(ax: Any, data: dict[str, Any]) -> None:
     ax.bar([x + 0.2 for x in xs], attributes, 0.4, label="attributes", color=ATTRIBUTES)
     for x, value in zip(xs, describe, strict=True):
         ax.annotate(f"{value:g}", (x - 0.2, value), ha="center", va="bottom", fontsize=8)
-    ax.axhline(8, color=TARGET, linestyle="--", linewidth=1, label="targets (8, 4)")
-    ax.axhline(4, color=TARGET, linestyle=":", linewidth=1)
+    ax.axhline(16, color=TARGET, linestyle="--", linewidth=1, label="targets (16, 12)")
+    ax.axhline(12, color=TARGET, linestyle=":", linewidth=1)
     ax.set_xticks(list(xs), labels, fontsize=8)
     ax.set_ylabel("images/s, whole service")
     ax.set_title("Throughput at saturation")
@@ -51,9 +51,9 @@ def service_latency(ax: Any, data: dict[str, Any]) -> None:
     for name in ("sequential", "batched", "batched_throughput", "batched_small"):
         section = data.get(name) or {}
         if single := (section.get("single_request") or {}).get("e2e_s"):
-            bars.append((f"{name}\nidle", statistics.median(single), 2.0))
+            bars.append((f"{name}\nidle", statistics.median(single), 1.0))
         if chat := section.get("chat_under_load"):
-            bars.append((f"{name}\nchat, 500 queued", chat["e2e_s"], 5.0))
+            bars.append((f"{name}\nchat, 500 queued", chat["e2e_s"], 3.0))
     xs = range(len(bars))
     ax.bar(xs, [b[1] for b in bars], color=DESCRIBE)
     for x, (_, value, target) in zip(xs, bars, strict=True):
@@ -74,11 +74,10 @@ def engine_by_batch(ax: Any, engines: list[dict[str, Any]]) -> None:
         slots = [r["slots"] for r in runs]
         ax.plot(slots, [r["describe_burst"]["images_per_s"] for r in runs], marker=marker, color=DESCRIBE, label=label)
         memory.plot(slots, [r["describe_burst"]["peak_gib"] for r in runs], marker=marker, color=ATTRIBUTES, ls=":")
-    ax.axhline(8, color=TARGET, linestyle="--", linewidth=1)
-    memory.axhline(22, color=ATTRIBUTES, linestyle="--", linewidth=0.8)
+    ax.axhline(16, color=TARGET, linestyle="--", linewidth=1)
     ax.set_xlabel("slots (batch size)")
     ax.set_ylabel("images/s, engine alone (solid)")
-    memory.set_ylabel("peak GiB reserved (dotted; 22 GiB target)")
+    memory.set_ylabel("peak GiB reserved (dotted)")
     ax.set_title("Engine by batch size")
     ax.legend(fontsize=8, loc="upper left")
 

@@ -174,17 +174,25 @@ class Client:
         response.raise_for_status()
         return response.json()
 
-    def run_job(self, fields: dict[str, Any], with_image: bool = True, poll_s: float = 0.05) -> dict[str, Any]:
-        """Submit one job (multipart, like `curl -F`) and poll it until it ends."""
+    def submit(self, fields: dict[str, Any], with_image: bool = True) -> dict[str, Any]:
+        """Submit one job (multipart, like `curl -F`); the 202's job."""
         form = {k: (None, json.dumps(v) if isinstance(v, dict) else str(v)) for k, v in fields.items()}
         if with_image:
             form["image"] = ("product.jpg", self.image, "image/jpeg")
-        started = time.perf_counter()
         response = self._session().post(f"{self.url}/v1/jobs", files=form, timeout=30)
-        submit_s = round(time.perf_counter() - started, 4)
         if response.status_code != 202:
             raise RuntimeError(f"submit answered {response.status_code}: {response.text[:300]}")
-        job = response.json()
+        return response.json()
+
+    def cancel(self, job_id: str) -> int:
+        """Cancel a job; the answer's status (409: it had already ended)."""
+        return self._session().post(f"{self.url}/v1/jobs/{job_id}/cancel", timeout=30).status_code
+
+    def run_job(self, fields: dict[str, Any], with_image: bool = True, poll_s: float = 0.05) -> dict[str, Any]:
+        """Submit one job and poll it until it ends."""
+        started = time.perf_counter()
+        job = self.submit(fields, with_image)
+        submit_s = round(time.perf_counter() - started, 4)
         deadline = started + self.timeout_s
         while job["status"] not in TERMINAL and time.perf_counter() < deadline:
             time.sleep(poll_s)

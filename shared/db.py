@@ -13,7 +13,7 @@ import time
 from collections.abc import Callable
 from typing import Any, TypeVar
 
-from sqlalchemy import Engine, create_engine, event
+from sqlalchemy import Engine, create_engine, event, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session, sessionmaker
@@ -47,7 +47,41 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor.execute("PRAGMA busy_timeout=30000")
     cursor.execute("PRAGMA foreign_keys=ON")
     cursor.execute("PRAGMA synchronous=NORMAL")
+    # Deleted rows (photos, results) are overwritten with zeros, not left in free pages.
+    cursor.execute("PRAGMA secure_delete=ON")
     cursor.close()
+
+
+def drop_deleted_copies(session: Session) -> None:
+    """After a deletion is committed: SQLite's `-wal` file still holds the deleted rows' earlier page images
+    until a checkpoint copies the pages back and the file is emptied, so do both now (the database file's own
+    pages were zeroed by `secure_delete`). PostgreSQL keeps its own WAL and vacuums dead rows; nothing to do."""
+    if session.get_bind().dialect.name != "sqlite":
+        return
+    busy, _, _ = session.execute(text("PRAGMA wal_checkpoint(TRUNCATE)")).one()
+    if busy:
+        log.warning("the SQLite WAL could not be emptied (a reader held it); deleted data stays in it until the next")
+
+
+SQLITE_FULL = 13  # "database or disk is full"
+POSTGRES_DISK_FULL = "53100"
+
+
+def is_storage_full(exc: BaseException) -> bool:
+    """The database refused a write for want of disk space, which waiting alone will not fix (unlike an outage).
+
+    The whole chain is searched: a full SQLite rolls back the transaction, so leaving a savepoint then fails
+    with "no such savepoint", raised during the first error.
+    """
+    seen: BaseException | None = exc
+    while seen is not None:
+        orig = getattr(seen, "orig", seen)
+        if getattr(orig, "sqlite_errorcode", None) == SQLITE_FULL:
+            return True
+        if getattr(orig, "sqlstate", None) == POSTGRES_DISK_FULL:
+            return True
+        seen = seen.__context__
+    return False
 
 
 def make_session_factory(engine: Engine) -> sessionmaker[Session]:
@@ -77,6 +111,7 @@ def retry_while_unreachable(
         except OperationalError as exc:
             if clock() + delay > deadline:
                 raise
-            log.warning("database unreachable (retrying in %.2f s): %s", delay, exc.orig or exc)
+            problem = "database storage full" if is_storage_full(exc) else "database unreachable"
+            log.warning("%s (retrying in %.2f s): %s", problem, delay, exc.orig or exc)
             sleep(delay)
             delay = min(delay * 2, max_delay_s)

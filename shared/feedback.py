@@ -28,7 +28,7 @@ class FeedbackCreate(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    score: int = Field(ge=1, le=5, description="1 (useless) to 5 (publish as is)")
+    score: int = Field(ge=1, le=5, strict=True, description="1 (useless) to 5 (publish as is)")
     corrections: dict[str, Any] = Field(
         default_factory=dict, description="the fields a person corrected, with the right values (e.g. color)"
     )

@@ -16,7 +16,7 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import CursorResult, update
+from sqlalchemy import ColumnElement, CursorResult, update
 from sqlalchemy.orm import Session
 
 from shared.batches import UNFINISHED, complete_batch, complete_batch_of_job, mark_batch_canceled
@@ -123,7 +123,7 @@ def fail(
 
 
 def cancel(session: Session, job_id: str, now: datetime) -> bool:
-    """queued or running → canceled; a running worker notices at its next heartbeat."""
+    """queued or running → canceled; after commit, callers push it to the running worker (`shared.cancel_channel`)."""
     moved = _move(
         session,
         job_id,
@@ -158,13 +158,40 @@ def cancel_batch(session: Session, batch_id: str, now: datetime) -> list[str]:
     return canceled
 
 
-def requeue_lost(session: Session, job_id: str, stale_before: datetime, max_attempts: int) -> bool:
-    """running → queued when the worker stopped heartbeating and attempts remain."""
+def release(session: Session, job_id: str, worker: str) -> bool:
+    """running → queued for a job its worker claimed but could not start (the database failed as it read the
+    job): the attempt is given back, since no model ran."""
     return _move(
         session,
         job_id,
         {JobStatus.RUNNING},
-        Job.heartbeat_at < stale_before,
+        Job.worker == worker,
+        status=JobStatus.QUEUED.value,
+        worker=None,
+        started_at=None,
+        heartbeat_at=None,
+        enqueued_at=None,
+        attempts=Job.attempts - 1,
+    )
+
+
+def stale_heartbeat(stale_before: datetime) -> ColumnElement[bool]:
+    """Lost: the worker stopped heartbeating (the sweeper's test)."""
+    return Job.heartbeat_at < stale_before
+
+
+def of_dead_worker(worker: str) -> ColumnElement[bool]:
+    """Lost: the job's worker process is known to be dead (its supervisor saw it exit)."""
+    return Job.worker == worker
+
+
+def requeue_lost(session: Session, job_id: str, lost: ColumnElement[bool], max_attempts: int) -> bool:
+    """running → queued when `lost` holds (`stale_heartbeat`, `of_dead_worker`) and attempts remain."""
+    return _move(
+        session,
+        job_id,
+        {JobStatus.RUNNING},
+        lost,
         Job.attempts < max_attempts,
         status=JobStatus.QUEUED.value,
         worker=None,
@@ -172,13 +199,13 @@ def requeue_lost(session: Session, job_id: str, stale_before: datetime, max_atte
     )
 
 
-def fail_lost(session: Session, job_id: str, stale_before: datetime, max_attempts: int, now: datetime) -> bool:
-    """running → failed when the job has already cost `max_attempts` workers."""
+def fail_lost(session: Session, job_id: str, lost: ColumnElement[bool], max_attempts: int, now: datetime) -> bool:
+    """running → failed when `lost` holds and the job has already cost `max_attempts` workers."""
     moved = _move(
         session,
         job_id,
         {JobStatus.RUNNING},
-        Job.heartbeat_at < stale_before,
+        lost,
         Job.attempts >= max_attempts,
         status=JobStatus.FAILED.value,
         error_code="worker_lost",

@@ -16,14 +16,20 @@ class KeyCreate(BaseModel):
 
     tenant: str = Field(pattern=TENANT_ID_PATTERN, description="created if new")
     name: str | None = Field(None, min_length=1, max_length=200, description="the tenant's name, when it is new")
-    expires_in: int | None = Field(None, ge=60, le=MAX_EXPIRES_IN_S, description="seconds; no expiry when absent")
+    expires_in: int | None = Field(
+        None, ge=60, le=MAX_EXPIRES_IN_S, strict=True, description="seconds; no expiry when absent"
+    )
 
 
 class KeyRotate(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    grace_s: int = Field(0, ge=0, le=MAX_GRACE_S, description="seconds the old key still works; 0 refuses it at once")
-    expires_in: int | None = Field(None, ge=60, le=MAX_EXPIRES_IN_S, description="the new key's lifetime in seconds")
+    grace_s: int = Field(
+        0, ge=0, le=MAX_GRACE_S, strict=True, description="seconds the old key still works; 0 refuses it at once"
+    )
+    expires_in: int | None = Field(
+        None, ge=60, le=MAX_EXPIRES_IN_S, strict=True, description="the new key's lifetime in seconds"
+    )
 
 
 def expiry(now: datetime, expires_in: int | None) -> datetime | None:

@@ -42,10 +42,11 @@ class JobParams(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    max_new_tokens: int | None = Field(None, ge=1, le=MAX_NEW_TOKENS)
-    temperature: float | None = Field(None, ge=0.0, le=2.0)
-    top_p: float | None = Field(None, gt=0.0, le=1.0)
-    repetition_penalty: float | None = Field(None, ge=1.0, le=2.0)
+    # Strict: `true` or `"64"` is a mistake to report, not a number to guess (an int is fine for a float).
+    max_new_tokens: int | None = Field(None, ge=1, le=MAX_NEW_TOKENS, strict=True)
+    temperature: float | None = Field(None, ge=0.0, le=2.0, strict=True)
+    top_p: float | None = Field(None, gt=0.0, le=1.0, strict=True)
+    repetition_penalty: float | None = Field(None, ge=1.0, le=2.0, strict=True)
     channel: CopyChannel | None = None
     campaign: str | None = Field(None, max_length=1000)
     schema_: dict[str, Any] | None = Field(None, alias="schema")
@@ -101,7 +102,7 @@ class SubmissionFields(BaseModel):
         """A form field arrives as text: `started,completed` or a JSON list."""
         if isinstance(value, str):
             text = value.strip()
-            return json.loads(text) if text.startswith("[") else [part.strip() for part in text.split(",")]
+            return safe_json.loads(text) if text.startswith("[") else [part.strip() for part in text.split(",")]
         return value
 
 

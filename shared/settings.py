@@ -28,8 +28,8 @@ from shared.product_schema import DEFAULT_ATTRIBUTES_BUDGET, DEFAULT_PRODUCT_SCH
 from shared.request_rules import MAX_NEW_TOKENS
 from shared.schema_plan import compile_schema
 
-Quantization = Literal["nf4", "int8", "bf16", "fp32"]
-ModelFamily = Literal["auto", "glm4v", "glm4v_legacy", "image_text"]
+Quantization = Literal["auto", "nf4", "int8", "bf16", "fp32"]
+ModelFamily = Literal["auto", "glm4v_9b", "glm4v", "image_text"]
 
 
 class Settings(BaseSettings):
@@ -52,7 +52,16 @@ class Settings(BaseSettings):
     # Issue 12: the address `vlmq up` serves on, set by it for the processes it starts, so that links in
     # webhook bodies point at it when `public_url` is unset (shared/public_url.py decides).
     served_url: str | None = None
+    # Host names requests may name in `Host`; others get 400 (empty: any, but only loopback and the hosts of
+    # `public_url` and `served_url` appear in links: shared/public_url.py).
+    allowed_hosts: Annotated[tuple[str, ...], NoDecode] = ()
+    # Reverse proxies in front that append the client's address to X-Forwarded-For (and set X-Forwarded-Proto);
+    # 0 trusts neither header, which any client can write (per-address rate limits use the address).
+    trusted_proxies: int = Field(0, ge=0, le=5)
     auth_enabled: bool = False
+    # How long the web server keeps an idle client connection open: above the idle times clients and proxies
+    # pool connections for (gunicorn's 2 s reset them); a proxy in front must idle out first (deploy/Caddyfile).
+    keepalive_s: int = Field(75, ge=1, le=3600)
     # Issue 8: the bearer token a Prometheus scraper sends for whole-service metrics.
     metrics_token: str | None = Field(None, min_length=16)
     # Issue 9: the bearer key of the admin API (`/v1/admin/...`); unset, that API is not served (404).
@@ -96,7 +105,7 @@ class Settings(BaseSettings):
     # Inference.
     model: str | None = None
     model_family: ModelFamily = "auto"
-    quantization: Quantization = "nf4"
+    quantization: Quantization = "auto"
     device: Literal["auto", "cpu", "cuda"] = "auto"
     trust_remote_code: bool = False
     max_new_tokens: int = Field(256, ge=1, le=MAX_NEW_TOKENS)
@@ -141,10 +150,10 @@ class Settings(BaseSettings):
     webhook_poll_interval_s: float = Field(5.0, gt=0)
     webhook_secret_rotation_s: float = Field(24 * 3600, ge=0)
 
-    @field_validator("webhook_allow_hosts", "image_url_allow_hosts", mode="before")
+    @field_validator("webhook_allow_hosts", "image_url_allow_hosts", "allowed_hosts", mode="before")
     @classmethod
     def _split_allow_hosts(cls, value: Any) -> Any:
-        """`VLMQ_WEBHOOK_ALLOW_HOSTS=hooks.internal,10.0.0.0/8` is a comma-separated list."""
+        """`VLMQ_WEBHOOK_ALLOW_HOSTS=hooks.internal,10.0.0.0/8` (and `VLMQ_ALLOWED_HOSTS`) is a comma-separated list."""
         entries = tuple(part.strip() for part in value.split(",") if part.strip()) if isinstance(value, str) else value
         for entry in entries:
             if "/" in entry:

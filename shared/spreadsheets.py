@@ -9,6 +9,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import re
 import zipfile
 from collections.abc import Iterable, Sequence
 from typing import Any
@@ -18,16 +19,23 @@ from openpyxl.cell import WriteOnlyCell
 from openpyxl.cell.cell import ILLEGAL_CHARACTERS_RE
 from openpyxl.utils.exceptions import InvalidFileException
 
+from shared import safe_json
+
 # Excel reads a CSV as the machine's legacy code page unless it starts with a UTF-8 byte order mark.
 BOM = "\ufeff"
 FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+# A `;` (a cell boundary in `;` locales), any spaces or quotes, then a formula start; and the same, defused.
+_AFTER_SEMICOLON = re.compile(r"(;[ \"]*)(?=[=+\-@\t\r])")
+_DEFUSED_AFTER_SEMICOLON = re.compile(r"(;[ \"]*)'(?=[=+\-@\t\r])")
 
 
 def csv_line(values: Sequence[Any]) -> str:
-    """One CSV record; a cell that starts like a formula gets a `'` in front.
+    """One CSV record; a cell that starts like a formula gets a `'` in front, and so does a formula start
+    after a `;` in a cell.
 
     Model text opens in a shop's spreadsheet, so `=HYPERLINK(...)` written by a model (or
-    echoed from a photo) is shown, never run.
+    echoed from a photo) is shown, never run. Excel in many European locales splits CSV at `;`:
+    there `a;=HYPERLINK(...)` would start a cell of its own, whatever the quoting.
     """
     buffer = io.StringIO()
     csv.writer(buffer).writerow([_inert(value) for value in values])
@@ -35,9 +43,10 @@ def csv_line(values: Sequence[Any]) -> str:
 
 
 def _inert(value: Any) -> Any:
-    if isinstance(value, str) and value[:1] in FORMULA_STARTS:
-        return "'" + value
-    return value
+    if not isinstance(value, str):
+        return value
+    value = _AFTER_SEMICOLON.sub(r"\1'", value)
+    return "'" + value if value[:1] in FORMULA_STARTS else value
 
 
 def xlsx_bytes(columns: Sequence[str], rows: Iterable[Sequence[Any]], sheet_name: str = "results") -> bytes:
@@ -69,8 +78,8 @@ def read_table(data: bytes, kind: str) -> list[dict[str, Any]]:
     """
     if kind == "jsonl":
         try:
-            rows = [json.loads(line) for line in data.decode("utf-8").splitlines() if line.strip()]
-        except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+            rows = [safe_json.loads(line) for line in data.decode("utf-8").splitlines() if line.strip()]
+        except (UnicodeDecodeError, json.JSONDecodeError, safe_json.UnsafeJson) as exc:
             raise ValueError(f"not JSON Lines: {exc}") from None
         if not all(isinstance(row, dict) for row in rows):
             raise ValueError("every JSON Lines row must be an object")
@@ -96,7 +105,8 @@ def read_table(data: bytes, kind: str) -> list[dict[str, Any]]:
 
 
 def _undefused(value: str | None) -> str | None:
-    """Undo the `'` that writing put before a formula-like cell."""
-    if value and value.startswith("'") and value[1:2] in FORMULA_STARTS:
-        return value[1:]
-    return value
+    """Undo the `'`s that writing put before formula starts."""
+    if not value:
+        return value
+    value = _DEFUSED_AFTER_SEMICOLON.sub(r"\1", value)
+    return value[1:] if value.startswith("'") and value[1:2] in FORMULA_STARTS else value

@@ -4,6 +4,8 @@ A URL must be http(s) and every address its host resolves to must be a public on
 loopback, private, link-local (cloud metadata lives there), CGNAT, multicast and
 reserved ranges are refused unless an allowlist (`VLMQ_WEBHOOK_ALLOW_HOSTS`,
 `VLMQ_IMAGE_URL_ALLOW_HOSTS`) names the host or a network holding the address.
+An IPv6 address that carries an IPv4 one (IPv4-mapped and -compatible, 6to4, Teredo,
+NAT64) is judged by that IPv4 address too, since the network may deliver it there.
 Callers then connect to the very address that was checked (`pinned_pool`), not to
 the name, which could resolve elsewhere a second time (DNS rebinding).
 """
@@ -147,12 +149,40 @@ def _addresses(host: str, port: int) -> list[str]:
         return resolve(host, port)
 
 
+NAT64_WELL_KNOWN = ipaddress.IPv6Network("64:ff9b::/96")  # RFC 6052: the IPv4 address is the last 32 bits
+NAT64_LOCAL = ipaddress.IPv6Network("64:ff9b:1::/48")  # RFC 8215: bits 48-63 and 72-87 (RFC 6052's /48 layout)
+IPV4_COMPATIBLE = ipaddress.IPv6Network("::/96")  # RFC 4291 (deprecated): the last 32 bits
+
+
+def embedded_ipv4(address: ipaddress.IPv6Address) -> list[tuple[str, ipaddress.IPv4Address]]:
+    """The IPv4 addresses an IPv6 address carries, each with the name of the scheme that carries it."""
+    if address.ipv4_mapped is not None:
+        return [("IPv4-mapped", address.ipv4_mapped)]
+    if address.sixtofour is not None:
+        return [("6to4", address.sixtofour)]
+    if address.teredo is not None:
+        server, client = address.teredo
+        return [("Teredo", client), ("Teredo", server)]
+    value = int(address)
+    if address in NAT64_WELL_KNOWN:
+        return [("NAT64", ipaddress.IPv4Address(value & 0xFFFFFFFF))]
+    if address in NAT64_LOCAL:
+        return [("NAT64", ipaddress.IPv4Address(((value >> 64) & 0xFFFF) << 16 | (value >> 40) & 0xFFFF))]
+    if address in IPV4_COMPATIBLE and value > 1:  # :: and ::1 are the unspecified and loopback addresses
+        return [("IPv4-compatible", ipaddress.IPv4Address(value))]
+    return []
+
+
 def blocked_reason(address: IPAddress, allow: AllowList) -> str | None:
     """Why vlmq must not connect to `address`, or None when it may."""
     if allow.allows_address(address):
         return None
-    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
-        return blocked_reason(address.ipv4_mapped, allow)
+    if isinstance(address, ipaddress.IPv6Address):
+        for scheme, ipv4 in embedded_ipv4(address):
+            if (reason := blocked_reason(ipv4, allow)) is not None:
+                return reason if scheme == "IPv4-mapped" else f"{scheme}-wrapped {reason} ({ipv4})"
+        if address.ipv4_mapped is not None or address in NAT64_WELL_KNOWN:
+            return None  # the connection goes to the IPv4 address, just checked
     for reason, test in (
         ("loopback", address.is_loopback),
         ("link-local (cloud metadata)", address.is_link_local),

@@ -3,7 +3,9 @@
 Takes the web port first (refusing at once when another server holds it), migrates
 the database, starts a private Redis, the web server, one GPU worker and
 the light worker (webhooks, sweeper), waits until `/readyz` says ready, prints the
-URL, and stops everything on Ctrl-C or SIGTERM (or when any part dies).
+URL, and stops everything on Ctrl-C or SIGTERM, or when Redis or the web server dies.
+A worker that exits is started again with backoff while the web stays up
+(`vlmq.restarts`); one that cannot load its model stops everything, with its message.
 """
 
 from __future__ import annotations
@@ -18,16 +20,20 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable
+from contextlib import suppress
 from pathlib import Path
 from types import FrameType
 
+import redis
 import requests
 
+from shared.down_reports import GPU_WORKER
 from shared.migrate import upgrade_to_head
 from shared.secret_text import masked_url
 from shared.settings import Settings
 from vlmq.processes import spawn, stop
 from vlmq.redis_server import free_port, redis_log, redis_url, start_redis
+from vlmq.restarts import RestartingWorkers
 from vlmq.web_server import listen_on
 
 READY_TIMEOUT_S = 600
@@ -74,32 +80,49 @@ def _run(settings: Settings, listener: socket.socket, host: str, port: int) -> i
     signal.signal(signal.SIGTERM, _request_stop)
     signal.signal(signal.SIGINT, _request_stop)
     python = sys.executable
+    broker = redis.Redis.from_url(env["VLMQ_REDIS_URL"], socket_connect_timeout=3, socket_timeout=5)
+    workers: RestartingWorkers | None = None
     try:
-        children["gpu-worker"] = spawn([python, "-m", "vlmq.cli", "worker", "gpu"], env)
-        children["light-worker"] = spawn([python, "-m", "vlmq.cli", "worker", "webhooks", "--beat"], env)
+        commands = {
+            GPU_WORKER: [python, "-m", "vlmq.cli", "worker", "gpu"],
+            "light-worker": [python, "-m", "vlmq.cli", "worker", "webhooks", "--beat"],
+        }
+        workers = RestartingWorkers(commands, lambda argv: spawn(argv, env), broker, time.monotonic)
         web = [python, "-m", "vlmq.cli", "web", "--fd", str(listener.fileno())]
         children["web"] = spawn(web, env, pass_fds=(listener.fileno(),))
         url = env["VLMQ_SERVED_URL"]
         if settings.uses_placeholder_model:
             print("vlmq: no VLMQ_MODEL set: using the tiny random-weight model (outputs are noise)", flush=True)
-        ready = _wait_until_ready(url, children, lambda: stopping, redis_log(data_dir / "redis"))
+
+        def fatal() -> str | None:
+            """Why everything must stop now, if it must."""
+            if (dead := _dead_child(children)) is not None:
+                where = f" (its log: {redis_log(data_dir / 'redis')})" if dead == "redis" else ""
+                return f"{dead} exited unexpectedly{where}"
+            return workers.tend() if workers is not None else None
+
+        ready = _wait_until_ready(url, fatal, lambda: stopping)
         if ready:
             print(f"vlmq: ready at {url}  (Ctrl-C to stop)", flush=True)
             if hint := _command_hint():
                 print(hint, flush=True)
         while ready and not stopping:
-            if (dead := _dead_child(children)) is not None:
-                print(f"vlmq: {dead} exited unexpectedly; stopping everything", file=sys.stderr, flush=True)
-                if dead == "redis":
-                    print(f"vlmq: redis's log is {redis_log(data_dir / 'redis')}", file=sys.stderr, flush=True)
+            if (reason := fatal()) is not None:
+                print(f"vlmq: {reason}; stopping everything", file=sys.stderr, flush=True)
                 return 1
             time.sleep(0.5)
         return 0 if ready or stopping else 1
     finally:
         print("vlmq: stopping", flush=True)
-        for name in ("web", "light-worker", "gpu-worker", "redis"):
-            if name in children:
-                stop(children[name])
+        if "web" in children:
+            stop(children["web"])
+        if workers is not None:
+            for process in reversed(workers.processes()):
+                stop(process)
+            with suppress(redis.RedisError):  # Redis dying is a reason to stop: then there is nothing to clear
+                workers.forget_reports()
+        stop(children["redis"])
+        broker.close()
 
 
 def child_environment(data_dir: Path, host: str, port: int) -> dict[str, str]:
@@ -122,9 +145,7 @@ def _dead_child(children: dict[str, subprocess.Popen[bytes]]) -> str | None:
     return next((name for name, child in children.items() if child.poll() is not None), None)
 
 
-def _wait_until_ready(
-    url: str, children: dict[str, subprocess.Popen[bytes]], stopping: Callable[[], bool], redis_log_path: Path
-) -> bool:
+def _wait_until_ready(url: str, fatal: Callable[[], str | None], stopping: Callable[[], bool]) -> bool:
     """Poll /readyz, printing what is still missing every few seconds.
 
     Only our web server can answer: `up` holds the port since before it started.
@@ -132,9 +153,8 @@ def _wait_until_ready(
     deadline = time.monotonic() + READY_TIMEOUT_S
     last_report = 0.0
     while time.monotonic() < deadline and not stopping():
-        if (dead := _dead_child(children)) is not None:
-            where = redis_log_path if dead == "redis" else "its log above"
-            print(f"vlmq: {dead} exited during start-up (see {where})", file=sys.stderr, flush=True)
+        if (reason := fatal()) is not None:
+            print(f"vlmq: {reason} during start-up (see its log above)", file=sys.stderr, flush=True)
             return False
         try:
             response = requests.get(f"{url}/readyz", timeout=2)

@@ -2,34 +2,46 @@
 
 from __future__ import annotations
 
+import re
 import socket
 from typing import Any
 
+from gunicorn import glogging
 from gunicorn.app.base import BaseApplication
-from gunicorn.glogging import Logger
 
 from shared.log_format import gunicorn_logconfig
 from shared.settings import Settings
 from web.app import create_app
+from web.page_session import CSRF_FIELD
 
 # Gunicorn's default format logs `%(u)s`, the Basic-auth user name: a client that sends its
 # API key that way would have it written to the log. This one leaves it (and cookies) out, and
 # ends with the request id the app answered with (`X-Request-ID`), so a line finds the job's lines.
 ACCESS_LOG_FORMAT = '%(h)s %(t)s "%(r)s" %(s)s %(b)s %(M)sms "%(a)s" rid=%({x-request-id}o)s'
+# The pages' image and download links carry their CSRF token in the query (links cannot send headers).
+_CSRF_VALUE = re.compile(rf"(\b{CSRF_FIELD}=)[^&\s]*")
 
 
 PROBES = frozenset({"/healthz", "/readyz"})
 
 
-class ProbeQuietLogger(Logger):
-    """Gunicorn's logger without access lines for health probes that got their usual answer (200, or 503 from
-    /readyz while not ready): `vlmq up` polls twice a second while it starts, balancers poll all day, and the
-    state they read is reported elsewhere (`vlmq up`'s own lines, /metrics). Any other answer is logged."""
+class AccessLogger(glogging.Logger):
+    """Gunicorn's logger, with the CSRF token of every logged URL blanked (the log is no place for a token), and
+    without access lines for health probes that got their usual answer (200, or 503 from /readyz while not
+    ready): `vlmq up` polls twice a second while it starts, balancers poll all day, and the state they read is
+    reported elsewhere (`vlmq up`'s own lines, /metrics). Any other answer is logged."""
 
     def access(self, resp: Any, req: Any, environ: dict[str, Any], request_time: Any) -> None:
         if req.path in PROBES and resp.status_code in (200, 503):
             return
         super().access(resp, req, environ, request_time)
+
+    def atoms(self, resp: Any, req: Any, environ: dict[str, Any], request_time: Any) -> dict[str, Any]:
+        atoms = super().atoms(resp, req, environ, request_time)
+        for name in ("r", "q", "f"):
+            if isinstance(atoms.get(name), str):
+                atoms[name] = _CSRF_VALUE.sub(r"\1-", atoms[name])
+        return atoms
 
 
 class _Gunicorn(BaseApplication):
@@ -61,9 +73,10 @@ def serve(settings: Settings, host: str, port: int, workers: int, threads: int, 
         "threads": threads,
         "worker_class": "gthread",
         "timeout": int(settings.max_wait_s) + 60,
+        "keepalive": settings.keepalive_s,
         "accesslog": "-",
         "access_log_format": ACCESS_LOG_FORMAT,
-        "logger_class": ProbeQuietLogger,
+        "logger_class": AccessLogger,
     }
     if logconfig := gunicorn_logconfig(settings.log_format):
         options["logconfig_dict"] = logconfig

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import redis
 from flask import Flask
+from werkzeug.middleware.proxy_fix import ProxyFix
 
 from shared.celery_app import make_celery
 from shared.db import make_engine, make_session_factory
@@ -25,6 +26,7 @@ from web.api.batch_variants import register_batch_variant
 from web.api.waiting import WaitSlots
 from web.app_state import AppState
 from web.errors import register_error_handlers
+from web.host_check import register_host_check
 from web.json_provider import SafeJSONProvider
 from web.openai import files, models
 from web.openai.batches import OPENAI_BATCHES
@@ -54,8 +56,12 @@ def create_app(settings: Settings | None = None) -> Flask:
         redis=redis.Redis.from_url(settings.redis_url, socket_connect_timeout=3, socket_timeout=5),
         wait_slots=WaitSlots(settings.max_waiting_requests),
     )
+    if settings.trusted_proxies:  # the client's own address and scheme, as the proxies in front saw them
+        n = settings.trusted_proxies
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=n, x_proto=n)  # type: ignore[method-assign]
     register_error_handlers(app)
     register_request_ids(app)
+    register_host_check(app, settings)
     register_queue_shedding(app)
     register_request_guard(app)
     register_security_headers(app)

@@ -8,6 +8,8 @@ key sent is ignored, so clients that always send one (the OpenAI SDKs) work unch
 
 from __future__ import annotations
 
+import logging
+
 from flask import g, request
 
 from shared.audit import ANONYMOUS_ACTOR
@@ -19,11 +21,20 @@ from web.page_session import api_cookie_key, cookie_key
 
 PAGES_BLUEPRINT = "pages"
 
+log = logging.getLogger(__name__)
+
 
 def current_tenant() -> str:
-    """The tenant id for this request, or a 401 `ApiError`; looked up once per request."""
+    """The tenant id for this request, or a 401 `ApiError`; looked up (and a refusal logged) once per request."""
+    if "vlmq_refused" in g:
+        raise g.vlmq_refused
     if "vlmq_tenant" not in g:
-        g.vlmq_tenant, g.vlmq_actor = _find_tenant()
+        try:
+            g.vlmq_tenant, g.vlmq_actor = _find_tenant()
+        except ApiError as exc:
+            log.warning("%s %s refused from %s: %s", request.method, request.path, request.remote_addr, exc.code)
+            g.vlmq_refused = exc
+            raise
     return str(g.vlmq_tenant)
 
 

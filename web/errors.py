@@ -9,6 +9,7 @@ from pydantic import BaseModel, Field, ValidationError
 from sqlalchemy.exc import OperationalError
 from werkzeug.exceptions import HTTPException
 
+from shared.db import is_storage_full
 from shared.errors import ServiceError
 
 log = logging.getLogger(__name__)
@@ -80,7 +81,18 @@ def register_error_handlers(app: Flask) -> None:
 
     @app.errorhandler(OperationalError)
     def _database_unavailable(exc: OperationalError) -> tuple[Response | str, int, dict[str, str]]:
-        """The database is down or unreachable: nothing was stored, so the client may simply retry."""
+        """The database is down or unreachable: nothing was stored, so the client may simply retry.
+        A full disk is said as such: the operator, not a retry, fixes it."""
+        if is_storage_full(exc):
+            log.error("storage full on %s %s: %s", request.method, request.path, exc.orig or exc)
+            return _service_error(
+                ApiError(
+                    "storage_full",
+                    "the server's storage is full, so nothing was stored or changed; retry once an operator has "
+                    "freed disk space",
+                    507,
+                )
+            )
         log.warning("database unavailable on %s %s: %s", request.method, request.path, exc.orig or exc)
         return _service_error(
             ApiError(

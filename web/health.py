@@ -8,6 +8,7 @@ from sqlalchemy import text
 from sqlalchemy.exc import SQLAlchemyError
 
 from shared.celery_app import GPU_QUEUE
+from shared.down_reports import GPU_WORKER, down_report
 from shared.presence import live_workers
 from web.app_state import app_state
 
@@ -22,7 +23,8 @@ def healthz() -> Response:
 
 @bp.get("/readyz")
 def readyz() -> tuple[Response, int]:
-    """Ready when the database and broker answer and a GPU worker is alive."""
+    """Ready when the database and broker answer and a GPU worker is alive; with none, says why when the process
+    manager reported it (`shared.down_reports`)."""
     state = app_state()
     checks: dict[str, dict[str, object]] = {}
     try:
@@ -40,6 +42,8 @@ def readyz() -> tuple[Response, int]:
             "count": len(workers),
             "models": sorted({w.get("model", "?") for w in workers}),
         }
+        if not workers and (report := down_report(state.redis, GPU_WORKER)) is not None:
+            checks["gpu_workers"]["error"] = report
     except RedisError as exc:
         checks["broker"] = {"ok": False, "error": str(exc)}
         checks["gpu_workers"] = {"ok": False, "count": 0}

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+from urllib.parse import urlsplit
 
 from flask import Response, request
 
@@ -66,8 +67,38 @@ def set_key_cookie(response: Response, key: str, settings: Settings) -> None:
     )
 
 
+def clear_key_cookie(response: Response) -> None:
+    response.delete_cookie(KEY_COOKIE, path="/", httponly=True, samesite="Strict")
+
+
+def with_token(url: str, token: str) -> str:
+    """A page link to a `/v1` read (an image, a download, the JSON) with the CSRF token it needs with auth on;
+    links cannot send headers. Access logs blank the token (`vlmq.web_server`)."""
+    if not token:
+        return url
+    return f"{url}{'&' if '?' in url else '?'}{CSRF_FIELD}={token}"
+
+
+def check_login_origin(settings: Settings) -> None:
+    """A 403 for a login posted by a page of another origin (login CSRF: it could sign the browser in with the
+    attacker's key, and the victim's uploads would land in the attacker's tenant). There is no key yet to derive
+    a token from, so the browser's own word is used: `Sec-Fetch-Site`, and `Origin`, which browsers send with
+    every form POST; a client that sends neither (a script) is no browser to forge a login in."""
+    site = request.headers.get("Sec-Fetch-Site")
+    origin = request.headers.get("Origin")
+    own = {request.host.lower()} | ({urlsplit(settings.public_url).netloc.lower()} if settings.public_url else set())
+    if (site is not None and site not in ("same-origin", "none")) or (
+        origin is not None and urlsplit(origin).netloc.lower() not in own
+    ):
+        raise ApiError("csrf_failed", "sign in from this site's own page: a login sent by another site is refused", 403)
+
+
 def safe_next(target: str | None) -> str:
-    """Where to go after logging in: a path on this site only (no open redirect)."""
-    if target and target.startswith("/") and not target.startswith(("//", "/\\")):
-        return target
-    return "/"
+    """Where to go after logging in: a path on this site only (no open redirect). Browsers drop tabs and line
+    breaks from URLs (`/\t/evil.example` is `//evil.example` to them), so any control character refuses it."""
+    if not target or any(ord(char) < 0x20 or char in "\\\x7f" for char in target):
+        return "/"
+    parts = urlsplit(target)
+    if parts.scheme or parts.netloc or not target.startswith("/") or target.startswith("//"):
+        return "/"
+    return target

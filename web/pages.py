@@ -22,16 +22,27 @@ from web.api.jobs import create_job
 from web.app_state import app_state
 from web.auth import current_tenant
 from web.errors import ApiError
-from web.page_session import check_csrf, cookie_key, csrf_token, safe_next, set_key_cookie
+from web.page_session import (
+    check_csrf,
+    check_login_origin,
+    clear_key_cookie,
+    cookie_key,
+    csrf_token,
+    safe_next,
+    set_key_cookie,
+    with_token,
+)
 from web.urls import base_url
 
 bp = Blueprint("pages", __name__)
 
 
 @bp.context_processor
-def _page_csrf_token() -> dict[str, str]:
-    """Every page's scripts and image links carry the CSRF token of the key in its cookie."""
-    return {"csrf_token": csrf_token(cookie_key())}
+def _page_csrf_token() -> dict[str, Any]:
+    """Every page's scripts and `/v1` links (images, downloads, JSON) carry the CSRF token of the key in its
+    cookie."""
+    token = csrf_token(cookie_key())
+    return {"csrf_token": token, "with_token": lambda url: with_token(url, token)}
 
 
 RECENT_JOBS = 20
@@ -162,6 +173,7 @@ def upload() -> tuple[Response, int, dict[str, str]]:
 def login() -> Response | tuple[str, int]:
     """Check a key typed into the page and keep it in an HttpOnly cookie."""
     state = app_state()
+    check_login_origin(state.settings)
     key = request.form.get("api_key", "").strip()
     try:
         with state.sessions.begin() as session:
@@ -170,4 +182,13 @@ def login() -> Response | tuple[str, int]:
         return render_template("error.html", error=ApiError(exc.code, exc.message, 401)), 401
     response = redirect(safe_next(request.form.get("next")), code=303)
     set_key_cookie(response, key, state.settings)
+    return response
+
+
+@bp.post("/logout")
+def logout() -> Response:
+    """Forget the key: the cookie is cleared (behind the page's CSRF token, so no other page can sign one out)."""
+    check_csrf()
+    response = redirect("/", code=303)
+    clear_key_cookie(response)
     return response

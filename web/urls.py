@@ -9,5 +9,7 @@ from web.app_state import app_state
 
 
 def base_url() -> str:
-    """`VLMQ_PUBLIC_URL` when set, else the URL this request came in on."""
-    return public_url.base_url(app_state().settings, request.host_url)
+    """`VLMQ_PUBLIC_URL` when set, else the URL this request came in on if its host is trusted."""
+    settings = app_state().settings
+    trusted = public_url.link_host_trusted(settings, request.host)
+    return public_url.base_url(settings, request.host_url if trusted else None)

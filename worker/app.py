@@ -9,19 +9,28 @@
 
 from __future__ import annotations
 
+import logging
 import os
+from functools import partial
 from typing import Literal
 
+import redis
 from celery import Celery
 
+from shared import jobs
 from shared.celery_app import WEBHOOK_QUEUE, make_celery, worker_argv
+from shared.clock import utcnow
+from shared.db import make_engine, make_session_factory
 from shared.presence import withdraw
 from shared.settings import Settings
-from worker.context import build_context, set_context
+from worker.context import build_context, set_context, worker_name
 from worker.gpu_worker import EXIT_MODEL_LOAD, run_gpu_worker
 from worker.presence_loop import start_presence
 from worker.supervisor import supervise
+from worker.sweeper import recover_lost
 from worker.tasks import register_tasks
+
+log = logging.getLogger(__name__)
 
 Role = Literal["gpu", "webhooks"]
 
@@ -39,7 +48,11 @@ def run_worker(settings: Settings, role: Role, concurrency: int | None = None, b
     and is not restarted, so a bad setting cannot crash-loop).
     """
     if role == "gpu":
-        code = supervise(lambda: run_gpu_worker(settings, concurrency), final_codes=frozenset({0, EXIT_MODEL_LOAD}))
+        code = supervise(
+            lambda: run_gpu_worker(settings, concurrency),
+            final_codes=frozenset({0, EXIT_MODEL_LOAD}),
+            on_exit=partial(recover_jobs_of, settings),
+        )
         if code == EXIT_MODEL_LOAD:
             raise ModelLoadError("the GPU worker stopped because the model could not be loaded (see the log above)")
         return
@@ -59,6 +72,25 @@ def run_worker(settings: Settings, role: Role, concurrency: int | None = None, b
     finally:  # like the GPU worker: leave the worker list at once, not when the key expires
         presence.set()
         withdraw(context.redis, context.name)
+
+
+def recover_jobs_of(settings: Settings, pid: int) -> None:
+    """GPU worker process `pid` has ended: its running jobs go back to the queue now, and it leaves the worker
+    list. Runs in the supervisor, between children, on connections of its own closed again before the next fork."""
+    engine = make_engine(settings.sqlalchemy_url)
+    broker = redis.Redis.from_url(settings.redis_url, socket_connect_timeout=3, socket_timeout=10)
+    celery = make_celery(settings)
+    name = worker_name(pid)
+    try:
+        lost = jobs.of_dead_worker(name)
+        requeued, failed = recover_lost(settings, make_session_factory(engine), celery, broker, utcnow(), lost)
+        withdraw(broker, name)
+    finally:
+        engine.dispose()
+        broker.close()
+        celery.close()
+    if requeued or failed:
+        log.warning("worker process %s ended: %d of its running jobs requeued, %d failed", name, requeued, failed)
 
 
 class ModelLoadError(RuntimeError):

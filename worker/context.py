@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import os
 import socket
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import redis
 from celery import Celery
@@ -16,6 +16,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from shared.db import make_engine, make_session_factory
 from shared.settings import Settings
+from worker.cancel_listener import RunningJobs
 from worker.inference.engine_contract import Engine
 
 
@@ -27,14 +28,15 @@ class WorkerContext:
     redis: redis.Redis
     name: str
     engine: Engine | None = None
+    running: RunningJobs = field(default_factory=RunningJobs)  # where pushed cancels find their job
 
 
 _current: WorkerContext | None = None
 
 
-def worker_name() -> str:
-    """Unique per process: `host:pid`."""
-    return f"{socket.gethostname()}:{os.getpid()}"
+def worker_name(pid: int | None = None) -> str:
+    """Unique per process: `host:pid` (this process's, or a child's that its supervisor names)."""
+    return f"{socket.gethostname()}:{os.getpid() if pid is None else pid}"
 
 
 def build_context(settings: Settings, celery: Celery) -> WorkerContext:

@@ -6,6 +6,8 @@ Celery runs a thread pool with one thread per batch slot and a prefetch of one
 message per thread: every message a worker holds has a slot, and no job waits in
 one worker's buffer while another GPU is idle. Each thread runs `run_job`, whose
 `engine.run` hands the request to the shared batching loop and waits for its row.
+One more thread hears the cancels the web pushes and stops those jobs at once
+(`worker.cancel_listener`).
 `VLMQ_GPU_INTERACTIVE_SLOTS` of the slots are kept for the interactive queue, on a
 consumer of their own (`worker.interactive_lane`), so a waiting caller never waits
 for bulk work to end; with none kept, the interactive queue is polled first.
@@ -21,6 +23,7 @@ from functools import partial
 from shared.celery_app import GPU_QUEUE, GPU_QUEUES, worker_argv
 from shared.presence import withdraw
 from shared.settings import Settings
+from worker.cancel_listener import start_cancel_listener
 from worker.context import build_context, set_context
 from worker.interactive_lane import install_interactive_lane, reserved_slots
 from worker.live_load import live_load
@@ -62,6 +65,7 @@ def run_gpu_worker(settings: Settings, concurrency: int | None = None) -> int:
         "loaded_at": int(time.time()),
     }
     presence = start_presence(context.redis, context.name, info, partial(live_load, context.engine))
+    cancels = start_cancel_listener(context.redis, context.running)
     log.info(
         "model %s loaded in worker process %s (%d slots, %d kept for interactive jobs)",
         context.engine.model_name, context.name, slots, reserved,
@@ -72,6 +76,7 @@ def run_gpu_worker(settings: Settings, concurrency: int | None = None) -> int:
     try:
         celery.worker_main(argv=worker_argv(queues, slots, "gpu", os.getpid()))
     finally:
+        cancels.set()
         presence.set()
         withdraw(context.redis, context.name)
     return 0

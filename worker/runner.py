@@ -16,12 +16,14 @@ from functools import partial
 
 from PIL import Image
 from sqlalchemy import select
+from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session
 
 from shared import jobs, log_context, telemetry
 from shared.attributes_budget import job_budget
 from shared.clock import utcnow
 from shared.db import retry_while_unreachable
+from shared.job_enqueue import enqueue_job
 from shared.job_view import PLACEHOLDER_MODEL_NAME
 from shared.models import Job
 from shared.schemas import MAX_HISTORY_TURNS
@@ -58,11 +60,29 @@ def _claim_and_execute(ctx: WorkerContext, job_id: str) -> str:
             log.info("job %s is %s, not queued; ignoring a duplicate message", job_id, job.status)
             return "skipped"
         timing = _JobTiming(job.task, job.created_at)
+        interactive = job.interactive
     log.info("job %s started (%s, waited %.2f s)", job_id, timing.task, timing.since_created(now))
     telemetry.record(ctx.redis, [(telemetry.QUEUE_WAIT, (timing.task,), timing.since_created(now))])
     # Webhooks are only queued here; the webhook worker sends them, never this GPU process.
     enqueue_job_deliveries(ctx.celery, ctx.sessions, job_id)
-    return _execute(ctx, job_id, timing)
+    return _execute(ctx, job_id, timing, interactive)
+
+
+def _release(ctx: WorkerContext, job_id: str, interactive: bool, exc: OperationalError) -> str:
+    """The database failed between the claim and reading the job: no model ran, so the job goes back to `queued`
+    (its attempt given back) once the database answers, and to the front of its queue."""
+    log.warning("job %s: the database failed as the job was read (%s); putting it back in the queue", job_id, exc.orig)
+
+    def give_back() -> bool:
+        with ctx.sessions.begin() as session:
+            return jobs.release(session, job_id, ctx.name)
+
+    # Past the retry window this raises and the job stays `running`: the sweeper requeues it once its heartbeat is
+    # stale. Not moved: it was canceled (or recovered) meanwhile, and is no longer this worker's.
+    if not retry_while_unreachable(give_back, ctx.settings.result_write_retry_s):
+        return "skipped"
+    enqueue_job(ctx.celery, ctx.sessions, job_id, interactive, front=ctx.redis)
+    return "requeued"
 
 
 @dataclass(frozen=True)
@@ -76,7 +96,7 @@ class _JobTiming:
         return max(0.0, (now - self.created_at).total_seconds())
 
 
-def _execute(ctx: WorkerContext, job_id: str, timing: _JobTiming) -> str:
+def _execute(ctx: WorkerContext, job_id: str, timing: _JobTiming, interactive: bool) -> str:
     started = time.perf_counter()
     settings = ctx.settings
     heartbeat = Heartbeat(
@@ -93,14 +113,17 @@ def _execute(ctx: WorkerContext, job_id: str, timing: _JobTiming) -> str:
     try:
         with heartbeat:
             with ctx.sessions() as session:
-                request = build_request(session, ctx.settings, session.get(Job, job_id))
+                request = build_request(session, ctx.settings, session.get_one(Job, job_id))
             # A caller waits on interactive jobs (chat): new text goes out as it is generated.
             streamed = request.interactive
             on_text = partial(publish_delta, ctx.redis, job_id) if streamed else None
-            result = ctx.engine.run(request, progress=heartbeat.progress, on_text=on_text)
+            with ctx.running.registered(job_id, heartbeat.stop):  # a pushed cancel stops it at once
+                result = ctx.engine.run(request, progress=heartbeat.progress, on_text=on_text, stop=heartbeat.stop)
     except JobCanceled:
         log.info("job %s was canceled while running", job_id)
         return "canceled"
+    except OperationalError as exc:  # reading the job is the only database work in here: no model ran
+        return _release(ctx, job_id, interactive, exc)
     except InferenceError as exc:
         outcome = (exc.code, exc.message)
     except JobTimedOut:

@@ -5,7 +5,9 @@ worker threads; a crash there (CUDA fault, out-of-memory kill, a hung step) take
 all of it down. This parent never imports torch or touches CUDA: it forks the
 worker, waits, and starts a fresh one when it died abnormally, the way Celery's
 prefork pool replaces a lost child. A worker that exits on purpose (stopped, or
-unable to load its model) is not restarted, and a crash loop gives up.
+unable to load its model) is not restarted, and a crash loop gives up. Whenever a
+child has exited, `on_exit` hears its pid at once (the GPU worker's running jobs go
+back to the queue then, not when their heartbeats go stale).
 """
 
 from __future__ import annotations
@@ -19,15 +21,21 @@ from collections import deque
 from collections.abc import Callable
 from types import FrameType
 
+from shared.parent_death import die_with_parent
+
 log = logging.getLogger(__name__)
 
 RESTARTS_ALLOWED = 5
 RESTART_WINDOW_S = 600.0
 
 
-def supervise(target: Callable[[], int], final_codes: frozenset[int] = frozenset({0})) -> int:
+def supervise(
+    target: Callable[[], int],
+    final_codes: frozenset[int] = frozenset({0}),
+    on_exit: Callable[[int], None] | None = None,
+) -> int:
     """Run `target` in a forked child until it exits with one of `final_codes` or a stop
-    signal arrives; returns the child's last exit code."""
+    signal arrives; returns the child's last exit code. `on_exit(pid)` runs after each child ended."""
     stopping = False
     child: multiprocessing.process.BaseProcess | None = None
 
@@ -45,6 +53,8 @@ def supervise(target: Callable[[], int], final_codes: frozenset[int] = frozenset
             child.start()
             child.join()
             code = child.exitcode if child.exitcode is not None else 1
+            if on_exit is not None and child.pid is not None:
+                _report_exit(on_exit, child.pid)
             if stopping or code in final_codes:
                 return code
             now = time.monotonic()
@@ -60,7 +70,19 @@ def supervise(target: Callable[[], int], final_codes: frozenset[int] = frozenset
             signal.signal(sig, handler)
 
 
+def _report_exit(on_exit: Callable[[int], None], pid: int) -> None:
+    """A failing `on_exit` (the database down, say) must not stop the supervisor: what it would have done is
+    left to slower paths (the sweeper)."""
+    try:
+        on_exit(pid)
+    except Exception:
+        log.exception("handling the exit of worker process %s failed; the sweeper will recover its jobs", pid)
+
+
 def _run_child(target: Callable[[], int]) -> None:
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, signal.SIG_DFL)
+    # A supervisor killed outright must not leave its worker holding the GPU against the replacement that
+    # whoever ran the supervisor (`vlmq up`, an orchestrator) starts next.
+    die_with_parent(signal.SIGKILL)
     raise SystemExit(target())

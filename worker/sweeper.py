@@ -17,12 +17,13 @@ from datetime import datetime
 
 import redis
 from celery import Celery
-from sqlalchemy import or_, select
+from sqlalchemy import ColumnElement, or_, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from shared import jobs
 from shared.batches import complete_finished_batches
 from shared.celery_app import GPU_QUEUES
+from shared.db import drop_deleted_copies
 from shared.job_enqueue import enqueue_job
 from shared.models import Job
 from shared.retention import purge_expired
@@ -53,23 +54,7 @@ def sweep(
 ) -> SweepReport:
     """One pass over stuck jobs; safe to run concurrently with itself."""
     cutoff = jobs.stale_cutoff(now, settings.heartbeat_timeout_s)
-    requeued: list[tuple[str, bool]] = []
-    failed = 0
-    with sessions.begin() as session:
-        stale = session.execute(
-            select(Job.id, Job.interactive)
-            .where(Job.status == JobStatus.RUNNING.value, Job.heartbeat_at < cutoff)
-            .limit(MAX_PER_PASS)
-        ).all()
-        for job_id, interactive in stale:
-            if jobs.requeue_lost(session, job_id, cutoff, settings.max_attempts):
-                requeued.append((job_id, interactive))
-            elif jobs.fail_lost(session, job_id, cutoff, settings.max_attempts, now):
-                failed += 1
-    # The dead worker's message may sit unacked until the visibility timeout: send anew now, to the front of the
-    # queue (the job waited its turn once already). Newest first, so the oldest ends up taken first.
-    for job_id, interactive in reversed(requeued):
-        enqueue_job(celery, sessions, job_id, interactive, front=broker)
+    requeued, failed = recover_lost(settings, sessions, celery, broker, now, jobs.stale_heartbeat(cutoff))
     resent = _resend_orphans(settings, sessions, celery, broker, now)
     with sessions.begin() as session:
         completed = complete_finished_batches(session, now)
@@ -79,16 +64,19 @@ def sweep(
         purged = purge_expired(
             session, now, settings.image_retention_s, settings.result_retention_s, settings.audit_retention_s
         )
+    if purged.images or purged.results:
+        with sessions() as session:
+            drop_deleted_copies(session)
     if requeued or failed or resent or completed:
         log.warning(
             "sweep: %d lost jobs requeued, %d failed, %d resent, %d batches completed late",
-            len(requeued),
+            requeued,
             failed,
             resent,
             len(completed),
         )
     return SweepReport(
-        requeued_lost=len(requeued),
+        requeued_lost=requeued,
         failed_lost=failed,
         resent=resent,
         completed_batches=len(completed),
@@ -96,6 +84,34 @@ def sweep(
         purged_results=purged.results,
         purged_audit_events=purged.audit_events,
     )
+
+
+def recover_lost(
+    settings: Settings,
+    sessions: sessionmaker[Session],
+    celery: Celery,
+    broker: redis.Redis,
+    now: datetime,
+    lost: ColumnElement[bool],
+) -> tuple[int, int]:
+    """Running jobs whose worker is gone (`lost`: a stale heartbeat, or a process known dead) go back to the queue
+    while attempts remain, else fail `worker_lost`; returns how many of each."""
+    requeued: list[tuple[str, bool]] = []
+    failed = 0
+    with sessions.begin() as session:
+        found = session.execute(
+            select(Job.id, Job.interactive).where(Job.status == JobStatus.RUNNING.value, lost).limit(MAX_PER_PASS)
+        ).all()
+        for job_id, interactive in found:
+            if jobs.requeue_lost(session, job_id, lost, settings.max_attempts):
+                requeued.append((job_id, interactive))
+            elif jobs.fail_lost(session, job_id, lost, settings.max_attempts, now):
+                failed += 1
+    # The dead worker's message may sit unacked until the visibility timeout: send anew now, to the front of the
+    # queue (the job waited its turn once already). Newest first, so the oldest ends up taken first.
+    for job_id, interactive in reversed(requeued):
+        enqueue_job(celery, sessions, job_id, interactive, front=broker)
+    return len(requeued), failed
 
 
 def _resend_orphans(

@@ -38,6 +38,9 @@ def _tiff() -> bytes:
 
 Send = Callable[[FlaskClient], Any]
 
+# Not numbers, though lax parsing would take them for 1, 64 and 0.5.
+STRICT = ({"max_new_tokens": True}, {"max_new_tokens": "64"}, {"temperature": "0.5"})
+
 CASES: dict[str, tuple[Send, int, str]] = {
     "not an image": (lambda c: submit(c, b"hello, I am text", task="describe"), 400, "invalid_image"),
     "truncated image": (lambda c: submit(c, _truncated(), task="describe"), 400, "invalid_image"),
@@ -56,6 +59,21 @@ CASES: dict[str, tuple[Send, int, str]] = {
     ),
     "max_new_tokens out of range": (
         lambda c: submit(c, image_bytes(), task="describe", params=json.dumps({"max_new_tokens": 100000})),
+        400,
+        "invalid_request",
+    ),
+    "max_new_tokens true": (
+        lambda c: c.post("/v1/jobs", json={"task": "ocr", "image": data_uri(image_bytes()), "params": STRICT[0]}),
+        400,
+        "invalid_request",
+    ),
+    "max_new_tokens as text": (
+        lambda c: submit(c, image_bytes(), task="describe", params=json.dumps(STRICT[1])),
+        400,
+        "invalid_request",
+    ),
+    "temperature as text": (
+        lambda c: c.post("/v1/jobs", json={"task": "ocr", "image": data_uri(image_bytes()), "params": STRICT[2]}),
         400,
         "invalid_request",
     ),
@@ -146,3 +164,11 @@ def test_body_over_the_request_limit_gets_json_413(settings: Settings, sessions:
     assert response.get_json()["error"]["code"] == "request_entity_too_large"
     assert job_count(sessions) == 0
     app.extensions["vlmq"].engine.dispose()
+
+
+@pytest.mark.parametrize("params", STRICT)
+def test_a_number_param_must_be_a_json_number(client: FlaskClient, params: dict[str, Any]) -> None:
+    response = client.post("/v1/jobs", json={"task": "ocr", "image": data_uri(image_bytes()), "params": params})
+    (name,) = params
+    expected = "a valid integer" if name == "max_new_tokens" else "a valid number"
+    assert f"params.{name}: Input should be {expected}" in response.get_json()["error"]["message"]

@@ -105,6 +105,8 @@ def test_feedback_is_checked_and_only_for_succeeded_jobs(
     for body, problem in (
         ({"score": 0}, "score"),
         ({"score": 6}, "score"),
+        ({"score": True}, "score: Input should be a valid integer"),
+        ({"score": "4"}, "score: Input should be a valid integer"),
         ({}, "score"),
         ({"score": 4, "corrections": ["color"]}, "corrections"),
         ({"score": 4, "comment": "x" * 2001}, "comment"),
@@ -233,6 +235,7 @@ def test_a_batch_is_evaluated_against_uploaded_labels(client: FlaskClient, sessi
     for body, content_type, status, code in (
         (b"category\nshoes\n", "text/csv", 400, "invalid_labels"),
         (b"not a workbook", FORMATS["xlsx"], 400, "invalid_labels"),
+        (b"[" * 100_000 + b"\n", "application/x-ndjson", 400, "invalid_labels"),  # nested past the recursion limit
         (b"sku,category", "text/plain", 415, "unsupported_media_type"),
     ):
         refused = client.post(f"/v1/batches/{batch_id}/evaluation", data=body, content_type=content_type)

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import io
+import logging
 from collections.abc import Iterator
 
 import pytest
 from flask import Flask
+from flask.testing import FlaskClient
 from sqlalchemy.orm import Session, sessionmaker
 
 from shared.settings import Settings
@@ -73,3 +75,47 @@ def test_queued_image_bytes_are_capped_per_tenant(make_app, keys: tuple[str, str
     data = {"task": "describe", "image": [(io.BytesIO(image_bytes("BMP", (40, 41))), "c.bmp")]}
     refused = client.post("/v1/batches", data=data, headers=bearer(shop_a))
     assert refused.status_code == 429 and refused.get_json()["error"]["code"] == "image_quota_exceeded"
+
+
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+def test_accepted_requests_carry_no_retry_after(make_app, keys: tuple[str, str]) -> None:
+    """Retry-After means "come back later": only refusals carry it."""
+    client = make_app(rate_limit="5/minute").test_client()
+    accepted = submit(client, image_bytes(), task="describe", headers=bearer(keys[0]))
+    assert accepted.status_code == 202
+    assert "Retry-After" not in accepted.headers
+    assert "Retry-After" not in client.get("/v1/jobs", headers=bearer(keys[0])).headers
+
+
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+def test_wrong_keys_are_rate_limited_per_client_address_in_one_log_line(
+    make_app, keys: tuple[str, str], caplog: pytest.LogCaptureFixture
+) -> None:
+    client = make_app(rate_limit="3/minute").test_client()
+    caplog.set_level(logging.INFO)
+    wrong = [client.get("/v1/jobs", headers=bearer("vlmq_sk_wrong")) for _ in range(3)]
+    assert [response.status_code for response in wrong] == [401, 401, 401]
+    limited = client.get("/v1/jobs", headers=bearer("vlmq_sk_wrong"))
+    assert limited.status_code == 429 and limited.get_json()["error"]["code"] == "too_many_requests"
+    assert 0 < int(limited.headers["Retry-After"]) <= 60
+    other_address = client.get("/v1/jobs", headers=bearer("vlmq_sk_wrong"), environ_base={"REMOTE_ADDR": "10.9.9.9"})
+    assert other_address.status_code == 401, "another client address has its own count"
+    assert client.get("/v1/jobs", headers=bearer(keys[0])).status_code == 200, "a valid key counts for its tenant"
+    assert not [record for record in caplog.records if record.exc_info], "no traceback"
+    refusals = [record for record in caplog.records if "refused" in record.getMessage()]
+    assert len(refusals) == 5 and all("\n" not in record.getMessage() for record in refusals)
+
+
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+def test_forwarded_addresses_count_only_behind_a_trusted_proxy(make_app) -> None:
+    """A client writes X-Forwarded-For as it likes: taken only from as many proxies as VLMQ_TRUSTED_PROXIES says."""
+
+    def refusals(client: FlaskClient) -> list[int]:
+        return [
+            client.get("/v1/jobs", headers=bearer("vlmq_sk_wrong") | {"X-Forwarded-For": f"203.0.113.{n}"}).status_code
+            for n in range(3)
+        ]
+
+    assert refusals(make_app(rate_limit="2/minute").test_client()) == [401, 401, 429], "no proxy: one client"
+    behind = make_app(rate_limit="2/minute", trusted_proxies=1).test_client()
+    assert refusals(behind) == [401, 401, 401], "three clients behind the proxy"

@@ -16,6 +16,7 @@ from sqlalchemy import event, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from shared import jobs
+from shared.cancel_channel import CHANNEL
 from shared.celery_app import WEBHOOK_QUEUE
 from shared.clock import utcnow
 from shared.job_view import job_to_dict
@@ -69,6 +70,8 @@ def test_cancelling_a_big_batch_is_a_few_statements_with_every_webhook_row(
         enqueue_job_deliveries(celery_app, sessions, job_id)
     broker.delete(WEBHOOK_QUEUE)
 
+    workers = broker.pubsub(ignore_subscribe_messages=True)  # where GPU workers hear pushed cancels
+    workers.subscribe(CHANNEL)
     statements = _counting_statements(app)
     started = time.monotonic()
     response = client.post(f"/v1/batches/{batch_id}/cancel")
@@ -78,6 +81,10 @@ def test_cancelling_a_big_batch_is_a_few_statements_with_every_webhook_row(
     assert batch["status"] == "canceled" and batch["canceled_at"] and batch["completed_at"]
     assert batch["counts"] == {"queued": 0, "running": 0, "succeeded": 1, "failed": 0, "canceled": ITEMS - 1}
     assert len(statements) <= MAX_STATEMENTS, (len(statements), elapsed)
+    pushed = [workers.get_message(timeout=1.0) for _ in range(2)]  # the first wait may read the subscribe reply
+    messages = [message["data"].decode().split() for message in pushed if message is not None]
+    workers.close()
+    assert len(messages) == 1 and sorted(messages[0]) == sorted(set(job_ids) - {finished})  # one message, 499 ids
 
     with sessions() as session:
         canceled = {job.id: job for job in session.scalars(select(Job).where(Job.status == "canceled"))}

@@ -18,9 +18,9 @@ from worker.heartbeat import JobCanceled
 from worker.inference import load_engine
 from worker.inference.batched import BatchedEngine
 from worker.inference.batching import admission as admission_module
-from worker.inference.batching.scheduler import Ticket
+from worker.inference.batching.rows import Ticket
 from worker.inference.engine import HFEngine
-from worker.inference.engine_contract import GenerationParams, InferenceError, InferenceRequest
+from worker.inference.engine_contract import GenerationParams, InferenceError, InferenceRequest, StopSignal
 
 COLOR_SCHEMA = {
     "type": "object",
@@ -112,7 +112,33 @@ def test_canceling_one_row_frees_its_slot_and_spares_the_others(
             canceled.result()
         assert [f.result().text for f in kept] == [glm_sequential.run(r).text for r in keep]
     assert max(seen) == 5
-    assert three_slots.scheduler.slots.free_count == 3
+    assert three_slots.scheduler.free_slots == 3
+
+
+def test_a_pushed_cancel_frees_the_slot_at_the_next_step(three_slots: BatchedEngine) -> None:
+    """A stop signal set from another thread ends the row at the loop's next step boundary, with no
+    progress report needed, and its slot is free again."""
+    scheduler = three_slots.scheduler
+    signal = StopSignal()
+    started = threading.Event()
+
+    def note_start(tokens: int, _total: int) -> None:
+        if tokens == 0:
+            started.set()
+
+    with ThreadPoolExecutor(1) as pool:
+        running = pool.submit(
+            three_slots.run, InferenceRequest("describe", photo("red"), params(1500)), note_start, None, signal
+        )
+        assert started.wait(60)
+        while scheduler.stats.steps < 3:
+            threading.Event().wait(0.002)
+        steps_at_cancel = scheduler.stats.steps
+        signal.set(JobCanceled("job_pushed"))
+        with pytest.raises(JobCanceled):
+            running.result(timeout=60)
+    assert scheduler.stats.steps - steps_at_cancel <= 2  # the step in flight, at most one more
+    assert scheduler.free_slots == 3 and not scheduler.rows
 
 
 def test_a_request_that_cannot_run_fails_alone(data_dir: Path, glm_dir: Path, glm_sequential: HFEngine) -> None:
@@ -124,7 +150,8 @@ def test_a_request_that_cannot_run_fails_alone(data_dir: Path, glm_dir: Path, gl
     broken = engine.base.prepare(InferenceRequest("describe", photo("blue"), params(10)))
     broken.inputs["pixel_values"] = broken.inputs["pixel_values"][:4]  # fewer patches than image tokens
     with ThreadPoolExecutor(3) as pool:
-        bad = pool.submit(lambda: engine.scheduler.submit(Ticket(broken.inputs, params(10))).wait())
+        staged = engine.scheduler.runner.stage(broken.inputs)
+        bad = pool.submit(lambda: engine.scheduler.submit(Ticket(staged, params(10))).wait())
         long = pool.submit(engine.run, too_long)
         fine = pool.submit(engine.run, good)
         with pytest.raises(InferenceError) as unreadable:
@@ -188,7 +215,8 @@ def test_bulk_joins_at_a_paced_rate_while_an_interactive_row_decodes(
         for i in range(3):
             prepared = engine.base.prepare(InferenceRequest("describe", photo("blue"), params(tokens)))
             progress = note_join(f"{prefix}-{i}")
-            made.append(Ticket(prepared.inputs, params(tokens), progress=progress, interactive=interactive))
+            staged = engine.scheduler.runner.stage(prepared.inputs)
+            made.append(Ticket(staged, params(tokens), progress=progress, interactive=interactive))
         return made
 
     chat = tickets("chat", interactive=True, tokens=300)[0]
@@ -226,7 +254,7 @@ def test_bulk_tickets_gather_into_one_prefill_while_rows_decode(
                 joined_at.setdefault(name, scheduler.stats.steps)
 
         prepared = engine.base.prepare(InferenceRequest("describe", photo("blue"), params(tokens)))
-        return Ticket(prepared.inputs, params(tokens), progress=progress)
+        return Ticket(scheduler.runner.stage(prepared.inputs), params(tokens), progress=progress)
 
     long_row = ticket("long", 1500)
     scheduler.submit(long_row)

@@ -8,10 +8,14 @@ from pathlib import Path
 import jsonschema
 import pytest
 import torch
+from PIL import Image
 
 from shared.product_schema import DEFAULT_PRODUCT_SCHEMA
 from shared.settings import Settings
+from tests.support.glm4v_9b_reference import reference_dir
 from worker.inference import load_engine
+from worker.inference.batching.step_runner import CapturedSteps
+from worker.inference.engine_contract import GenerationParams, InferenceRequest
 
 pytestmark = [
     pytest.mark.gpu,
@@ -34,6 +38,24 @@ def test_captured_decode_graphs_answer_like_generate(glm_dir: Path, data_dir: Pa
     batched = load_engine(settings)
     sequential = load_engine(settings.model_copy(update={"gpu_engine": "sequential"}))
     requests = [make_request("describe"), make_request("ocr"), make_request("ask", prompt="What is it?")]
+    with ThreadPoolExecutor(len(requests)) as pool:
+        together = list(pool.map(batched.run, requests))
+    assert [r.text for r in together] == [sequential.run(r).text for r in requests]
+
+
+def test_glm4v_9b_captured_decode_graphs_answer_like_generate(tmp_path: Path) -> None:
+    """GLM-4V-9B's step (its compiled norms and rotary) captured as CUDA graphs, against its `generate()`."""
+    settings = Settings(
+        model=str(reference_dir()), data_dir=tmp_path, quantization="fp32", device="cuda", gpu_max_batch=4
+    )
+    batched = load_engine(settings)
+    assert isinstance(batched.scheduler.runner.steps, CapturedSteps)  # not the eager fallback
+    sequential = load_engine(settings.model_copy(update={"gpu_engine": "sequential"}))
+    greedy = GenerationParams(max_new_tokens=24, temperature=0.0, top_p=1.0, repetition_penalty=1.0)
+    requests = [
+        InferenceRequest(task, Image.open(reference_dir() / f"images/{name}.png"), greedy)
+        for task, name in (("describe", "shapes"), ("ocr", "text"), ("describe", "gradient"))
+    ]
     with ThreadPoolExecutor(len(requests)) as pool:
         together = list(pool.map(batched.run, requests))
     assert [r.text for r in together] == [sequential.run(r).text for r in requests]

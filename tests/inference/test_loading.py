@@ -73,18 +73,16 @@ def test_bad_prompt_override_is_refused_at_load(data_dir: Path) -> None:
         load_engine(Settings(data_dir=data_dir, prompts={"ask": "{questoin}"}))
 
 
-def test_legacy_glm4v_needs_trust_remote_code(tmp_path: Path, data_dir: Path) -> None:
-    (tmp_path / "config.json").write_text('{"model_type": "chatglm", "vision_config": {"image_size": 1120}}')
-    with pytest.raises(ValueError, match="trust_remote_code"):
-        load_engine(Settings(model=str(tmp_path), data_dir=data_dir))
-
-
 @pytest.mark.parametrize(
     ("config", "family"),
     [
         ({"model_type": "glm4v", "architectures": ["Glm4vForConditionalGeneration"]}, "glm4v"),
         ({"model_type": "glm46v"}, "glm4v"),
-        ({"model_type": "chatglm", "architectures": ["ChatGLMModel"], "vision_config": {}}, "glm4v_legacy"),
+        ({"model_type": "chatglm", "architectures": ["ChatGLMModel"], "vision_config": {}}, "glm4v_9b"),
+        (
+            {"model_type": "chatglm", "architectures": ["Glm4v9bForConditionalGeneration"], "vision_config": {}},
+            "glm4v_9b",
+        ),
         ({"model_type": "qwen2_vl", "architectures": ["Qwen2VLForConditionalGeneration"]}, "image_text"),
     ],
 )

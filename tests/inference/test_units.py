@@ -1,4 +1,4 @@
-"""Pure functions: output cleaning, redaction, GLM-4V-9B prompt assembly, images, prompts, progress."""
+"""Pure functions: output cleaning, redaction, images, prompts, progress."""
 
 from __future__ import annotations
 
@@ -10,11 +10,9 @@ import pytest
 from PIL import Image
 
 from shared.product_schema import DEFAULT_PRODUCT_SCHEMA
-from worker.inference.batched import MIN_PREFILL_TOKENS, SMALL_CARD_SLOTS, fit_to_memory
 from worker.inference.constrained import unpack_bitmask
 from worker.inference.engine import clean_output, strip_think, strip_tokens
 from worker.inference.engine_contract import GenerationParams, InferenceError, InferenceRequest, Turn
-from worker.inference.families.glm4v_legacy import glm4v_9b_pixels, glm4v_9b_segments, segments_to_ids
 from worker.inference.families.processor_inputs import chat_messages
 from worker.inference.generation import ProgressReporter
 from worker.inference.image_normalise import pixel_budget, prepare_image
@@ -108,32 +106,6 @@ def test_redacting_against_a_backtracking_pattern_is_linear() -> None:
     assert redacted["note"].endswith("[redacted:phone]") and counts == {"phone": 1}
 
 
-def test_glm4v_9b_prompt_assembly() -> None:
-    turns = [Turn("user", "What is it?"), Turn("assistant", "A cup."), Turn("user", "Color?")]
-    segments = glm4v_9b_segments(turns)
-    rendered = "".join(value for _, value in segments)
-    assert rendered == (
-        "[gMASK]<sop><|user|>\n<|begin_of_image|><|endoftext|><|end_of_image|>What is it?"
-        "<|assistant|>\nA cup.<|user|>\nColor?<|assistant|>"
-    )
-    specials = [value for kind, value in segments if kind == "special"]
-    assert specials.count("<|begin_of_image|>") == 1
-
-
-def test_glm4v_9b_ids(glm_fp32) -> None:
-    tokenizer = glm_fp32.base.inputs.tokenizer
-    ids = segments_to_ids(glm4v_9b_segments([Turn("user", "Hi")]), tokenizer)
-    names = ["[gMASK]", "<sop>", "<|user|>", None, "<|begin_of_image|>", "<|endoftext|>", "<|end_of_image|>"]
-    assert ids[:3] + ids[4:7] == [tokenizer.convert_tokens_to_ids(n) for n in names if n]
-    assert tokenizer.decode(ids[3:4]) == "\n" and ids[-1] == tokenizer.convert_tokens_to_ids("<|assistant|>")
-
-
-def test_glm4v_9b_pixels_shape_and_normalisation() -> None:
-    pixels = glm4v_9b_pixels(Image.new("RGB", (30, 20), (255, 255, 255)), 56)
-    assert tuple(pixels.shape) == (1, 3, 56, 56)
-    assert pixels.max().item() == pytest.approx((1 - 0.40821073) / 0.27577711, rel=1e-4)
-
-
 def test_prepare_image_orients_converts_and_caps(tmp_path: Path) -> None:
     image = Image.new("RGBA", (400, 100), (255, 0, 0, 128))
     exif = Image.Exif()
@@ -196,11 +168,3 @@ def test_bitmask_unpacking_matches_bit_order() -> None:
     mask = torch.tensor([[0b101, -(2**31) | 1]], dtype=torch.int32)
     allowed = unpack_bitmask(mask, 40)[0].nonzero().flatten().tolist()
     assert allowed == [0, 2, 32]
-
-
-def test_batch_sizing_shrinks_the_prefill_budget_before_the_batch() -> None:
-    gib, slot = 2**30, 120 * 2**20  # a 3,072-position GLM-4.6V slot is about 120 MiB
-    assert fit_to_memory(60 * gib, slot, 64, 8192) == (64, 8192)  # a large card: the cap, the full budget
-    slots, prefill = fit_to_memory(1.8 * gib, slot, 64, 8192)  # ~10 GiB cap, ~8 GiB of weights in use
-    assert prefill == MIN_PREFILL_TOKENS and 1 <= slots < SMALL_CARD_SLOTS
-    assert fit_to_memory(0.4 * gib, slot, 64, 8192)[0] < 1  # no room: the caller refuses to start

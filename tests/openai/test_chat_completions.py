@@ -10,6 +10,7 @@ import redis
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
+from shared.cancel_channel import CHANNEL
 from shared.models import Job
 from shared.placeholder_model import PLACEHOLDER_MODEL_NAME
 from shared.settings import Settings
@@ -142,10 +143,16 @@ def impatient_live_url(settings: Settings) -> Iterator[str]:
 
 
 def test_a_job_not_done_in_time_is_canceled_and_reported(
-    impatient_live_url: str, sessions: sessionmaker[Session], png: bytes
+    impatient_live_url: str, sessions: sessionmaker[Session], broker: redis.Redis, png: bytes
 ) -> None:
+    workers = broker.pubsub(ignore_subscribe_messages=True)  # where GPU workers hear pushed cancels
+    workers.subscribe(CHANNEL)
     client = openai.OpenAI(base_url=f"{impatient_live_url}/v1", api_key="x", max_retries=0)
     with pytest.raises(openai.APIStatusError) as timed_out:
         client.chat.completions.create(model="any", messages=[_image_message(png, "Still there?")])
     assert timed_out.value.status_code == 504
-    assert _only_job(sessions).status == "canceled"
+    job = _only_job(sessions)
+    assert job.status == "canceled"
+    pushed = [workers.get_message(timeout=1.0) for _ in range(2)]  # the first wait may read the subscribe reply
+    assert [message["data"].decode() for message in pushed if message is not None] == [job.id]
+    workers.close()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import json
+import time
 
 import openai
 import pytest
@@ -103,6 +104,11 @@ BAD_FILES = {
     ),
     "duplicate custom_id": (None, "custom_id 'sku-1' is used twice"),
     "empty": (b"\n\n", "holds no requests"),
+    "nested past the recursion limit": (
+        b"\n" + b"[" * 100_000 + b"]" * 100_000,
+        "line 2: the JSON is nested more than 32",
+    ),
+    "nested past 32 levels": (b'{"custom_id": ' + b"[" * 40 + b"]" * 40 + b"}", "line 1: custom_id.0.0"),
 }
 
 
@@ -144,6 +150,25 @@ def test_an_upload_with_another_purpose_or_an_unknown_field_is_refused(
     assert refused.get_json()["error"]["code"] == "invalid_request"
     with sessions() as session:
         assert session.scalars(select(OpenAIFile)).all() == []
+
+
+def test_a_file_name_with_a_nul_is_refused(client: FlaskClient, sessions: sessionmaker[Session], png: bytes) -> None:
+    data = {"purpose": "batch", "file": (io.BytesIO(_batch_file(png)), "requests\x00.jsonl")}
+    refused = client.post("/v1/files", data=data, content_type="multipart/form-data")
+    assert refused.status_code == 400, refused.get_json()
+    assert "the file's name: contains a NUL character" in refused.get_json()["error"]["message"]
+    with sessions() as session:
+        assert session.scalars(select(OpenAIFile)).all() == []
+
+
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+def test_a_huge_file_of_blank_lines_is_refused_quickly(client: FlaskClient) -> None:
+    data = {"purpose": "batch", "file": (io.BytesIO(b"\n" * 90_000_000), "blank.jsonl")}
+    started = time.monotonic()
+    refused = client.post("/v1/files", data=data, content_type="multipart/form-data")
+    elapsed = time.monotonic() - started
+    assert refused.status_code == 400 and "holds no requests" in refused.get_json()["error"]["message"]
+    assert elapsed < 4, f"{elapsed:.1f} s (8 to 18 s when every blank line was visited)"
 
 
 def test_files_delete_removes_an_uploaded_file_and_keeps_what_a_batch_needs(

@@ -131,6 +131,7 @@ def test_proxy_terminates_tls_and_hides_metrics() -> None:
     assert config["apps"]["tls"]["automation"]["policies"][0]["issuers"] == [{"module": "internal"}]
     text = result.stdout
     assert '"dial":"web:8000"' in text
+    assert '"keep_alive":{"idle_timeout":60000000000}' in text, "idles out before the web's 75 s keep-alive"
     assert re.search(r'"static_response","status_code":404.*"path":\["/metrics"\]', text)
 
 

@@ -193,3 +193,39 @@ def test_job_survives_a_kill_9_of_its_gpu_worker(
     assert job["result"]["usage"]["completion_tokens"] == 1200
     with sessions() as session:
         assert int(session.get(Job, job_id).worker.rsplit(":", 1)[1]) != victim
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+def test_a_killed_gpu_workers_job_is_queued_again_within_seconds(
+    settings: Settings,
+    client: FlaskClient,
+    sessions: sessionmaker[Session],
+    engine: Engine,
+    png: bytes,
+    tmp_path: Path,
+) -> None:
+    """No sweeper runs and heartbeats time out after 60 s: only the supervisor, which sees its child die at once,
+    can put the job back in the queue this soon."""
+    env = vlmq_env(settings, heartbeat_timeout_s="60")
+    log_path = tmp_path / "gpu.log"
+    with log_path.open("w") as log, vlmq_process([VLMQ, "worker", "gpu"], env, log):
+        params = json.dumps({"max_new_tokens": 1200, "temperature": 0})  # greedy: the full budget, seconds to aim at
+        job_id = submit(client, png, task="describe", params=params).get_json()["id"]
+        deadline = time.monotonic() + 240
+        while (job := client.get(f"/v1/jobs/{job_id}").get_json())["progress"] is None:
+            assert time.monotonic() < deadline and job["status"] in ("queued", "running"), (job, log_path.read_text())
+            time.sleep(0.1)
+        with sessions() as session:
+            victim = int(session.get(Job, job_id).worker.rsplit(":", 1)[1])
+        os.kill(victim, signal.SIGKILL)
+        killed = time.monotonic()
+        while (job := client.get(f"/v1/jobs/{job_id}").get_json())["status"] == "running":
+            assert time.monotonic() - killed < 5, (job, log_path.read_text())
+            time.sleep(0.05)
+        assert job["status"] == "queued", job
+        while (job := client.get(f"/v1/jobs/{job_id}").get_json())["status"] != "succeeded":
+            assert time.monotonic() < deadline and job["status"] in ("queued", "running"), (job, log_path.read_text())
+            time.sleep(0.3)
+    assert job["attempts"] == 2
+    assert "1 of its running jobs requeued" in log_path.read_text()

@@ -12,6 +12,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from shared.celery_app import GPU_QUEUE
 from shared.clock import utcnow
+from shared.down_reports import GPU_WORKER, report_down
 from shared.models import Job
 from shared.presence import announce
 from shared.settings import Settings
@@ -35,6 +36,15 @@ def test_readyz_waits_for_a_gpu_worker(client: FlaskClient, broker: redis.Redis)
     ready = client.get("/readyz")
     assert ready.status_code == 200
     assert ready.get_json()["checks"]["gpu_workers"]["models"] == ["m"]
+
+
+def test_readyz_says_why_the_gpu_worker_is_down_while_none_is_alive(client: FlaskClient, broker: redis.Redis) -> None:
+    report_down(broker, GPU_WORKER, "exited with code -9 at 12:00:00 (3 in a row); vlmq up starts it again in 4 s")
+    checks = client.get("/readyz").get_json()["checks"]
+    assert checks["gpu_workers"]["ok"] is False
+    assert checks["gpu_workers"]["error"].startswith("exited with code -9")
+    announce(broker, "host:1", {"queues": [GPU_QUEUE], "model": "m"}, ttl_s=30)
+    assert "error" not in client.get("/readyz").get_json()["checks"]["gpu_workers"], "one is alive again"
 
 
 def test_readyz_reports_a_dead_broker(settings: Settings) -> None:

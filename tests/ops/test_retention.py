@@ -1,16 +1,21 @@
 """Retention: the sweeper empties images after their jobs end and results after their period;
-`DELETE /v1/jobs/{id}` removes a finished job and its data at once."""
+`DELETE /v1/jobs/{id}` removes a finished job and its data at once, and neither leaves a copy on disk."""
 
 from __future__ import annotations
 
+import io
 import json
+import os
 from datetime import timedelta
+from pathlib import Path
 
 import pytest
 import redis
 from celery import Celery
 from flask.testing import FlaskClient
+from PIL import Image
 from sqlalchemy import func, select
+from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session, sessionmaker
 
 from shared import jobs
@@ -97,3 +102,42 @@ def test_delete_keeps_an_image_another_job_uses(client: FlaskClient, sessions: s
         child = session.get(Job, follow_up.get_json()["id"])
         assert child.parent_job_id is None
         assert session.get(StoredImage, child.image_id).data == photo
+
+
+def _noise_png() -> bytes:
+    """A photo no compression shrinks, so a slice of it found on disk is a copy of it."""
+    buffer = io.BytesIO()
+    Image.frombytes("RGB", (96, 96), os.urandom(96 * 96 * 3)).save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+def _on_disk(settings: Settings, needle: bytes) -> list[str]:
+    """The SQLite files (database, -wal, -shm) holding `needle`."""
+    database = Path(make_url(settings.sqlalchemy_url).database or "")
+    files = [path for path in database.parent.glob(database.name + "*") if path.is_file()]
+    return [path.name for path in files if needle in path.read_bytes()]
+
+
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+@pytest.mark.parametrize("how", ["delete", "purge"])
+def test_deleted_images_and_results_leave_no_copy_in_the_sqlite_files(
+    how: str,
+    client: FlaskClient,
+    settings: Settings,
+    sessions: sessionmaker[Session],
+    celery_app: Celery,
+    broker: redis.Redis,
+) -> None:
+    photo = _noise_png()
+    result = "secret-result-" + os.urandom(16).hex()
+    job_id = submit(client, photo, task="describe").get_json()["id"]
+    finish(sessions, job_id, result)
+    needles = {"photo": photo[len(photo) // 2 : len(photo) // 2 + 256], "result": result.encode()}
+    assert all(_on_disk(settings, needle) for needle in needles.values()), "the test sees what is stored"
+    if how == "delete":
+        assert client.delete(f"/v1/jobs/{job_id}").status_code == 204
+    else:
+        retention = {"image_retention_s": 60, "result_retention_s": 60}
+        report = sweep(settings.model_copy(update=retention), sessions, celery_app, broker, utcnow() + HOUR)
+        assert (report.purged_images, report.purged_results) == (1, 1)
+    assert {name: _on_disk(settings, needle) for name, needle in needles.items()} == {"photo": [], "result": []}

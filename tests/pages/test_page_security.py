@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import html
 import io
+import re
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -14,7 +16,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from shared.models import Job
 from shared.settings import Settings
 from tests.support.factories import api_key, bearer
-from tests.support.helpers import image_bytes, submit
+from tests.support.helpers import data_uri, finish, image_bytes, submit
 from tests.support.services import serving
 from web.app import create_app
 from web.page_session import KEY_COOKIE, csrf_token
@@ -74,7 +76,7 @@ def test_a_page_of_another_origin_cannot_read_or_use_the_key(
         photo = tmp_path / "mug.png"
         photo.write_bytes(image_bytes(color="blue"))
         page.set_input_files("#image", str(photo))
-        page.click("button[type=submit]")
+        page.click("#upload-form button[type=submit]")
         page.wait_for_url("**/jobs/job_*")
         page.goto(attacker + "/")
         page.wait_for_function("Object.keys(window.results).length > 0")
@@ -133,3 +135,74 @@ def test_pages_send_security_headers(client: FlaskClient) -> None:
     assert page.headers["X-Frame-Options"] == "DENY"
     assert page.headers["X-Content-Type-Options"] == "nosniff"
     assert client.get("/healthz").headers["X-Content-Type-Options"] == "nosniff"
+
+
+@pytest.mark.parametrize(
+    "headers",
+    [
+        {"Origin": "http://evil.example"},
+        {"Origin": "http://localhost:9999"},  # another port of the same host: same-site, not same-origin
+        {"Origin": "null"},
+        {"Sec-Fetch-Site": "cross-site"},
+        {"Sec-Fetch-Site": "same-site", "Origin": "http://localhost"},
+    ],
+)
+def test_a_login_from_another_origin_is_refused(auth_app: Flask, key: str, headers: dict[str, str]) -> None:
+    refused = auth_app.test_client().post("/login", data={"api_key": key, "next": "/"}, headers=headers)
+    assert refused.status_code == 403 and "Set-Cookie" not in refused.headers
+    assert "another site" in refused.get_data(as_text=True)
+
+
+def test_a_login_from_its_own_page_is_taken(auth_app: Flask, key: str) -> None:
+    own = {"Origin": "http://localhost", "Sec-Fetch-Site": "same-origin"}
+    taken = auth_app.test_client().post("/login", data={"api_key": key, "next": "/"}, headers=own)
+    assert taken.status_code == 303 and KEY_COOKIE in taken.headers["Set-Cookie"]
+
+
+@pytest.mark.parametrize(
+    "target", ["/\t/evil.example", "/\n/evil.example", "/\r\nSet-Cookie: x=1", "//evil.example", "https://evil.example"]
+)
+def test_login_goes_nowhere_off_site(auth_app: Flask, key: str, target: str) -> None:
+    response = auth_app.test_client().post("/login", data={"api_key": key, "next": target})
+    assert (response.status_code, response.headers["Location"]) == (303, "/")
+
+
+def test_login_keeps_a_path_of_this_site(auth_app: Flask, key: str) -> None:
+    response = auth_app.test_client().post("/login", data={"api_key": key, "next": "/?status=failed"})
+    assert response.headers["Location"] == "/?status=failed"
+
+
+def test_sign_out_clears_the_cookie_behind_the_csrf_token(auth_app: Flask, key: str) -> None:
+    client: FlaskClient = auth_app.test_client()
+    client.post("/login", data={"api_key": key, "next": "/"})
+    page = client.get("/").get_data(as_text=True)
+    assert 'id="logout-form"' in page and f'value="{csrf_token(key)}"' in page
+    assert client.post("/logout").status_code == 403, "another page cannot sign the user out"
+    signed_out = client.post("/logout", data={"csrf_token": csrf_token(key)})
+    assert (signed_out.status_code, signed_out.headers["Location"]) == (303, "/")
+    assert client.get_cookie(KEY_COOKIE) is None
+    assert client.get("/").status_code == 401, "the key is gone"
+
+
+def test_download_and_json_links_of_the_pages_work_with_auth_on(
+    auth_app: Flask, key: str, sessions: sessionmaker[Session], png: bytes
+) -> None:
+    client: FlaskClient = auth_app.test_client()
+    body = {"task": "describe", "items": [{"image": data_uri(png)}]}
+    batch = client.post("/v1/batches", json=body, headers=bearer(key)).get_json()
+    (job_id,) = [
+        job["id"] for job in client.get(f"/v1/jobs?batch_id={batch['id']}", headers=bearer(key)).get_json()["data"]
+    ]
+    finish(sessions, job_id, "a red square")
+    client.post("/login", data={"api_key": key, "next": "/"})
+    links = _links(client.get(f"/batches/{batch['id']}").get_data(as_text=True))
+    links |= _links(client.get(f"/jobs/{job_id}").get_data(as_text=True))
+    wanted = {"download-csv", "download-xlsx", "download-jsonl", "job-json"}
+    assert wanted <= set(links), links
+    for name in wanted:
+        assert client.get(links[name]).status_code == 200, (name, links[name])
+
+
+def _links(page: str) -> dict[str, str]:
+    """The page's links by id, as a browser would follow them (entities decoded)."""
+    return {found[0]: html.unescape(found[1]) for found in re.findall(r'<a [^>]*id="([^"]+)"[^>]*href="([^"]+)"', page)}

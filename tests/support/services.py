@@ -1,4 +1,4 @@
-"""Real servers for the tests: a Redis server, a throwaway PostgreSQL cluster, a Flask app on loopback.
+"""Real servers for the tests: a Redis server (restartable), a throwaway PostgreSQL cluster, a Flask app on loopback.
 
 When a server binary is missing the tests that need it skip locally but fail on
 CI (`CI=true`), so a CI machine without Redis or PostgreSQL cannot pass silently.
@@ -27,25 +27,43 @@ from vlmq.processes import stop
 from vlmq.redis_server import free_port, redis_url, start_redis
 
 
-def missing(what: str) -> None:
-    """Skip, or fail on CI, because `what` is not installed."""
-    message = f"{what} is not installed (scripts/setup.sh installs it)"
+def missing(what: str, why: str = "is not installed (scripts/setup.sh installs it)") -> None:
+    """Skip, or fail on CI, because `what` is not there."""
+    message = f"{what} {why}"
     if os.environ.get("CI", "").lower() in ("1", "true", "yes"):
         pytest.fail(message)
     pytest.skip(message)
 
 
+class RedisServer:
+    """A private redis-server on loopback, started the way `vlmq up` starts its own; a test may stop
+    and start it again on the same port and password to play a Redis restart."""
+
+    def __init__(self, workdir: Path) -> None:
+        self._workdir = workdir
+        self._port, self._password = free_port(), secrets.token_hex(16)
+        self.url = redis_url(self._port, self._password)  # database 0
+        self._process: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> None:
+        self._process = start_redis(self._workdir, self._port, self._password, dict(os.environ))
+
+    def stop(self) -> None:
+        if self._process is not None:
+            stop(self._process, grace_s=10)
+
+
 @contextmanager
-def redis_server(workdir: Path) -> Iterator[str]:
-    """A private redis-server on loopback, started the way `vlmq up` starts its own; yields its URL (database 0)."""
+def redis_server(workdir: Path) -> Iterator[RedisServer]:
+    """A started `RedisServer`, stopped at exit."""
     if shutil.which("redis-server") is None:
         missing("redis-server")
-    port, password = free_port(), secrets.token_hex(16)
-    process = start_redis(workdir, port, password, dict(os.environ))
+    server = RedisServer(workdir)
+    server.start()
     try:
-        yield redis_url(port, password)
+        yield server
     finally:
-        stop(process, grace_s=10)
+        server.stop()
 
 
 def _pg_bin(name: str) -> str | None:

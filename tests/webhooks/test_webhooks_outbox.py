@@ -91,7 +91,7 @@ def test_worker_lost_failure_reports_completed(
         assert jobs.start(session, job_id, "gpu-1", now)
     later = now + timedelta(hours=1)
     with sessions.begin() as session:
-        assert jobs.fail_lost(session, job_id, later, settings.max_attempts, later)
+        assert jobs.fail_lost(session, job_id, jobs.stale_heartbeat(later), settings.max_attempts, later)
     [completed] = deliveries(sessions, job_id)
     assert completed.event_type == "job.completed"
     assert completed.payload["data"]["error"]["code"] == "worker_lost"

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import ipaddress
 import json
+import socket
 
 import pytest
 import redis
@@ -25,6 +26,7 @@ FAKE_DNS = {
     "mixed.example": ["93.184.216.34", "192.168.1.10"],
     "v6.example": ["2606:2800:220:1:248:1893:25c8:1946"],
     "mapped.example": ["::ffff:127.0.0.1"],
+    "sixtofour.example": ["2002:a00:1::1"],
     "hooks.internal": ["10.1.2.3"],
     "localhost": ["127.0.0.1"],
 }
@@ -57,7 +59,16 @@ def fake_dns(monkeypatch: pytest.MonkeyPatch) -> None:
         ("0.0.0.0", "unspecified"),
         ("224.0.0.1", "multicast"),
         ("::ffff:10.0.0.1", "private"),
+        ("2002:7f00:1::1", "6to4-wrapped loopback (127.0.0.1)"),
+        ("2002:a9fe:a9fe::", "6to4-wrapped link-local (cloud metadata) (169.254.169.254)"),
+        ("2001:0:4136:e378:8000:63bf:80ff:fffe", "Teredo-wrapped loopback (127.0.0.1)"),
+        ("64:ff9b::a00:1", "NAT64-wrapped private (10.0.0.1)"),
+        ("64:ff9b:1:7f00:0:100::", "NAT64-wrapped loopback (127.0.0.1)"),
+        ("::7f00:1", "IPv4-compatible-wrapped loopback (127.0.0.1)"),
+        ("::808:808", "reserved"),
         ("93.184.216.34", None),
+        ("2002:5db8:d822::1", None),  # 6to4 of a public address
+        ("64:ff9b::5db8:d822", None),  # NAT64 of a public address (DNS64 networks)
     ],
 )
 def test_blocked_addresses(address: str, reason: str | None) -> None:
@@ -92,6 +103,8 @@ def test_check_returns_the_address_to_connect_to() -> None:
         ("http://metadata.example/latest/meta-data", "link-local (cloud metadata)"),
         ("http://mixed.example/", "192.168.1.10, a private address"),
         ("http://mapped.example/", "a loopback address"),
+        ("http://[2002:7f00:1::1]/", "a 6to4-wrapped loopback (127.0.0.1) address"),
+        ("http://sixtofour.example/", "a 6to4-wrapped private (10.0.0.1) address"),
         ("http://" + "a" * 2050, "longer than 2048"),
     ],
 )
@@ -123,6 +136,11 @@ def test_allowlist_by_host_and_by_network() -> None:
             "webhook_events.1: Input should be 'started' or 'completed'",
         ),
         ({"webhook": "https://shop.example/h", "webhook_events": "[]"}, "invalid_request", "webhook_events"),
+        (
+            {"webhook": "https://shop.example/h", "webhook_events": "[" * 100_000},
+            "invalid_request",
+            "webhook_events: the JSON is nested more than 32 levels deep",
+        ),
         ({"webhook_events": "completed"}, "invalid_webhook", "webhook_events needs a webhook"),
     ],
 )
@@ -171,3 +189,51 @@ def test_allow_hosts_setting_is_a_comma_separated_list_checked_at_start(monkeypa
     monkeypatch.setenv("VLMQ_WEBHOOK_ALLOW_HOSTS", "10.20.0.0/33")
     with pytest.raises(ValidationError, match="does not appear to be an IPv4 or IPv6 network"):
         Settings()
+
+
+WRAPPED_LOOPBACK = ["2002:7f00:1::1", "64:ff9b::7f00:1", "2001:0:4136:e378:8000:63bf:80ff:fffe", "::ffff:7f00:1"]
+
+
+@pytest.fixture
+def connections(monkeypatch: pytest.MonkeyPatch) -> list[ipaddress.IPv6Address]:
+    """The IPv6 addresses sockets were asked to connect to; the connection itself is refused here, so a test
+    that fails never reaches the address either. Redis and the database connect over IPv4 as usual."""
+    made: list[ipaddress.IPv6Address] = []
+    connect = socket.socket.connect
+
+    def guarded(sock: socket.socket, address: object) -> None:
+        if sock.family == socket.AF_INET6 and isinstance(address, tuple):
+            made.append(ipaddress.IPv6Address(str(address[0]).split("%")[0]))
+            raise ConnectionRefusedError("the test refuses every IPv6 connection")
+        connect(sock, address)
+
+    monkeypatch.setattr(socket.socket, "connect", guarded)
+    return made
+
+
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+@pytest.mark.parametrize("address", WRAPPED_LOOPBACK)
+def test_ipv6_wrapping_a_loopback_address_is_refused_everywhere_and_never_contacted(
+    client: FlaskClient,
+    sessions: sessionmaker[Session],
+    broker: redis.Redis,
+    connections: list[ipaddress.IPv6Address],
+    png: bytes,
+    address: str,
+) -> None:
+    url = f"http://[{address}]:8000/hook"
+    item = {"image": data_uri(png)}
+    refusals = [
+        client.post("/v1/jobs", json={**item, "task": "describe", "webhook": url}),
+        client.post("/v1/jobs", json={"task": "describe", "image_url": url}),
+        client.post("/v1/batches", json={"task": "describe", "webhook": url, "items": [item]}),
+        client.post("/v1/batches", json={"task": "describe", "items": [{"image_url": url}]}),
+        client.put("/v1/webhooks/default", json={"url": url}),
+    ]
+    for response in refusals:
+        assert response.status_code == 400, response.get_json()
+        message = response.get_json()["error"]["message"]
+        assert "wrapped loopback (127.0.0.1) address" in message or "a loopback address" in message, message
+    assert_nothing_stored(sessions, broker)
+    assert client.get("/v1/webhooks/default").get_json()["url"] is None
+    assert connections == []

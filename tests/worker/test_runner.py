@@ -20,6 +20,7 @@ from worker.inference.engine_contract import (
     InferenceRequest,
     InferenceResult,
     ProgressCallback,
+    StopSignal,
     TextCallback,
 )
 from worker.runner import conversation_before, run_job
@@ -92,7 +93,11 @@ class _SlowEngine:
     is_placeholder = False
 
     def run(
-        self, request: InferenceRequest, progress: ProgressCallback | None = None, on_text: TextCallback | None = None
+        self,
+        request: InferenceRequest,
+        progress: ProgressCallback | None = None,
+        on_text: TextCallback | None = None,
+        stop: StopSignal | None = None,
     ) -> InferenceResult:
         for step in range(200):
             time.sleep(0.05)
@@ -155,7 +160,11 @@ class _FailingEngine:
     is_placeholder = False
 
     def run(
-        self, request: InferenceRequest, progress: ProgressCallback | None = None, on_text: TextCallback | None = None
+        self,
+        request: InferenceRequest,
+        progress: ProgressCallback | None = None,
+        on_text: TextCallback | None = None,
+        stop: StopSignal | None = None,
     ) -> InferenceResult:
         raise InferenceError("inference_error", "the model could not read this input")
 

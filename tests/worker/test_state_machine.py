@@ -46,7 +46,7 @@ def test_terminal_jobs_never_move(sessions: sessionmaker[Session]) -> None:
         assert jobs.succeed(session, job_id, {"text": "ok"}, "m", 1.0, utcnow())
         assert not jobs.start(session, job_id, "w2", utcnow())
         assert not jobs.cancel(session, job_id, utcnow())
-        assert not jobs.requeue_lost(session, job_id, utcnow() + timedelta(days=1), 99)
+        assert not jobs.requeue_lost(session, job_id, jobs.stale_heartbeat(utcnow() + timedelta(days=1)), 99)
     assert status_of(sessions, job_id) == "succeeded"
 
 
@@ -64,14 +64,14 @@ def test_lost_job_requeued_while_attempts_remain_then_failed(sessions: sessionma
     job_id = job_row(sessions, JobStatus.RUNNING, attempts=1)
     later = utcnow() + timedelta(minutes=5)
     with sessions.begin() as session:
-        assert not jobs.fail_lost(session, job_id, later, 2, later)
-        assert jobs.requeue_lost(session, job_id, later, 2)
+        assert not jobs.fail_lost(session, job_id, jobs.stale_heartbeat(later), 2, later)
+        assert jobs.requeue_lost(session, job_id, jobs.stale_heartbeat(later), 2)
     assert status_of(sessions, job_id) == "queued"
     with sessions.begin() as session:
         jobs.start(session, job_id, "w2", utcnow())
     with sessions.begin() as session:
-        assert not jobs.requeue_lost(session, job_id, later, 2)
-        assert jobs.fail_lost(session, job_id, later, 2, later)
+        assert not jobs.requeue_lost(session, job_id, jobs.stale_heartbeat(later), 2)
+        assert jobs.fail_lost(session, job_id, jobs.stale_heartbeat(later), 2, later)
     with sessions() as session:
         job = session.get(Job, job_id)
         assert (job.status, job.error_code, job.attempts) == ("failed", "worker_lost", 2)
@@ -81,6 +81,6 @@ def test_fresh_heartbeat_is_not_lost(sessions: sessionmaker[Session]) -> None:
     job_id = job_row(sessions, JobStatus.RUNNING, attempts=1)
     cutoff = jobs.stale_cutoff(utcnow(), 60)
     with sessions.begin() as session:
-        assert not jobs.requeue_lost(session, job_id, cutoff, 3)
-        assert not jobs.fail_lost(session, job_id, cutoff, 3, utcnow())
+        assert not jobs.requeue_lost(session, job_id, jobs.stale_heartbeat(cutoff), 3)
+        assert not jobs.fail_lost(session, job_id, jobs.stale_heartbeat(cutoff), 3, utcnow())
     assert status_of(sessions, job_id) == "running"

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from sqlalchemy.orm import Session
 
+from shared.cancel_channel import publish_canceled
 from shared.clock import utcnow
 from shared.errors import ServiceError
 from shared.ids import new_id
@@ -65,10 +66,12 @@ def insert_batch(
 
 def cancel_unfinished_jobs(batch_id: str) -> int:
     """Cancel every queued or running job of the batch in one transaction (`shared.jobs.cancel_batch`),
-    then send the messages of their webhook rows; returns how many jobs it canceled."""
+    push the cancel to the GPU workers, then send the messages of their webhook rows; returns how many
+    jobs it canceled."""
     state = app_state()
     with state.sessions.begin() as session:
         canceled = cancel_batch(session, batch_id, utcnow())
     if canceled:
+        publish_canceled(state.redis, canceled)
         enqueue_batch_job_deliveries(state.celery, state.sessions, batch_id)
     return len(canceled)

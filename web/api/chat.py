@@ -18,6 +18,7 @@ from flask import Blueprint, Response, jsonify, request, stream_with_context
 
 from shared import jobs
 from shared.audit import AuditAction
+from shared.cancel_channel import publish_canceled
 from shared.clock import utcnow
 from shared.job_enqueue import enqueue_job
 from shared.models import Job
@@ -107,6 +108,7 @@ def finished_or_given_up(job_id: str, cancel: bool) -> Job:
         with state.sessions.begin() as session:
             canceled = jobs.cancel(session, job_id, utcnow())
         if canceled:
+            publish_canceled(state.redis, [job_id])
             enqueue_job_deliveries(state.celery, state.sessions, job_id)
     with state.sessions() as session:
         return session.get_one(Job, job_id)

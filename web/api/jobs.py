@@ -6,7 +6,9 @@ from flask import Blueprint, Response, jsonify, request
 from sqlalchemy import select
 
 from shared.audit import AuditAction
+from shared.cancel_channel import publish_canceled
 from shared.clock import utcnow
+from shared.db import drop_deleted_copies
 from shared.job_enqueue import enqueue_job
 from shared.job_view import job_to_dict, job_view, render
 from shared.jobs import cancel
@@ -121,6 +123,7 @@ def cancel_job(job_id: str) -> tuple[Response, int, dict[str, str]]:
                 409,
             )
         record_request_action(session, AuditAction.JOB_CANCELED, job_id)
+    publish_canceled(state.redis, [job_id])
     enqueue_job_deliveries(state.celery, state.sessions, job_id)
     with state.sessions() as session:
         return _job_response(session.get(Job, job_id), 200)
@@ -143,4 +146,6 @@ def delete_job_route(job_id: str) -> tuple[str, int]:
             )
         record_request_action(session, AuditAction.JOB_DELETED, job_id, {"task": job.task})
         delete_job(session, job)
+    with app_state().sessions() as session:
+        drop_deleted_copies(session)
     return "", 204

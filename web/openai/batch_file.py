@@ -6,15 +6,18 @@ line) and read again when a batch is created from it.
 
 from __future__ import annotations
 
-import json
+import re
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from shared import safe_json
 from web.api.chat_input import ChatRequest
 from web.errors import ApiError, describe_validation_error
 
 CHAT_ENDPOINT = "/v1/chat/completions"
+# A line of JSON Lines (split at "\n" only: a JSON string may hold U+2028), from its first non-blank character.
+_FILLED_LINE = re.compile(r"\S[^\n]*")
 
 
 class BatchRequestLine(BaseModel):
@@ -34,10 +37,12 @@ def parse_batch_file(data: bytes, max_items: int) -> list[BatchRequestLine]:
         raise ApiError("invalid_file", "a batch file must be UTF-8 JSON Lines") from None
     requests: list[BatchRequestLine] = []
     seen: set[str] = set()
-    for number, line in enumerate(text.splitlines(), start=1):
-        if not line.strip():
-            continue
-        request = _parse_line(number, line)
+    number, counted_to = 1, 0
+    # Only the lines holding something are visited: a file of 90 MB of blank lines is refused in well under a second.
+    for line in _FILLED_LINE.finditer(text):
+        number += text.count("\n", counted_to, line.start())
+        counted_to = line.start()
+        request = _parse_line(number, line.group())
         if request.custom_id in seen:
             raise ApiError("invalid_file", f"line {number}: custom_id {request.custom_id!r} is used twice")
         seen.add(request.custom_id)
@@ -53,9 +58,12 @@ def parse_batch_file(data: bytes, max_items: int) -> list[BatchRequestLine]:
 
 def _parse_line(number: int, line: str) -> BatchRequestLine:
     try:
-        request = BatchRequestLine.model_validate(json.loads(line))
+        request = BatchRequestLine.model_validate(safe_json.loads(line))
     except ValueError as exc:
-        detail = describe_validation_error(exc) if isinstance(exc, ValidationError) else "not a JSON object"
+        if isinstance(exc, ValidationError):
+            detail = describe_validation_error(exc)
+        else:
+            detail = str(exc) if isinstance(exc, safe_json.UnsafeJson) else "not a JSON object"
         raise ApiError(
             "invalid_file",
             f"line {number}: {detail}; each line is "

@@ -13,7 +13,9 @@ from sqlalchemy import select
 from shared.clock import utcnow
 from shared.ids import new_id
 from shared.models import OpenAIBatch, OpenAIFile
+from shared.safe_json import UnsafeJson, check_text
 from web.api.batch_input import open_batch_body
+from web.api.multipart import upload_name
 from web.api.openai_objects import FileDeleted, FileList, FileObject, dump
 from web.api.owned_rows import owned_or_404
 from web.api.pagination import PageRequest
@@ -26,7 +28,6 @@ from web.openai.batch_files import result_file, result_file_object
 bp = Blueprint("files_api", __name__)
 
 JSONL = "application/jsonl"
-MAX_FILENAME = 255
 
 
 def file_object(stored: OpenAIFile) -> FileObject:
@@ -60,13 +61,18 @@ def upload_file() -> tuple[Response, int]:
     upload = request.files.get("file")
     if upload is None or set(request.files) != {"file"}:
         raise ApiError("invalid_request", "send exactly one file field, 'file', holding JSON Lines")
+    filename = upload_name(upload.filename) or "batch.jsonl"
+    try:
+        check_text(filename, "the file's name")
+    except UnsafeJson as exc:
+        raise ApiError("invalid_request", f"{exc}; name the file with printable text") from None
     data = upload.read()
     parse_batch_file(data, state.settings.max_batch_items)
     stored = OpenAIFile(
         id=new_id("file"),
         tenant_id=tenant_id,
         purpose=purpose,
-        filename=(upload.filename or "batch.jsonl")[:MAX_FILENAME],
+        filename=filename,
         size_bytes=len(data),
         data=data,
         created_at=utcnow(),

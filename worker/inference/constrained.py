@@ -99,7 +99,7 @@ class ConstraintFactory:
     def __init__(self, tokenizer: Any, vocab_size: int, end_ids: list[int]) -> None:
         import llguidance.hf
 
-        if not getattr(tokenizer, "is_fast", False):  # e.g. GLM-4V-9B's tiktoken-based remote tokenizer
+        if not getattr(tokenizer, "is_fast", False):  # e.g. a slow tokenizer from remote code
             raise InferenceError("unsupported_task", "schema-constrained output needs a fast (tokenizers) tokenizer")
         self.vocab_size = vocab_size
         self.end_ids = end_ids

@@ -34,6 +34,7 @@ from worker.inference.engine_contract import (
     InferenceRequest,
     InferenceResult,
     ProgressCallback,
+    StopSignal,
     TextCallback,
     Turn,
 )
@@ -96,8 +97,11 @@ class HFEngine:
         image_max_side: int,
         redact_pii: bool,
         strips_reasoning: bool,
+        quantization: str,
     ) -> None:
         self.model = model
+        self.quantization = quantization
+        """The weights' format actually loaded (what `auto` resolved to)."""
         self.inputs = inputs
         self.prompts = prompts
         self.model_name = model_name
@@ -182,7 +186,11 @@ class HFEngine:
         )
 
     def run(
-        self, request: InferenceRequest, progress: ProgressCallback | None = None, on_text: TextCallback | None = None
+        self,
+        request: InferenceRequest,
+        progress: ProgressCallback | None = None,
+        on_text: TextCallback | None = None,
+        stop: StopSignal | None = None,
     ) -> InferenceResult:
         """Answer one request with one `generate()` call (families without a batching loop)."""
         prepared = self.prepare(request)
@@ -190,7 +198,7 @@ class HFEngine:
         processors = [SchemaMask(prepared.matcher, self.constraints().vocab_size)] if prepared.matcher else []
         # JSON answers are re-serialised when finished, so their raw text is not streamed.
         deltas = TextDeltas(self.visible_text) if on_text is not None and prepared.schema is None else None
-        sequence = generate(self.model, batch, request.generation, processors, progress, deltas, on_text)
+        sequence = generate(self.model, batch, request.generation, processors, progress, deltas, on_text, stop)
         prompt_tokens = batch["input_ids"].shape[1]
         new_ids = sequence[0, prompt_tokens:].tolist()
         return self.finish(prepared, new_ids, self.finish_reason(new_ids, request.generation), prompt_tokens)

@@ -7,6 +7,7 @@ knows the other's internals, so each is testable alone.
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol
@@ -71,6 +72,41 @@ class StopGeneration(Exception):
     """Raised by a progress callback to end its request early (canceled, out of time)."""
 
 
+class StopSignal:
+    """Tells a running request to stop, pushed from outside generation (a cancel, a time limit).
+
+    Set once, from any thread; whoever generates listens (the batching loop frees the
+    row's slot at its next step) or checks `reason` between tokens.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._reason: StopGeneration | None = None
+        self._listeners: list[Callable[[StopGeneration], None]] = []
+
+    @property
+    def reason(self) -> StopGeneration | None:
+        return self._reason
+
+    def set(self, reason: StopGeneration) -> None:
+        """Stop with `reason` (the first reason wins); listeners are called on this thread."""
+        with self._lock:
+            if self._reason is not None:
+                return
+            self._reason = reason
+            listeners = list(self._listeners)
+        for listener in listeners:
+            listener(reason)
+
+    def listen(self, listener: Callable[[StopGeneration], None]) -> None:
+        """Call `listener(reason)` when the signal is set (at once if it already is)."""
+        with self._lock:
+            if self._reason is None:
+                self._listeners.append(listener)
+                return
+        listener(self._reason)
+
+
 class InferenceError(ServiceError):
     """A failure the job reports to its user, with a stable machine-readable code.
 
@@ -90,5 +126,9 @@ class Engine(Protocol):
     is_placeholder: bool
 
     def run(
-        self, request: InferenceRequest, progress: ProgressCallback | None = None, on_text: TextCallback | None = None
+        self,
+        request: InferenceRequest,
+        progress: ProgressCallback | None = None,
+        on_text: TextCallback | None = None,
+        stop: StopSignal | None = None,
     ) -> InferenceResult: ...

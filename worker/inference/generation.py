@@ -1,8 +1,10 @@
-"""One `generate()` call with the request's sampling settings, constraint and progress hook.
+"""One `generate()` call with the request's sampling settings, constraint, progress hook and stop signal.
 
 Progress is reported by a stopping criterion: it sees every decode step, so it can count
-tokens without a streamer thread; it never stops generation itself. New text goes out
-through a streamer.
+tokens without a streamer thread; it never stops generation itself. Another criterion
+checks the stop signal at every step, so a cancel or time limit pushed from outside ends
+generation at the next token rather than at the next (throttled) progress report. New
+text goes out through a streamer.
 """
 
 from __future__ import annotations
@@ -13,7 +15,7 @@ from typing import Any
 
 from transformers import StoppingCriteria
 
-from worker.inference.engine_contract import GenerationParams, ProgressCallback, TextCallback
+from worker.inference.engine_contract import GenerationParams, ProgressCallback, StopSignal, TextCallback
 from worker.inference.text_deltas import TextDeltas
 
 
@@ -42,6 +44,20 @@ class ProgressReporter(StoppingCriteria):
         if now - self._last >= self.interval_s:
             self._last = now
             self.callback(input_ids.shape[1] - self.prompt_length, self.budget)
+        return torch.zeros(input_ids.shape[0], dtype=torch.bool, device=input_ids.device)
+
+
+class StopCheck(StoppingCriteria):
+    """Raises the stop signal's reason at the first decode step after it is set."""
+
+    def __init__(self, stop: StopSignal) -> None:
+        self.stop = stop
+
+    def __call__(self, input_ids: Any, scores: Any, **kwargs: Any) -> Any:
+        import torch
+
+        if (reason := self.stop.reason) is not None:
+            raise reason
         return torch.zeros(input_ids.shape[0], dtype=torch.bool, device=input_ids.device)
 
 
@@ -84,8 +100,10 @@ def generate(
     progress: ProgressCallback | None,
     deltas: TextDeltas | None = None,
     on_text: TextCallback | None = None,
+    stop: StopSignal | None = None,
 ) -> Any:
-    """The full output sequence (prompt + new ids) of batch row 0; new text goes to `on_text`."""
+    """The full output sequence (prompt + new ids) of batch row 0; new text goes to `on_text`;
+    raises the reason of `stop` once it is set."""
     import torch
     from transformers import LogitsProcessorList, StoppingCriteriaList
 
@@ -93,6 +111,8 @@ def generate(
     criteria = StoppingCriteriaList()
     if progress is not None:
         criteria.append(ProgressReporter(progress, prompt_length, params.max_new_tokens))
+    if stop is not None:
+        criteria.append(StopCheck(stop))
     streamer = TextStreamer(deltas, on_text) if deltas is not None and on_text is not None else None
     with torch.inference_mode():
         output = model.generate(

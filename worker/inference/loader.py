@@ -22,7 +22,9 @@ def _empty_model(model_cls: Any, config: Any, trust_remote_code: bool) -> Any:
     from accelerate import init_empty_weights
 
     with init_empty_weights():
-        return model_cls.from_config(config, trust_remote_code=trust_remote_code)
+        if hasattr(model_cls, "from_config"):  # an auto class
+            return model_cls.from_config(config, trust_remote_code=trust_remote_code)
+        return model_cls(config)
 
 
 def load_engine(settings: Settings, on_fatal: Callable[[BaseException], None] | None = None) -> Engine:
@@ -36,23 +38,28 @@ def load_engine(settings: Settings, on_fatal: Callable[[BaseException], None] | 
 
     from worker.inference.engine import HFEngine
     from worker.inference.families.registry import family_for
-    from worker.inference.model_parts import keep_unquantized
     from worker.inference.placeholder.checkpoint import build_tiny_checkpoint
-    from worker.inference.quantization import load_kwargs, resolve_device
+    from worker.inference.quantization import auto_quantization, load_kwargs, resolve_device
 
     prompts = PromptBook(settings.prompts)  # fail on bad templates before the slow part
     placeholder = settings.model is None
     source = str(build_tiny_checkpoint(settings.tiny_model_dir)) if placeholder else str(settings.model)
     trust = settings.trust_remote_code
     family = family_for(PretrainedConfig.get_config_dict(source)[0], settings.model_family)
-    if family.needs_remote_code and not trust:
-        raise ValueError(f"the {family.name!r} family runs remote code: set trust_remote_code=true to load it")
     device = resolve_device(settings.device)
-    config = AutoConfig.from_pretrained(source, trust_remote_code=trust)
-    model_cls = getattr(transformers, family.auto_class)
-    skip = keep_unquantized(_empty_model(model_cls, config, trust))
+    if family.model_class is not None:  # a native implementation: its own config class, no auto mapping
+        model_cls = family.model_class()
+        config = model_cls.config_class.from_pretrained(source)
+    else:
+        model_cls = getattr(transformers, family.auto_class)
+        config = AutoConfig.from_pretrained(source, trust_remote_code=trust)
+    empty = _empty_model(model_cls, config, trust)
+    skip = family.unquantized(empty)
+    quantization = settings.quantization
+    if quantization == "auto":
+        quantization = auto_quantization(settings, device, empty, family.batching)
     model = model_cls.from_pretrained(
-        source, device_map=device, trust_remote_code=trust, **load_kwargs(settings.quantization, device, skip)
+        source, device_map=device, trust_remote_code=trust, **load_kwargs(quantization, device, skip)
     ).eval()
     engine = HFEngine(
         model,
@@ -63,16 +70,17 @@ def load_engine(settings: Settings, on_fatal: Callable[[BaseException], None] | 
         image_max_side=settings.image_max_side,
         redact_pii=settings.redact_pii,
         strips_reasoning=family.strips_reasoning,
+        quantization=quantization,
     )
     if not batches(family, settings):
         return engine
     from worker.inference.batched import build_batched_engine
 
-    return build_batched_engine(engine, settings, on_fatal)
+    return build_batched_engine(engine, family.batching, settings, on_fatal)
 
 
 def batches(family: ModelFamily, settings: Settings) -> bool:
     """Whether this family runs in the batching loop (only where its row says the decode step is written)."""
-    if settings.gpu_engine == "batched" and not family.batches:
+    if settings.gpu_engine == "batched" and family.batching is None:
         raise ValueError(f"gpu_engine 'batched' needs a family with a batching loop, not the {family.name!r} family")
-    return family.batches and settings.gpu_engine != "sequential"
+    return family.batching is not None and settings.gpu_engine != "sequential"

@@ -33,11 +33,15 @@ def head_module_names(model: Any) -> list[str]:
 
 
 def keep_unquantized(model: Any) -> list[str]:
-    """The bitsandbytes skip list: vision tower and output head stay in 16 bit."""
+    """The default bitsandbytes skip list: vision tower and output head stay in 16 bit."""
     return [vision_module_name(model), *head_module_names(model)]
 
 
 def vision_dtype(model: Any) -> Any:
-    """The dtype the vision tower's weights actually have after loading (and quantizing)."""
+    """The dtype the vision tower's weights actually have after loading (and quantizing).
+
+    Quantized weights are stored as integers: the first floating-point weight is the
+    dtype the tower computes in.
+    """
     tower = model.get_submodule(vision_module_name(model))
-    return next(tower.parameters()).dtype
+    return next(p.dtype for p in tower.parameters() if p.dtype.is_floating_point)

@@ -11,11 +11,11 @@ locked here: the scheduler calls every method under its own lock.
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from worker.inference.batching.scheduler import Ticket
+    from worker.inference.batching.rows import Ticket
 
 # Prompt tokens of bulk work that may join per step while an interactive row decodes. At 128
 # credit a chat answer of 128 tokens took 7.1 s under a 500-job backlog on the H100, its steps
@@ -57,6 +57,16 @@ class Admission:
         self._bulk.clear()
         return waiting
 
+    def remove(self, leaving: Callable[[Ticket], bool]) -> list[Ticket]:
+        """Take the waiting tickets `leaving` accepts out of the queues (canceled before they started)."""
+        removed = [ticket for queue in (self._interactive, self._bulk) for ticket in queue if leaving(ticket)]
+        if removed:
+            for queue in (self._interactive, self._bulk):
+                kept = [ticket for ticket in queue if not leaving(ticket)]
+                queue.clear()
+                queue.extend(kept)
+        return removed
+
     def take(self, running: Iterable[Ticket], free: int, step: int) -> list[Ticket]:
         """Tickets for up to `free` slots, interactive first, within the prefill token budget.
 
@@ -72,7 +82,7 @@ class Admission:
             if queue is self._bulk and not paced and not taken and not self._group_ready(bool(running), free, step):
                 return taken
             while queue and len(taken) < free:
-                size = queue[0].prompt_tokens
+                size = queue[0].cache_tokens
                 if taken and tokens + size > self.prefill_tokens:
                     return taken
                 if paced and queue is self._bulk:
@@ -98,7 +108,7 @@ class Admission:
         """
         if not self._bulk or not decoding:
             return True
-        group = min(self.prefill_tokens // self._bulk[0].prompt_tokens, self.slot_count // GATHER_SLOT_SHARE)
+        group = min(self.prefill_tokens // self._bulk[0].cache_tokens, self.slot_count // GATHER_SLOT_SHARE)
         waiting = len(self._bulk)
         waited = step - self._bulk[0].queued_at_step
         return waiting >= max(1, group) or waiting >= free or waited >= GATHER_STEPS

@@ -3,28 +3,36 @@
 A decode step launches a few thousand small kernels; replaying a captured graph
 launches them all at once, which is what makes a step cost GPU time instead of
 Python time. Shapes are fixed at capture, so graphs are captured for a ladder of
-batch sizes (powers of two up to the slot count) and attention windows (the cache
-positions read), and each step runs the smallest graph that covers the live rows.
+batch sizes and attention windows (the cache positions read), and each step runs the
+smallest graph that covers the live rows. Both ladders are fine-grained where it pays:
+attention reads every row's window, so a step over rows of ~1,200 tokens should not read
+2,048 positions (windows step by `WINDOW_STEP`), and past 16 rows batch sizes step by 16.
 """
 
 from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Callable
 from typing import Any
 
-from worker.inference.batching.decode_step import GlmDecodeStep
+from worker.inference.batching.kv_slots import KVSlots
 
 log = logging.getLogger(__name__)
 
+DecodeStep = Callable[[Any, Any, Any, int, int], Any]
+WINDOW_STEP = 256
+BATCH_STEP = 16
+MIN_WINDOW = 512
 
-def ladder(top: int, start: int) -> list[int]:
-    """`start, 2*start, ...` below `top`, then `top` itself."""
+
+def ladder(top: int, start: int, step: int) -> list[int]:
+    """`start, 2*start, ...` up to `step`, then every `step` below `top`, then `top` itself."""
     sizes = []
     size = start
     while size < top:
         sizes.append(size)
-        size *= 2
+        size = size * 2 if size < step else size + step
     return [*sizes, top]
 
 
@@ -36,12 +44,13 @@ def covering(sizes: list[int], needed: int) -> int:
 class EagerSteps:
     """Runs the step on exactly the live batch and window; static input buffers all the same."""
 
-    def __init__(self, step: GlmDecodeStep) -> None:
+    def __init__(self, step: DecodeStep, slots: KVSlots) -> None:
         import torch
 
         self.step = step
-        slots = step.slots
+        self.slots = slots
         device = slots.keys[0].device
+        self.row_index = torch.arange(slots.slots, device=device)
         self.tokens = torch.zeros(slots.slots, dtype=torch.long, device=device)
         self.positions = torch.zeros(slots.slots, dtype=torch.long, device=device)
         self.lengths = torch.zeros(slots.slots, dtype=torch.long, device=device)
@@ -68,11 +77,10 @@ class EagerSteps:
 class CapturedSteps(EagerSteps):
     """One CUDA graph per (batch size, window) on the ladder, sharing one memory pool."""
 
-    def __init__(self, step: GlmDecodeStep, min_window: int = 512) -> None:
-        super().__init__(step)
-        slots = step.slots
-        self.batches = ladder(slots.slots, 1)
-        self.windows = ladder(slots.capacity, min(min_window, slots.capacity))
+    def __init__(self, step: DecodeStep, slots: KVSlots) -> None:
+        super().__init__(step, slots)
+        self.batches = ladder(slots.slots, 1, BATCH_STEP)
+        self.windows = ladder(slots.capacity, min(MIN_WINDOW, slots.capacity), WINDOW_STEP)
         self.graphs: dict[tuple[int, int], tuple[Any, Any]] = {}
 
     def capture(self) -> float:
@@ -83,7 +91,9 @@ class CapturedSteps(EagerSteps):
         stream = torch.cuda.Stream()
         stream.wait_stream(torch.cuda.current_stream())
         with torch.cuda.stream(stream), torch.inference_mode():
-            for batch in (1, self.batches[-1]):  # lazy kernel set-up must not happen inside a capture
+            # Lazy kernel set-up and compilation (the fused ops: one for one row, one for any
+            # other count) must not happen inside a capture.
+            for batch in sorted({1, min(2, self.batches[-1]), self.batches[-1]}):
                 self.step(self.tokens, self.positions, self.lengths, batch, self.windows[-1])
         torch.cuda.current_stream().wait_stream(stream)
         pool = None

@@ -2,7 +2,7 @@
 
 Prompted through the checkpoint's own chat template with thinking switched off (the
 template's `enable_thinking` flag); a `<think>` block may still appear and is removed
-from answers. The only family the batching loop runs.
+from answers. Runs in the batching loop (`glm4v_batch`).
 """
 
 from __future__ import annotations
@@ -11,6 +11,7 @@ from typing import Any
 
 from shared.settings import Settings
 from worker.inference.families.base import InputBuilder, ModelFamily
+from worker.inference.families.glm4v_batch import BATCH_SUPPORT
 from worker.inference.families.processor_inputs import ProcessorInputs
 
 MODEL_TYPES = frozenset({"glm4v", "glm46v"})
@@ -36,6 +37,6 @@ FAMILY = ModelFamily(
     matches=matches,
     auto_class="AutoModelForImageTextToText",
     inputs=inputs,
-    batches=True,
+    batching=BATCH_SUPPORT,
     strips_reasoning=True,
 )

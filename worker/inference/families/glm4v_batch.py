@@ -1,0 +1,41 @@
+"""GLM-4.1V/4.6V in the batching engine: its KV layout and its kernels over the engine's slots."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from worker.inference.batching.kernels import BatchSupport, KernelContext, KVLayout, Prefilled
+from worker.inference.batching.kv_slots import KVSlots
+from worker.inference.families.glm4v_decode import GlmDecodeStep
+from worker.inference.families.glm4v_layers import glm_layers, rotate
+from worker.inference.families.glm4v_prefill import GlmPackedPrefill
+
+
+def kv_layout(model: Any) -> KVLayout:
+    """Layers, KV heads and head size of the text stack."""
+    config = model.config.text_config
+    return KVLayout(
+        config.num_hidden_layers, config.num_key_value_heads, config.hidden_size // config.num_attention_heads
+    )
+
+
+class GlmKernels:
+    """The packed prefill and the decode step, sharing one view of the layers (fused q/k/v once)."""
+
+    def __init__(self, model: Any, slots: KVSlots, context: KernelContext) -> None:
+        layers = glm_layers(model)
+        rotary = context.ops.compile(rotate())
+        self._prefill = GlmPackedPrefill(model, slots, context, layers, rotary)
+        self._decode = GlmDecodeStep(model, slots, context.ops, layers, rotary)
+
+    def stage(self, inputs: dict[str, Any]) -> dict[str, Any]:
+        return self._prefill.stage(inputs)
+
+    def prefill(self, inputs: list[dict[str, Any]], slots: list[int]) -> list[Prefilled]:
+        return self._prefill(inputs, slots)
+
+    def decode(self, tokens: Any, positions: Any, lengths: Any, batch: int, window: int) -> Any:
+        return self._decode(tokens, positions, lengths, batch, window)
+
+
+BATCH_SUPPORT = BatchSupport(kv_layout=kv_layout, kernels=GlmKernels)
