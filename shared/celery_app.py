@@ -24,6 +24,17 @@ DELIVER_WEBHOOK_TASK = "vlmq.deliver_webhook"
 DISPATCH_WEBHOOKS_TASK = "vlmq.dispatch_webhooks"
 
 
+def worker_argv(queues: str, concurrency: int, role: str, pid: int) -> list[str]:
+    """`celery worker` arguments of a vlmq worker: a thread pool, INFO logs, no start-up banner (its own
+    `... ready.` line and vlmq's model line say what the banner would), no mingle or gossip."""
+    return [
+        "--quiet",
+        "worker",
+        *("-Q", queues, "--pool", "threads", "--concurrency", str(concurrency)),
+        *("--hostname", f"{role}@%h.{pid}", "--loglevel", "INFO", "--without-mingle", "--without-gossip"),
+    ]
+
+
 def make_celery(settings: Settings) -> Celery:
     """Build a Celery app for `settings`; tasks are registered by `worker.tasks`."""
     app = Celery("vlmq", broker=settings.redis_url, set_as_current=False)

@@ -50,8 +50,9 @@ def mark_enqueued(session: Session, job_id: str, now: datetime) -> bool:
     return _move(session, job_id, {JobStatus.QUEUED}, enqueued_at=now)
 
 
-def start(session: Session, job_id: str, worker: str, now: datetime) -> bool:
-    """queued → running; counts the attempt."""
+def start(session: Session, job_id: str, worker: str, now: datetime, max_tokens: int | None = None) -> bool:
+    """queued → running; counts the attempt. With `max_tokens` (the job's budget) its progress reads 0 of it
+    from the first poll, not null until the first heartbeat after generation began."""
     moved = _move(
         session,
         job_id,
@@ -62,7 +63,7 @@ def start(session: Session, job_id: str, worker: str, now: datetime) -> bool:
         worker=worker,
         attempts=Job.attempts + 1,
         progress_tokens=0,
-        progress_total=None,
+        progress_total=max_tokens,
     )
     return _reported(session, moved, job_id, JOB_STARTED, now)
 

@@ -14,12 +14,24 @@ from __future__ import annotations
 import copy
 from decimal import Decimal
 
-from shared.schema_plan import PAD, ArrayNode, LiteralNode, Node, NumberNode, ObjectNode, StringNode
+from shared.schema_plan import (
+    PAD,
+    AnyNode,
+    ArrayNode,
+    LiteralNode,
+    Node,
+    NumberNode,
+    ObjectNode,
+    OpenObjectNode,
+    StringNode,
+)
 
 # JSON escapes llguidance emits: the short ones, and \u00XX for control characters only.
 _SHORT_ESCAPES = frozenset(b'"\\bfnrt')
 _HEX = frozenset(b"0123456789abcdefABCDEF")
 _DIGITS = b"0123456789"
+# The shortest JSON value: what an open object's last key gets when the document must close.
+ANY_MINIMAL = b"0"
 
 
 class ClosingError(ValueError):
@@ -364,12 +376,70 @@ class ObjectFrame(Frame):
         return tail
 
 
+class AnyFrame(Frame):
+    """A value of any type: its first byte says which, and the frame for that kind takes its place."""
+
+    def __init__(self, node: AnyNode) -> None:
+        self.node = node
+
+    def feed(self, byte: int, closer: Closer) -> bool:
+        path = self.node.path
+        if byte == 0x22:
+            kind: Node = StringNode(path, b'""', 0, None)
+        elif byte == 0x2D or byte in _DIGITS:
+            kind = NumberNode(path, b"0", False, None, None)
+        elif byte in b"tfn":
+            kind = LiteralNode(path, b"null", (b"null", b"true", b"false"))
+        elif byte == 0x5B:
+            kind = ArrayNode(path, b"[]", self.node, 0, None)
+        elif byte == 0x7B:
+            kind = OpenObjectNode(path, b"{}")
+        else:
+            raise ClosingError(f"{path}: no JSON value starts with byte {byte:#x}")
+        return closer.replace_top(frame_for(kind), byte)
+
+    def closing(self) -> bytes:
+        return self.node.minimal
+
+
+class OpenObjectFrame(Frame):
+    """`{`, then `"key":value` pairs of any keys and values separated by `,`, then `}`."""
+
+    def __init__(self, node: OpenObjectNode) -> None:
+        self.node = node
+        self.state = "unopened"  # then "first" (after `{`), "colon" (a key written), "value", "key" (after `,`)
+
+    def feed(self, byte: int, closer: Closer) -> bool:
+        state = self.state
+        if state == "unopened" and byte == 0x7B:
+            self.state = "first"
+        elif state in ("first", "value") and byte == 0x7D:
+            self.done = True
+        elif state in ("first", "key") and byte == 0x22:
+            self.state = "colon"
+            closer.push(frame_for(StringNode(self.node.path, b'""', 0, None)), byte)
+        elif state == "colon" and byte == 0x3A:
+            self.state = "value"
+            closer.push(frame_for(AnyNode(self.node.path, ANY_MINIMAL)))
+        elif state == "value" and byte == 0x2C:
+            self.state = "key"
+        else:
+            raise ClosingError(f"{self.node.path}: unexpected byte {byte:#x} in an object")
+        return True
+
+    def closing(self) -> bytes:
+        tails = {"unopened": b"{}", "first": b"}", "colon": b":" + ANY_MINIMAL + b"}", "value": b"}"}
+        return tails.get(self.state, b'"":' + ANY_MINIMAL + b"}")
+
+
 _FRAMES: dict[type[Node], type[Frame]] = {
     StringNode: StringFrame,
     LiteralNode: LiteralFrame,
     NumberNode: NumberFrame,
     ArrayNode: ArrayFrame,
     ObjectNode: ObjectFrame,
+    OpenObjectNode: OpenObjectFrame,
+    AnyNode: AnyFrame,
 }
 
 
@@ -384,6 +454,11 @@ class Closer:
         self.stack.append(frame)
         if first_byte is not None:
             self._feed_top(first_byte)
+
+    def replace_top(self, frame: Frame, byte: int) -> bool:
+        """Put `frame` in place of the top frame (called by it) and feed it `byte`; returns whether it took it."""
+        self.stack[-1] = frame
+        return frame.feed(byte, self)
 
     def _feed_top(self, byte: int) -> None:
         while True:

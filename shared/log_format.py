@@ -13,6 +13,7 @@ from datetime import UTC, datetime
 from typing import Any, Literal
 
 from shared.log_context import ContextFilter
+from shared.quiet_logs import silence_known_noise
 
 LogFormat = Literal["text", "json"]
 TEXT_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
@@ -45,11 +46,13 @@ def make_formatter(log_format: LogFormat) -> logging.Formatter:
 
 
 def configure_logging(log_format: LogFormat) -> None:
-    """Root logging for a vlmq process: INFO and up on stderr in `log_format`, ids attached."""
+    """Root logging for a vlmq process: INFO and up on stderr in `log_format`, ids attached, known-harmless
+    third-party lines left out (`shared.quiet_logs`)."""
     handler = logging.StreamHandler()
     handler.setFormatter(make_formatter(log_format))
     handler.addFilter(ContextFilter())
     logging.basicConfig(level=logging.INFO, handlers=[handler], force=True)
+    silence_known_noise()
 
 
 def gunicorn_logconfig(log_format: LogFormat) -> dict[str, Any] | None:

@@ -32,10 +32,13 @@ _KEYWORDS: dict[str, frozenset[str]] = {
     "null": frozenset({"type"}),
 }
 SUPPORTED_SUMMARY = (
-    "object (properties, required, additionalProperties false), array (items, minItems, maxItems), "
+    "object (properties, required, additionalProperties false; or additionalProperties true and no properties: "
+    "any keys and values), array (items, minItems, maxItems), "
     "string (minLength, maxLength), integer (minimum, maximum, exclusiveMinimum, exclusiveMaximum), "
     "number (whole-number minimum, maximum), boolean, null, enum and const of plain values"
 )
+ANY_OBJECT: dict[str, Any] = {"type": "object", "additionalProperties": True}
+"""Any JSON object, keys and values of every kind: what OpenAI's JSON mode (`json_object`) asks for."""
 # Deeper schemas are refused before anything recursive (the JSON Schema meta-check included) reads them.
 MAX_SCHEMA_DEPTH = 32
 # The byte a forced string is padded with up to minLength: printable, one byte, never escaped.
@@ -94,6 +97,16 @@ class Property:
 @dataclass(frozen=True)
 class ObjectNode(Node):
     properties: tuple[Property, ...]
+
+
+@dataclass(frozen=True)
+class OpenObjectNode(Node):
+    """An object of any keys, each holding any JSON value (`additionalProperties: true`, no properties)."""
+
+
+@dataclass(frozen=True)
+class AnyNode(Node):
+    """Any JSON value: what an open object's keys hold."""
 
 
 class UnsupportedSchema(ValueError):
@@ -242,8 +255,14 @@ def _array(schema: dict[str, Any], path: str, problems: list[str]) -> Node | Non
 def _object(schema: dict[str, Any], path: str, problems: list[str]) -> Node | None:
     properties = schema.get("properties", {})
     required = schema.get("required", [])
-    if schema.get("additionalProperties", False) is not False:
-        problems.append(f"{path}: additionalProperties must be false (or left out, which means false here)")
+    extra = schema.get("additionalProperties", False)
+    if extra is True and not properties and not required:
+        return OpenObjectNode(path, b"{}")
+    if extra is not False:
+        problems.append(
+            f"{path}: additionalProperties must be false (or left out, which means false here), "
+            "or true on an object without properties"
+        )
     missing = [name for name in required if name not in properties]
     if missing:
         problems.append(f"{path}: required names {missing} not in properties")

@@ -229,6 +229,11 @@ def _run_with_settings(args: argparse.Namespace, settings: Settings) -> int:
         upgrade_to_head(settings.sqlalchemy_url)
         print("vlmq: database schema is up to date")
         return 0
+    from vlmq.service_data import missing_database
+
+    if _reads_the_database(args) and (problem := missing_database(settings)) is not None:
+        print(f"vlmq: {problem}", file=sys.stderr)
+        return 2
     if args.command == "keys":
         from vlmq.keys_admin import run_keys_command
 
@@ -244,6 +249,13 @@ def _run_with_settings(args: argparse.Namespace, settings: Settings) -> int:
     if args.command == "webhooks":
         return _webhooks(args, settings)
     raise AssertionError(f"unhandled command {args.command}")
+
+
+def _reads_the_database(args: argparse.Namespace) -> bool:
+    """The admin commands, which work on the database `vlmq up` made (`db upgrade` and the servers create it)."""
+    if args.command == "webhooks":
+        return not (args.webhooks_command == "listen" and args.secret)
+    return args.command == "keys"
 
 
 def _webhooks(args: argparse.Namespace, settings: Settings) -> int:

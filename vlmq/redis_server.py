@@ -1,7 +1,9 @@
 """A private Redis server for the embedded default (`vlmq up`), with a password.
 
 The password goes in a config file only its owner can read, not on the command line
-(where `ps` shows it to every local user).
+(where `ps` shows it to every local user). Its log goes to a file in its data folder
+(`redis_log`), as a packaged Redis logs to /var/log: its start-up lines and the
+memory-overcommit warning of every start would otherwise bury `vlmq up`'s ready line.
 """
 
 from __future__ import annotations
@@ -27,6 +29,11 @@ def free_port() -> int:
 
 def redis_url(port: int, password: str) -> str:
     return f"redis://:{password}@127.0.0.1:{port}/0"
+
+
+def redis_log(data_dir: Path) -> Path:
+    """Where the server started on `data_dir` writes its log."""
+    return data_dir / "redis.log"
 
 
 def start_redis(data_dir: Path, port: int, password: str, env: dict[str, str]) -> subprocess.Popen[bytes]:
@@ -57,6 +64,8 @@ def start_redis(data_dir: Path, port: int, password: str, env: dict[str, str]) -
             "yes",
             "--loglevel",
             "warning",
+            "--logfile",
+            str(redis_log(data_dir)),
         ],
         env,
     )
@@ -64,7 +73,7 @@ def start_redis(data_dir: Path, port: int, password: str, env: dict[str, str]) -
     deadline = time.monotonic() + 20
     while time.monotonic() < deadline:
         if process.poll() is not None:
-            raise SystemExit(f"redis-server exited with code {process.returncode}")
+            raise SystemExit(f"redis-server exited with code {process.returncode} (its log: {redis_log(data_dir)})")
         try:
             client.ping()
             return process

@@ -10,8 +10,10 @@ A worker that exits is started again with backoff while the web stays up
 
 from __future__ import annotations
 
+import logging
 import os
 import secrets
+import shutil
 import signal
 import socket
 import subprocess
@@ -30,7 +32,7 @@ from shared.migrate import upgrade_to_head
 from shared.secret_text import masked_url
 from shared.settings import Settings
 from vlmq.processes import spawn, stop
-from vlmq.redis_server import free_port, redis_url, start_redis
+from vlmq.redis_server import free_port, redis_log, redis_url, start_redis
 from vlmq.restarts import RestartingWorkers
 from vlmq.web_server import listen_on
 
@@ -56,6 +58,8 @@ def _run(settings: Settings, listener: socket.socket, host: str, port: int) -> i
     data_dir = settings.data_dir.resolve()
     data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
     print(f"vlmq: database {masked_url(settings.sqlalchemy_url)}", flush=True)
+    # A line per migration on a first start tells a user nothing (`vlmq db upgrade` keeps them); failures raise.
+    logging.getLogger("alembic").setLevel(logging.WARNING)
     upgrade_to_head(settings.sqlalchemy_url)
 
     env = child_environment(data_dir, host, port)
@@ -65,7 +69,7 @@ def _run(settings: Settings, listener: socket.socket, host: str, port: int) -> i
     children: dict[str, subprocess.Popen[bytes]] = {
         "redis": start_redis(data_dir / "redis", redis_port, redis_password, env)
     }
-    print(f"vlmq: redis on 127.0.0.1:{redis_port}", flush=True)
+    print(f"vlmq: redis on 127.0.0.1:{redis_port} (log: {redis_log(data_dir / 'redis')})", flush=True)
 
     stopping = False
 
@@ -93,12 +97,15 @@ def _run(settings: Settings, listener: socket.socket, host: str, port: int) -> i
         def fatal() -> str | None:
             """Why everything must stop now, if it must."""
             if (dead := _dead_child(children)) is not None:
-                return f"{dead} exited unexpectedly"
+                where = f" (its log: {redis_log(data_dir / 'redis')})" if dead == "redis" else ""
+                return f"{dead} exited unexpectedly{where}"
             return workers.tend() if workers is not None else None
 
         ready = _wait_until_ready(url, fatal, lambda: stopping)
         if ready:
             print(f"vlmq: ready at {url}  (Ctrl-C to stop)", flush=True)
+            if hint := _command_hint():
+                print(hint, flush=True)
         while ready and not stopping:
             if (reason := fatal()) is not None:
                 print(f"vlmq: {reason}; stopping everything", file=sys.stderr, flush=True)
@@ -123,6 +130,15 @@ def child_environment(data_dir: Path, host: str, port: int) -> dict[str, str]:
     (links in webhook bodies use it when `VLMQ_PUBLIC_URL` is unset: `shared.public_url`)."""
     served_url = f"http://{'127.0.0.1' if host in ('0.0.0.0', '::') else host}:{port}"
     return dict(os.environ, VLMQ_DATA_DIR=str(data_dir), VLMQ_SERVED_URL=served_url, PYTHONUNBUFFERED="1")
+
+
+def _command_hint() -> str | None:
+    """How to get this `vlmq` on PATH in another terminal, when it runs from a virtual environment that is not."""
+    bin_dir = Path(sys.executable).parent
+    found = shutil.which("vlmq")
+    if not (bin_dir / "activate").exists() or (found and Path(found).resolve() == (bin_dir / "vlmq").resolve()):
+        return None
+    return f"vlmq: for the vlmq command in another terminal: source {bin_dir / 'activate'}"
 
 
 def _dead_child(children: dict[str, subprocess.Popen[bytes]]) -> str | None:

@@ -22,8 +22,19 @@ ACCESS_LOG_FORMAT = '%(h)s %(t)s "%(r)s" %(s)s %(b)s %(M)sms "%(a)s" rid=%({x-re
 _CSRF_VALUE = re.compile(rf"(\b{CSRF_FIELD}=)[^&\s]*")
 
 
+PROBES = frozenset({"/healthz", "/readyz"})
+
+
 class AccessLogger(glogging.Logger):
-    """Gunicorn's logger, with the CSRF token of every logged URL blanked: the log is no place for a token."""
+    """Gunicorn's logger, with the CSRF token of every logged URL blanked (the log is no place for a token), and
+    without access lines for health probes that got their usual answer (200, or 503 from /readyz while not
+    ready): `vlmq up` polls twice a second while it starts, balancers poll all day, and the state they read is
+    reported elsewhere (`vlmq up`'s own lines, /metrics). Any other answer is logged."""
+
+    def access(self, resp: Any, req: Any, environ: dict[str, Any], request_time: Any) -> None:
+        if req.path in PROBES and resp.status_code in (200, 503):
+            return
+        super().access(resp, req, environ, request_time)
 
     def atoms(self, resp: Any, req: Any, environ: dict[str, Any], request_time: Any) -> dict[str, Any]:
         atoms = super().atoms(resp, req, environ, request_time)

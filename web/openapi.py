@@ -13,6 +13,8 @@ from typing import Any
 
 from flask import Blueprint, Response, jsonify
 
+from shared.request_rules import MAX_NEW_TOKENS
+from shared.sequence_budget import MIN_IMAGE_TOKENS
 from shared.settings import Settings
 from web.app_state import app_state
 from web.errors import Error
@@ -41,6 +43,7 @@ def openapi_document(settings: Settings) -> dict[str, Any]:
         for operation in operations.values():
             operation["responses"] = errors(400) | operation["responses"] | errors(429)
             operation["parameters"] = [*operation.get("parameters", []), REQUEST_ID]
+    _token_ceiling(components.schemas, settings)
     document: dict[str, Any] = {
         "openapi": "3.1.0",
         "info": {"title": "vlmq", "version": "1", "description": "Vision-language jobs on product photos."},
@@ -60,6 +63,17 @@ def openapi_document(settings: Settings) -> dict[str, Any]:
         document["components"]["schemas"] = dict(sorted(components.schemas.items()))
         document["components"].setdefault("securitySchemes", {})["admin"] = ADMIN_SCHEME
     return document
+
+
+def _token_ceiling(schemas: dict[str, Any], settings: Settings) -> None:
+    """The most new tokens a request can get here: the fixed ceiling, or, on a service with short sequences, the
+    sequence less the smallest photo's prompt (`shared.sequence_budget`; more is refused for any photo)."""
+    ceiling = min(MAX_NEW_TOKENS, settings.gpu_max_seq_tokens - MIN_IMAGE_TOKENS)
+    fields = [("JobParams", "max_new_tokens"), ("ChatRequest", "max_tokens"), ("ChatRequest", "max_completion_tokens")]
+    for schema, field in fields:
+        for option in schemas[schema]["properties"][field]["anyOf"]:
+            if option.get("type") == "integer":
+                option["maximum"] = ceiling
 
 
 @bp.get("/openapi.json")

@@ -13,7 +13,7 @@ from shared.batch_view import BatchView
 from web.api.listing import BatchPage
 from web.api.openai_objects import BatchObject
 from web.openai.batches import OpenAIBatchCreate
-from web.openapi_jobs import FORM_ENCODING, IMAGE_TYPES, form_fields
+from web.openapi_jobs import FORM_ENCODING, IMAGE_DATA_URI, IMAGE_TYPES, IMAGE_URL, form_fields
 from web.openapi_schema import IDEMPOTENCY_KEY, PAGE_QUERY, Components, errors, links, path_id, query
 
 
@@ -36,6 +36,8 @@ def _create_batch(components: Components) -> dict[str, Any]:
     }
     item = components.schemas["BatchItem"]
     item["oneOf"] = [{"required": ["image"]}, {"required": ["image_url"]}]
+    item["properties"]["image"] = {"anyOf": [IMAGE_DATA_URI, {"type": "null"}]}
+    item["properties"]["image_url"] = {"anyOf": [IMAGE_URL, {"type": "null"}]}
     components.schemas["BatchCreate"]["allOf"] = [no_follow_ups]
     components.schemas["BatchCreate"]["required"] = ["task", "items"]
     components.schemas["BatchCreate"]["properties"]["items"]["minItems"] = 1

@@ -18,6 +18,7 @@ def catalogue_paths(components: Components) -> dict[str, Any]:
         "/v1/jobs/{job_id}/feedback": {
             "post": {
                 "summary": "Score a succeeded job's output (1-5), with corrected fields and a comment",
+                "operationId": "createFeedback",
                 "parameters": [_JOB_ID],
                 "requestBody": {
                     "required": True,
@@ -30,6 +31,7 @@ def catalogue_paths(components: Components) -> dict[str, Any]:
             },
             "get": {
                 "summary": "Every feedback on the job, newest first",
+                "operationId": "listFeedback",
                 "parameters": [_JOB_ID],
                 "responses": {
                     "200": components.response(FeedbackList, "Every feedback on the job, newest first"),
@@ -40,6 +42,7 @@ def catalogue_paths(components: Components) -> dict[str, Any]:
         "/v1/jobs/{job_id}/image": {
             "get": {
                 "summary": "The job's photo as uploaded, or a JPEG thumbnail (at most 320 px a side)",
+                "operationId": "getJobImage",
                 "parameters": [
                     _JOB_ID,
                     {"name": "size", "in": "query", "schema": {"type": "string", "enum": ["full", "thumb"]}},
@@ -55,6 +58,7 @@ def catalogue_paths(components: Components) -> dict[str, Any]:
                 "summary": "Measure the batch's attributes output against labels (columns sku or name, category, "
                 "color, material, key_features): per-field accuracy, category precision/recall and confusion "
                 "matrix, key-feature overlap, share usable without edits, latency percentiles",
+                "operationId": "evaluateBatch",
                 "parameters": [_BATCH_ID],
                 "requestBody": {
                     "required": True,
@@ -82,6 +86,7 @@ def catalogue_paths(components: Components) -> dict[str, Any]:
         "/v1/jobs/{job_id}/retry": {
             "post": {
                 "summary": "Queue a new job with an ended job's photo, task, prompt, params and metadata",
+                "operationId": "retryJob",
                 "parameters": [_JOB_ID],
                 "responses": {"202": components.response(JobView, "The new job"), **errors(404, 409)},
             }

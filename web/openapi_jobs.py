@@ -9,6 +9,7 @@ from shared.job_view import JobView
 from shared.schemas import JobCreate, SubmissionFields
 from shared.states import JobStatus
 from shared.webhooks.delivery_log import DeliveryView
+from web.api.job_input import DATA_URI_PATTERN
 from web.api.listing import DeliveryList, JobPage
 from web.openapi_schema import (
     IDEMPOTENCY_KEY,
@@ -67,6 +68,10 @@ FORM_RULES = (
 FORM_ENCODING = {"params": {"contentType": "application/json"}, "metadata": {"contentType": "application/json"}}
 
 
+IMAGE_DATA_URI = {"type": "string", "pattern": DATA_URI_PATTERN, "description": "data:image/...;base64,..."}
+IMAGE_URL = {"type": "string", "pattern": r"^https?://", "description": "downloaded at submit time"}
+
+
 def _create_job(components: Components) -> dict[str, Any]:
     multipart = {
         "type": "object",
@@ -77,8 +82,8 @@ def _create_job(components: Components) -> dict[str, Any]:
     }
     json_body = copy.deepcopy(components.schemas["JobCreate"])
     json_body["properties"] |= {
-        "image": {"type": "string", "pattern": r"^data:", "description": "data:image/...;base64,..."},
-        "image_url": {"type": "string", "pattern": r"^https?://", "description": "downloaded at submit time"},
+        "image": IMAGE_DATA_URI,
+        "image_url": IMAGE_URL,
     }
     json_body["allOf"] = job_rules({"oneOf": [{"required": ["image"]}, {"required": ["image_url"]}]})
     components.schemas["JobSubmission"] = json_body

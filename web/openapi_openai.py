@@ -5,7 +5,15 @@ from __future__ import annotations
 from typing import Any
 
 from web.api.chat_input import ChatRequest
-from web.api.openai_objects import ChatCompletion, ChatCompletionChunk, FileList, FileObject, ModelList, ModelObject
+from web.api.openai_objects import (
+    ChatCompletion,
+    ChatCompletionChunk,
+    FileDeleted,
+    FileList,
+    FileObject,
+    ModelList,
+    ModelObject,
+)
 from web.openapi_schema import IDEMPOTENCY_KEY, Components, errors, links, path_id, query
 
 
@@ -102,7 +110,14 @@ def openai_paths(components: Components) -> dict[str, Any]:
                 "operationId": "getFile",
                 "parameters": [file_id],
                 "responses": {"200": components.response(FileObject, "The file"), **errors(404)},
-            }
+            },
+            "delete": {
+                "summary": "Delete an uploaded file (409 for a batch's input file while the batch exists, and for "
+                "output and error files, which are rendered from the jobs and not stored)",
+                "operationId": "deleteFile",
+                "parameters": [file_id],
+                "responses": {"200": components.response(FileDeleted, "Deleted"), **errors(404, 409)},
+            },
         },
         "/v1/files/{file_id}/content": {
             "get": {

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import Blueprint, Response, redirect, render_template, request
+from flask import Blueprint, Response, redirect, render_template, request, url_for
 from sqlalchemy import select
 
 from shared.auth import KeyRefused, authenticate
@@ -56,26 +56,40 @@ def index() -> str:
     state = app_state()
     tenant_id = current_tenant()
     filters = {name: request.args.get(name) or None for name in ("status", "task", "q")}
-    query = select(Job).where(Job.tenant_id == tenant_id).order_by(Job.id.desc()).limit(RECENT_JOBS)
+    jobs_before, batches_before = request.args.get("jobs_before"), request.args.get("batches_before")
+    query = select(Job).where(Job.tenant_id == tenant_id).order_by(Job.id.desc()).limit(RECENT_JOBS + 1)
+    if jobs_before:
+        query = query.where(Job.id < jobs_before)
     query = filter_jobs(query, filters["status"], filters["task"], filters["q"])
+    batch_query = select(Batch).where(Batch.tenant_id == tenant_id).order_by(Batch.id.desc()).limit(RECENT_BATCHES + 1)
+    if batches_before:
+        batch_query = batch_query.where(Batch.id < batches_before)
     with state.sessions() as session:
-        recent = [job_to_dict(job, base_url()) for job in session.scalars(query)]
-        batches = list(
-            session.scalars(
-                select(Batch).where(Batch.tenant_id == tenant_id).order_by(Batch.id.desc()).limit(RECENT_BATCHES)
-            )
-        )
-        counts = batch_counts(session, [batch.id for batch in batches])
-        recent_batches = [batch_to_dict(batch, counts[batch.id], base_url()) for batch in batches]
+        jobs = list(session.scalars(query))
+        recent = [job_to_dict(job, base_url()) for job in jobs[:RECENT_JOBS]]
+        batches = list(session.scalars(batch_query))
+        counts = batch_counts(session, [batch.id for batch in batches[:RECENT_BATCHES]])
+        recent_batches = [batch_to_dict(batch, counts[batch.id], base_url()) for batch in batches[:RECENT_BATCHES]]
     return render_template(
         "index.html",
         jobs=recent,
         batches=recent_batches,
+        older_jobs=_older_link(jobs, RECENT_JOBS, "jobs_before"),
+        older_batches=_older_link(batches, RECENT_BATCHES, "batches_before"),
+        newest=url_for(".index", **filters) if jobs_before or batches_before else None,
         tasks=TASKS,
         statuses=[status.value for status in JobStatus],
         filters=filters,
         placeholder_warning=PLACEHOLDER_WARNING if state.settings.uses_placeholder_model else None,
     )
+
+
+def _older_link(rows: list[Job] | list[Batch], shown: int, argument: str) -> str | None:
+    """The home page after the `shown` newest of `rows` (read one past them), the other arguments kept; None when
+    nothing is older. Ids grow with time, so `argument` is the last id shown."""
+    if len(rows) <= shown:
+        return None
+    return url_for(".index", **(request.args.to_dict() | {argument: rows[shown - 1].id}))
 
 
 @bp.get("/jobs/<job_id>")
@@ -121,8 +135,9 @@ def _readable(result: dict[str, Any] | None) -> str:
 
 @bp.get("/batches/<batch_id>")
 def batch_page(batch_id: str) -> str:
+    state = app_state()
     tenant_id = current_tenant()
-    with app_state().sessions() as session:
+    with state.sessions() as session:
         batch = render_batch(session, load_batch(session, tenant_id, batch_id), base_url())
         jobs = session.scalars(
             select(Job).where(Job.batch_id == batch_id).order_by(Job.batch_index).limit(BATCH_PAGE_JOBS)
@@ -133,7 +148,18 @@ def batch_page(batch_id: str) -> str:
             for job in jobs
         ]
     refresh_s = None if batch["completed_at"] else REFRESH_S
-    return render_template("batch.html", batch=batch, jobs=rows, shown_limit=BATCH_PAGE_JOBS, refresh_s=refresh_s)
+    # As on the home page; also for a batch the placeholder ran before a real model was set.
+    noise = state.settings.uses_placeholder_model or any(
+        PLACEHOLDER_WARNING in (row.get("warnings") or []) for row in rows
+    )
+    return render_template(
+        "batch.html",
+        batch=batch,
+        jobs=rows,
+        shown_limit=BATCH_PAGE_JOBS,
+        refresh_s=refresh_s,
+        placeholder_warning=PLACEHOLDER_WARNING if noise else None,
+    )
 
 
 @bp.post("/upload")

@@ -18,7 +18,7 @@ import redis
 from celery import Celery
 
 from shared import jobs
-from shared.celery_app import WEBHOOK_QUEUE, make_celery
+from shared.celery_app import WEBHOOK_QUEUE, make_celery, worker_argv
 from shared.clock import utcnow
 from shared.db import make_engine, make_session_factory
 from shared.presence import withdraw
@@ -64,10 +64,9 @@ def run_worker(settings: Settings, role: Role, concurrency: int | None = None, b
     )
     # Room for every tenant's delivery slots with threads to spare for the sweeper and other tenants.
     threads = concurrency or max(8, 2 * settings.webhook_max_per_tenant)
-    argv = ["worker", "-Q", WEBHOOK_QUEUE, "--pool", "threads", "--concurrency", str(threads)]
+    argv = worker_argv(WEBHOOK_QUEUE, threads, role, os.getpid())
     if beat:
         argv += ["--beat", "--schedule", str(settings.data_dir / "celerybeat-schedule")]
-    argv += ["--hostname", f"{role}@%h.{os.getpid()}", "--loglevel", "INFO", "--without-mingle", "--without-gossip"]
     try:
         celery.worker_main(argv=argv)
     finally:  # like the GPU worker: leave the worker list at once, not when the key expires

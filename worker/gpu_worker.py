@@ -20,7 +20,7 @@ import os
 import time
 from functools import partial
 
-from shared.celery_app import GPU_QUEUE, GPU_QUEUES
+from shared.celery_app import GPU_QUEUE, GPU_QUEUES, worker_argv
 from shared.presence import withdraw
 from shared.settings import Settings
 from worker.cancel_listener import start_cancel_listener
@@ -73,10 +73,8 @@ def run_gpu_worker(settings: Settings, concurrency: int | None = None) -> int:
     if reserved:
         install_interactive_lane(celery, reserved)
     queues = GPU_QUEUE if reserved else ",".join(GPU_QUEUES)
-    argv = ["worker", "-Q", queues, "--pool", "threads", "--concurrency", str(slots)]
-    argv += ["--hostname", f"gpu@%h.{os.getpid()}", "--loglevel", "INFO", "--without-mingle", "--without-gossip"]
     try:
-        celery.worker_main(argv=argv)
+        celery.worker_main(argv=worker_argv(queues, slots, "gpu", os.getpid()))
     finally:
         cancels.set()
         presence.set()

@@ -56,7 +56,7 @@ def _claim_and_execute(ctx: WorkerContext, job_id: str) -> str:
             log.warning("job %s does not exist; dropping its message", job_id)
             return "missing"
         now = utcnow()
-        if not jobs.start(session, job_id, ctx.name, now):
+        if not jobs.start(session, job_id, ctx.name, now, job_budget(job.task, job.params, ctx.settings)):
             log.info("job %s is %s, not queued; ignoring a duplicate message", job_id, job.status)
             return "skipped"
         timing = _JobTiming(job.task, job.created_at)

@@ -136,7 +136,11 @@ def test_submit_exit_codes_say_how_the_job_ended(live: str, tmp_path: Path) -> N
     assert (job["status"], job["params"], job["name"]) == ("succeeded", {"channel": "title"}, "mug.png")
     assert "1/1 job finished" in titled.stderr  # progress while waiting
 
-    too_long = cli("submit", str(photo), "--task", "describe", "--param", "max_new_tokens=2000", "--wait", url=live)
+    # The photo alone takes 16 of the 1,024 positions, so 2,000 is refused at submit; 1,000 passes that estimate,
+    # and the prompt's text makes the worker fail it.
+    refused_long = cli("submit", str(photo), "--task", "describe", "--param", "max_new_tokens=2000", url=live)
+    assert refused_long.returncode == 2 and "ask for at most 1008" in refused_long.stderr, refused_long.stderr
+    too_long = cli("submit", str(photo), "--task", "describe", "--param", "max_new_tokens=1000", "--wait", url=live)
     assert too_long.returncode == 1
     assert json.loads(too_long.stdout)["status"] == "failed"
     assert "failed: input_too_long" in too_long.stderr

@@ -6,6 +6,7 @@ import base64
 import io
 import json
 import re
+import subprocess
 from pathlib import Path
 from typing import Any
 
@@ -14,6 +15,7 @@ from PIL import Image
 
 from shared.evaluation import evaluate
 from tests.support.catalogue import catalogue
+from tests.support.live_service import VLMQ, vlmq_env
 from vlmq.cli import main
 from vlmq.result_files import ERROR_COLUMNS, RESULT_COLUMNS, write_rows
 
@@ -107,6 +109,22 @@ def test_eval_numbers_equal_the_hand_computed_ones(
     for chart in charts:
         with Image.open(io.BytesIO(base64.b64decode(chart))) as image:
             assert image.format == "PNG" and image.size[0] > 200
+
+
+def test_the_report_prints_nothing_but_the_measures(tmp_path: Path) -> None:
+    """Charts on a machine where matplotlib has no font cache yet: no font lines on stderr."""
+    labels, results = tmp_path / "labels.csv", tmp_path / "results.csv"
+    write_rows(labels, ("sku", "category", "color", "material", "key_features"), [p.label for p in catalogue(6)])
+    write_rows(results, RESULT_COLUMNS, results_rows())
+    run = subprocess.run(
+        [VLMQ, "eval", str(labels), "--results", str(results), "--report", str(tmp_path / "report.html")],
+        env=vlmq_env() | {"MPLCONFIGDIR": str(tmp_path / "matplotlib")},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert run.returncode == 0 and run.stderr == ""
+    assert json.loads(run.stdout) == EXPECTED
 
 
 def test_labels_without_skus_match_by_file_name() -> None:

@@ -16,6 +16,7 @@ import jsonschema
 import pytest
 
 from shared.product_schema import DEFAULT_PRODUCT_SCHEMA
+from shared.schema_plan import ANY_OBJECT
 from worker.inference.budget_guard import TokenBytes
 from worker.inference.constrained import ConstraintFactory, new_matcher, request_schema
 from worker.inference.engine_contract import InferenceError
@@ -60,7 +61,7 @@ NESTED = {
     },
     "required": ["title", "dims", "variants"],
 }
-SCHEMAS = {"default": DEFAULT_PRODUCT_SCHEMA, "listing": LISTING, "nested": NESTED}
+SCHEMAS = {"default": DEFAULT_PRODUCT_SCHEMA, "listing": LISTING, "nested": NESTED, "json_mode": ANY_OBJECT}
 
 
 @pytest.fixture(scope="module")
@@ -109,6 +110,18 @@ def test_random_answers_always_close_within_small_budgets(factory: ConstraintFac
         jsonschema.validate(json.loads(emitted), schema)
         forced_total += forced
     assert forced_total > 0, "the budgets should have been tight enough to need the guard"
+
+
+def test_json_mode_lets_keys_and_any_values_through(factory: ConstraintFactory) -> None:
+    """OpenAI's `json_object` means any object: the grammar takes keyed, nested documents, not only `{}`."""
+    schema = request_schema({"schema": ANY_OBJECT})
+    document = b'{"colour":"red","sizes":[38,39.5],"stock":{"shop":true,"web":null}}'
+    matcher = new_matcher(factory.ll_tokenizer, schema)
+    assert all(matcher.consume_token(token) for token in factory.vocab().encode(document)), matcher.get_error()
+    assert matcher.is_accepting()
+    rng = random.Random(5)
+    answers = [json.loads(generate(factory, schema, budget, rng)[0]) for budget in (8, 16, 32, 64) * 4]
+    assert any(answer for answer in answers), "a random model under the grammar should write some key"
 
 
 def test_greedy_encoding_is_suffix_consistent() -> None:

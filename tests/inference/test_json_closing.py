@@ -10,7 +10,7 @@ import pytest
 
 from shared.json_closing import Closer, ClosingError, closing_bytes
 from shared.product_schema import DEFAULT_ATTRIBUTES_BUDGET, DEFAULT_PRODUCT_SCHEMA, LARGEST_ANSWER_BYTES
-from shared.schema_plan import UnsupportedSchema, compile_schema, normalized
+from shared.schema_plan import ANY_OBJECT, UnsupportedSchema, compile_schema, normalized
 from shared.settings import Settings
 
 PRODUCT = compile_schema(DEFAULT_PRODUCT_SCHEMA)
@@ -124,6 +124,38 @@ def test_optional_properties_literals_and_nesting() -> None:
     assert_closes(schema, b'{"dims":{"unit":"cm"},', b'"ok":true}')  # after ',' some property must follow
 
 
+@pytest.mark.parametrize(
+    ("prefix", "expected"),
+    [
+        (b"", b"{}"),
+        (b"{", b"}"),
+        (b'{"', b'":0}'),
+        (b'{"colour', b'":0}'),
+        (b'{"colour"', b":0}"),
+        (b'{"colour":', b"0}"),
+        (b'{"colour":"re', b'"}'),
+        (b'{"colour":"red",', b'"":0}'),
+        (b'{"n":-', b"1}"),
+        (b'{"n":1.5e', b"0}"),
+        (b'{"ok":t', b"rue}"),
+        (b'{"x":n', b"ull}"),
+        (b'{"tags":[', b"]}"),
+        (b'{"tags":["a",', b"0]}"),
+        (b'{"dims":{"w":[{"u":', b"0}]}}"),
+        (b'{"a":{},"b":[],"c":[[1,2],{"d":null}]', b"}"),
+    ],
+)
+def test_open_object_prefixes(prefix: bytes, expected: bytes) -> None:
+    """JSON mode's schema: any keys, any values, nested as deep as the model goes."""
+    assert_closes(ANY_OBJECT, prefix, expected)
+
+
+@pytest.mark.parametrize("prefix", [b'{"a"}', b'{"a":1,}', b'{"a":]', b'{"a":1 ', b"[", b'{"a":x'])
+def test_an_open_object_still_takes_only_json(prefix: bytes) -> None:
+    with pytest.raises(ClosingError):
+        closing_bytes(compile_schema(ANY_OBJECT), prefix)
+
+
 def test_keys_are_written_as_llguidance_writes_them() -> None:
     schema = obj({'é"k': {"type": "string", "minLength": 2}})
     assert compile_schema(schema).minimal == '{"é\\"k":"--"}'.encode()
@@ -170,6 +202,7 @@ def test_copy_tries_bytes_without_committing() -> None:
         (obj({"s": {"type": "string", "minLength": 5, "maxLength": 2}}), "maxLength is below minLength"),
         (obj({"e": {"enum": [{"a": 1}]}}), "enum/const values must be"),
         ({"type": "object", "properties": {}, "additionalProperties": {"type": "string"}}, "additionalProperties"),
+        (obj({"a": {"type": "null"}}) | {"additionalProperties": True}, "or true on an object without properties"),
         ({"type": "object", "properties": {}, "required": ["x"]}, "required names ['x'] not in properties"),
         (obj({"x": {"$ref": "#/$defs/x"}}), "needs a single 'type'"),
     ],

@@ -12,6 +12,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from shared.cancel_channel import CHANNEL
 from shared.models import Job
+from shared.placeholder_model import PLACEHOLDER_MODEL_NAME
 from shared.settings import Settings
 from tests.support.helpers import assert_nothing_stored, data_uri
 from tests.support.services import serving
@@ -44,7 +45,7 @@ def test_completion_answers_through_an_ask_job(
     job = _only_job(sessions)
     assert completion.id == f"chatcmpl-{job.id}"
     assert completion.object == "chat.completion"
-    assert completion.model == job.model
+    assert completion.model == job.model == PLACEHOLDER_MODEL_NAME  # `model` is an alias: the worker's model ran
     choice = completion.choices[0]
     assert choice.message.role == "assistant"
     assert choice.message.content == job.result["text"]

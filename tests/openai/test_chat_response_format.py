@@ -9,6 +9,7 @@ import openai
 import pytest
 from sqlalchemy.orm import Session, sessionmaker
 
+from shared.schema_plan import ANY_OBJECT
 from tests.support.helpers import data_uri, finish_like_a_worker, job_count, wait_for_only_job
 
 SCHEMA = {"type": "object", "properties": {"color": {"type": "string"}}, "required": ["color"]}
@@ -23,7 +24,7 @@ def _messages(png: bytes) -> list[dict]:
     ("response_format", "schema"),
     [
         ({"type": "json_schema", "json_schema": {"name": "colour", "schema": SCHEMA, "strict": True}}, SCHEMA),
-        ({"type": "json_object"}, {"type": "object"}),
+        ({"type": "json_object"}, ANY_OBJECT),
     ],
     ids=["json_schema", "json_object"],
 )
@@ -45,6 +46,21 @@ def test_the_schema_goes_to_the_job_and_the_json_answer_comes_back(
     assert completion.choices[0].finish_reason == "stop"
     job = wait_for_only_job(sessions)
     assert (job.task, job.params["schema"]) == ("ask", schema)
+
+
+@pytest.mark.usefixtures("gpu_thread")
+def test_json_mode_decodes_under_the_any_object_grammar_on_the_tiny_model(
+    openai_client: openai.OpenAI, sessions: sessionmaker[Session], png: bytes
+) -> None:
+    """End to end on the real engine: the job is decoded under JSON mode's open grammar (which takes keys:
+    tests/inference/test_budget_guard.py) and the answer parses as an object."""
+    completion = openai_client.chat.completions.create(
+        model="any", messages=_messages(png), response_format={"type": "json_object"}, max_tokens=48, temperature=0
+    )
+    answer = json.loads(completion.choices[0].message.content)
+    job = wait_for_only_job(sessions)
+    assert isinstance(answer, dict) and job.result["data"] == answer
+    assert job.params["schema"] == ANY_OBJECT
 
 
 def test_a_schema_that_is_not_an_object_is_refused(

@@ -169,3 +169,33 @@ def test_a_huge_file_of_blank_lines_is_refused_quickly(client: FlaskClient) -> N
     elapsed = time.monotonic() - started
     assert refused.status_code == 400 and "holds no requests" in refused.get_json()["error"]["message"]
     assert elapsed < 4, f"{elapsed:.1f} s (8 to 18 s when every blank line was visited)"
+
+
+def test_files_delete_removes_an_uploaded_file_and_keeps_what_a_batch_needs(
+    openai_client: openai.OpenAI, sessions: sessionmaker[Session], png: bytes
+) -> None:
+    spare = openai_client.files.create(file=("spare.jsonl", _batch_file(png)), purpose="batch")
+    deleted = openai_client.files.delete(spare.id)
+    assert (deleted.id, deleted.object, deleted.deleted) == (spare.id, "file", True)
+    with pytest.raises(openai.NotFoundError):
+        openai_client.files.retrieve(spare.id)
+    with pytest.raises(openai.NotFoundError):
+        openai_client.files.delete(spare.id)
+
+    used = openai_client.files.create(file=("requests.jsonl", _batch_file(png)), purpose="batch")
+    batch = openai_client.batches.create(
+        input_file_id=used.id, endpoint="/v1/chat/completions", completion_window="24h"
+    )
+    with pytest.raises(openai.ConflictError) as in_use:
+        openai_client.files.delete(used.id)
+    assert in_use.value.body["code"] == "file_in_use" and batch.id in in_use.value.body["message"]
+    cancelled = openai_client.batches.cancel(batch.id)
+    with pytest.raises(openai.ConflictError) as rendered:
+        openai_client.files.delete(cancelled.error_file_id)
+    assert rendered.value.body["code"] == "file_not_deletable"
+    assert [stored.id for stored in _files(sessions)] == [used.id]
+
+
+def _files(sessions: sessionmaker[Session]) -> list[OpenAIFile]:
+    with sessions() as session:
+        return list(session.scalars(select(OpenAIFile)))

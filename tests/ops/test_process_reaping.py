@@ -4,6 +4,7 @@ left running would consume the shared test Redis and fail later tests."""
 from __future__ import annotations
 
 import os
+import signal
 import sys
 import time
 from pathlib import Path
@@ -21,6 +22,16 @@ if os.fork() == 0:
 else:
     open(sys.argv[1], "w").write(str(os.getpid()))
     time.sleep(600)
+"""
+
+# Exits 130 on Ctrl-C, as `vlmq` does.
+INTERRUPTIBLE = """
+import sys, time
+try:
+    print("waiting", flush=True)
+    time.sleep(60)
+except KeyboardInterrupt:
+    sys.exit(130)
 """
 
 
@@ -49,3 +60,21 @@ def test_a_test_that_fails_leaves_no_process_of_the_group_running(tmp_path: Path
     while any(_alive(pid) for pid in [process.pid, *children]) and time.monotonic() < deadline:
         time.sleep(0.05)
     assert not any(_alive(pid) for pid in [process.pid, *children])
+
+
+def test_the_child_takes_sigint_even_when_the_suite_ignores_it(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A suite started in the background (`pytest &`) has SIGINT ignored; its `vlmq` children must still
+    stop on Ctrl-C as a user's would (tests/batches/test_cli_catalogue.py interrupts `vlmq batch run`)."""
+    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        waits = [sys.executable, "-c", INTERRUPTIBLE]
+        log = tmp_path / "child.log"
+        with log.open("w") as output, vlmq_process(waits, dict(os.environ), output) as process:
+            deadline = time.monotonic() + 10
+            while "waiting" not in log.read_text():
+                assert time.monotonic() < deadline
+                time.sleep(0.05)
+            process.send_signal(signal.SIGINT)
+            assert process.wait(10) == 130
+    finally:
+        signal.signal(signal.SIGINT, previous)

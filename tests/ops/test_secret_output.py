@@ -76,11 +76,14 @@ def test_a_key_sent_as_basic_auth_user_stays_out_of_the_access_log(tmp_path: Pat
     with vlmq_process(command, env, subprocess.PIPE) as server:
         for _ in range(300):
             try:
-                response = requests.get(f"http://127.0.0.1:{port}/healthz", auth=("vlmq_topsecretkey", ""), timeout=2)
+                # Not a health probe: their usual answers are left out of the access log (vlmq/web_server.py).
+                response = requests.get(
+                    f"http://127.0.0.1:{port}/openapi.json", auth=("vlmq_topsecretkey", ""), timeout=5
+                )
                 break
             except requests.ConnectionError:
                 time.sleep(0.05)
         assert response.status_code == 200
     log = server.stdout.read().decode()  # type: ignore[union-attr]
-    assert "GET /healthz" in log
+    assert "GET /openapi.json" in log
     assert "vlmq_topsecretkey" not in log

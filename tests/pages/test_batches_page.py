@@ -26,6 +26,7 @@ def test_batch_page_follows_the_batch_and_links_its_jobs(
 
     page = browser_page
     page.goto(f"{live_url}/batches/{batch['id']}")
+    assert "noise" in page.inner_text("#placeholder-warning")  # as on the home page: no model is set
     assert page.inner_text("#batch-status") == "running"
     assert "queued 2" in page.inner_text("#batch-counts")
     assert page.get_attribute("#batch-progress", "value") == "0.0"

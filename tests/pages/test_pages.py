@@ -15,7 +15,7 @@ from shared.after_commit import row_id_of_task
 from shared.celery_app import GPU_QUEUE
 from shared.settings import Settings
 from tests.support.factories import api_key
-from tests.support.helpers import image_bytes, submit
+from tests.support.helpers import data_uri, image_bytes, submit
 from tests.support.services import serving
 from web.app import create_app
 from worker.context import WorkerContext
@@ -90,3 +90,27 @@ def test_pages_with_auth_ask_for_a_key_and_hide_other_tenants(
     assert response.status == 404
     assert other_tenants_job in page.inner_text("#page-error")
     assert "<html" in page.content()
+
+
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+def test_the_home_page_pages_back_through_older_jobs_and_batches(
+    live_url: str, browser_page, client: FlaskClient, png: bytes
+) -> None:
+    one_photo = {"task": "describe", "items": [{"image": data_uri(png)}]}
+    for _ in range(7):  # 7 batches of one photo: 7 more jobs
+        assert client.post("/v1/batches", json=one_photo).status_code == 202
+    for _ in range(25):
+        assert submit(client, png, task="ocr").status_code == 202
+    page = browser_page
+    page.goto(live_url + "/")
+    assert page.locator("#recent-jobs .job-row").count() == 20
+    assert page.locator("#recent-batches tr").count() == 1 + 5
+    page.click("#older-jobs")
+    assert page.locator("#recent-jobs .job-row").count() == 12 and page.locator("#older-jobs").count() == 0
+    page.click("#newest")
+    page.click("#older-batches")
+    assert page.locator("#recent-batches tr").count() == 1 + 2 and page.locator("#older-batches").count() == 0
+    page.goto(live_url + "/?task=ocr")
+    page.click("#older-jobs")  # the filter is kept
+    assert page.locator("#recent-jobs .job-row").count() == 5
+    assert "task=ocr" in page.url

@@ -42,14 +42,29 @@ def vlmq_env(settings: Settings | None = None, **overrides: str) -> dict[str, st
     return env | {"PYTHONUNBUFFERED": "1"} | {f"VLMQ_{k.upper()}": v for k, v in overrides.items()}
 
 
+def _default_sigint() -> None:
+    """In the child, before exec: SIGINT back to its default, so Python there raises KeyboardInterrupt on it."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 @contextmanager
 def vlmq_process(
     argv: Sequence[str], env: dict[str, str], stdout: IO[Any] | int | None = None, grace_s: float = 60
 ) -> Iterator[subprocess.Popen[bytes]]:
     """Run `argv` (a `vlmq` command) in its own process group, always reaped: at exit, however the test ended,
     SIGTERM it, wait up to `grace_s`, then SIGKILL whatever is left of its group (a Celery worker's forked pool
-    included). A worker left running would consume the shared test Redis and fail later tests."""
-    process = subprocess.Popen(list(argv), env=env, stdout=stdout, stderr=subprocess.STDOUT, start_new_session=True)
+    included). A worker left running would consume the shared test Redis and fail later tests.
+
+    The child takes SIGINT as a terminal's foreground command does, even when the suite runs in the background
+    (`pytest &`), where the shell made SIGINT ignored and every child would inherit that."""
+    process = subprocess.Popen(
+        list(argv),
+        env=env,
+        stdout=stdout,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+        preexec_fn=_default_sigint,
+    )
     try:
         yield process
     finally:

@@ -13,6 +13,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from shared.models import Job
 from tests.support.helpers import submit
 from worker.context import WorkerContext
+from worker.heartbeat import Heartbeat
 from worker.inference.engine_contract import (
     Engine,
     InferenceError,
@@ -105,6 +106,27 @@ class _SlowEngine:
         return InferenceResult(text="finished")
 
 
+def test_a_running_job_shows_its_progress_from_the_first_poll(
+    client: FlaskClient, worker_context: WorkerContext, png: bytes, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Polled while the engine reports its first step, before any heartbeat has written: 0 of the budget,
+    not null (it read null in every poll of a job shorter than a heartbeat interval)."""
+    job_id = submit(client, png, task="describe").get_json()["id"]
+    polls: list[dict] = []
+    report = Heartbeat.progress
+
+    def poll_then_report(heartbeat: Heartbeat, tokens: int, total: int) -> None:
+        if not polls:
+            polls.append(client.get(f"/v1/jobs/{job_id}").get_json())
+        report(heartbeat, tokens, total)
+
+    monkeypatch.setattr(Heartbeat, "progress", poll_then_report)
+    assert run_job(worker_context, job_id) == "succeeded"
+    assert polls[0]["status"] == "running"
+    assert polls[0]["progress"] == {"tokens": 0, "max_tokens": 24}  # the test settings' max_new_tokens
+    assert client.get(f"/v1/jobs/{job_id}").get_json()["progress"]["max_tokens"] == 24
+
+
 def test_cancel_stops_a_running_job(client: FlaskClient, worker_context: WorkerContext, png: bytes) -> None:
     worker_context.engine = _SlowEngine()
     job_id = submit(client, png, task="describe").get_json()["id"]
@@ -112,7 +134,9 @@ def test_cancel_stops_a_running_job(client: FlaskClient, worker_context: WorkerC
     runner = threading.Thread(target=lambda: outcome.append(run_job(worker_context, job_id)))
     runner.start()
     deadline = time.monotonic() + 5
-    while client.get(f"/v1/jobs/{job_id}").get_json()["progress"] is None and time.monotonic() < deadline:
+    # Until a heartbeat has written what the engine reported (null while queued, then 0 of the job's budget).
+    while not (client.get(f"/v1/jobs/{job_id}").get_json()["progress"] or {}).get("tokens"):
+        assert time.monotonic() < deadline
         time.sleep(0.05)
     running = client.get(f"/v1/jobs/{job_id}").get_json()
     assert running["status"] == "running"

@@ -15,9 +15,10 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from shared.request_rules import MAX_NEW_TOKENS, check_object_schema
+from shared.schema_plan import ANY_OBJECT
 from shared.schemas import JobCreate
 from shared.settings import Settings
-from web.api.job_input import image_from_reference
+from web.api.job_input import DATA_URI_PATTERN, image_from_reference
 from web.errors import ApiError
 
 MAX_MESSAGES = 81
@@ -26,7 +27,10 @@ MAX_MESSAGES = 81
 class ImageUrl(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    url: str
+    url: str = Field(
+        description="a base64 data URI or an http(s) URL",
+        json_schema_extra={"anyOf": [{"pattern": DATA_URI_PATTERN}, {"pattern": r"^https?://"}]},
+    )
     detail: Literal["auto", "low", "high"] | None = None
 
 
@@ -77,7 +81,6 @@ class JsonSchemaFormat(BaseModel):
 
 
 ResponseFormat = Annotated[TextFormat | JsonObjectFormat | JsonSchemaFormat, Field(discriminator="type")]
-ANY_OBJECT: dict[str, Any] = {"type": "object"}
 
 
 class StreamOptions(BaseModel):
@@ -92,7 +95,9 @@ class ChatRequest(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    model: str
+    model: str = Field(
+        description="any name: the call runs on the model the GPU workers serve, which the answer's `model` names"
+    )
     messages: list[ChatMessage] = Field(min_length=1, max_length=MAX_MESSAGES)
     max_tokens: int | None = Field(None, ge=1, le=MAX_NEW_TOKENS)
     max_completion_tokens: int | None = Field(None, ge=1, le=MAX_NEW_TOKENS)

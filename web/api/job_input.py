@@ -24,6 +24,11 @@ from web.errors import ApiError
 _DATA_URI = re.compile(
     r"^data:(?P<type>[\w.+-]+/[\w.+-]+)?(?P<params>(;[\w-]+=[\w.-]+)*);base64,(?P<data>.*)$", re.DOTALL
 )
+DATA_URI_PATTERN = (
+    r"^data:([\w.+-]+/[\w.+-]+)?(;[\w-]+=[\w.-]+)*;base64,"
+    r"([A-Za-z0-9+/]{4})*([A-Za-z0-9+/]{4}|[A-Za-z0-9+/]{3}=|[A-Za-z0-9+/]{2}==)$"
+)
+"""The data URIs `decode_data_uri` takes with a non-empty payload, as the OpenAPI document states it (ECMA-262)."""
 
 
 @dataclass(frozen=True)

@@ -5,6 +5,7 @@ from __future__ import annotations
 from sqlalchemy import Select, String, cast, or_
 from sqlalchemy.orm import Session
 
+from shared.attributes_budget import job_budget
 from shared.clock import utcnow
 from shared.ids import new_id
 from shared.images import check_image
@@ -13,12 +14,20 @@ from shared.models import Job, StoredImage
 from shared.placeholder_model import PLACEHOLDER_MODEL_NAME
 from shared.request_rules import TASKS
 from shared.schemas import JobCreate
+from shared.sequence_budget import sequence_shortfall
 from shared.settings import Settings
 from shared.states import JobStatus
 from shared.storage import store_image
 from web.api.conversation_bounds import check_conversation
 from web.api.owned_rows import owned_or_404
 from web.errors import ApiError
+
+
+def _check_answer_fits(spec: JobCreate, width: int, height: int, settings: Settings) -> None:
+    """Refuse now a budget the workers' sequences cannot hold beside this photo (it would fail in the worker)."""
+    budget = job_budget(spec.task, spec.params.as_stored(), settings)
+    if problem := sequence_shortfall(budget, width, height, settings):
+        raise ApiError("input_too_long", problem)
 
 
 def load_job(session: Session, tenant_id: str, job_id: str) -> Job:
@@ -49,12 +58,15 @@ def insert_job(
         check_conversation(session, settings, spec, parent)
     if parent is not None:
         image_id = parent.image_id
+        if (photo := session.get(StoredImage, image_id)) is not None:
+            _check_answer_fits(spec, photo.width, photo.height, settings)
     elif image is None:
         raise ApiError(
             "missing_image", "an image is required: a multipart file field 'image' or a JSON 'image' data URI"
         )
     else:
         checked = check_image(image, settings.max_image_bytes, settings.max_image_pixels)
+        _check_answer_fits(spec, checked.width, checked.height, settings)
         image_id = store_image(session, tenant_id, checked).id
     now = utcnow()
     job = Job(

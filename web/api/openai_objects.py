@@ -94,6 +94,12 @@ class FileObject(BaseModel):
     expires_at: None = None
 
 
+class FileDeleted(BaseModel):
+    id: str
+    object: Literal["file"] = "file"
+    deleted: Literal[True] = True
+
+
 class FileList(BaseModel):
     object: Literal["list"] = "list"
     data: list[FileObject]

@@ -12,11 +12,11 @@ from sqlalchemy import select
 
 from shared.clock import utcnow
 from shared.ids import new_id
-from shared.models import OpenAIFile
+from shared.models import OpenAIBatch, OpenAIFile
 from shared.safe_json import UnsafeJson, check_text
 from web.api.batch_input import open_batch_body
 from web.api.multipart import upload_name
-from web.api.openai_objects import FileList, FileObject, dump
+from web.api.openai_objects import FileDeleted, FileList, FileObject, dump
 from web.api.owned_rows import owned_or_404
 from web.api.pagination import PageRequest
 from web.app_state import app_state
@@ -115,3 +115,21 @@ def file_content(file_id: str) -> Response:
     rendered = result_file(tenant_id, file_id)
     data = rendered.content if rendered else load_file(tenant_id, file_id).data
     return Response(data, content_type=JSONL)
+
+
+@bp.delete("/v1/files/<file_id>")
+def delete_file(file_id: str) -> Response:
+    """Remove an uploaded file, as OpenAI's `files.delete` does; a batch's input file stays while the batch
+    exists (it records where its requests came from), and output and error files are not stored at all."""
+    tenant_id = current_tenant()
+    if result_file_object(tenant_id, file_id) is not None:
+        raise ApiError(
+            "file_not_deletable", f"{file_id} is rendered from its batch's jobs when read: nothing is stored", 409
+        )
+    with app_state().sessions.begin() as session:
+        stored = owned_or_404(session, OpenAIFile, file_id, tenant_id, "file")
+        user = session.scalar(select(OpenAIBatch.id).where(OpenAIBatch.input_file_id == file_id).limit(1))
+        if user is not None:
+            raise ApiError("file_in_use", f"{file_id} is the input file of {user}: it is kept while the batch is", 409)
+        session.delete(stored)
+    return jsonify(dump(FileDeleted(id=file_id)))
