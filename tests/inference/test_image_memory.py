@@ -113,3 +113,22 @@ def test_a_truncated_huge_jpeg_is_still_refused(huge_photos: dict[str, Path]) ->
     with pytest.raises(ImageRejected) as caught:
         check_image(data[: len(data) - 2000], 10**9, 10**9)
     assert caught.value.code == "invalid_image"
+
+
+def test_open_reduced_keeps_small_and_palette_photos_and_names_broken_ones() -> None:
+    from worker.inference.engine_contract import InferenceError
+    from worker.inference.image_normalise import open_reduced, prepare_image
+
+    def encoded(image: Image.Image, image_format: str) -> bytes:
+        buffer = io.BytesIO()
+        image.save(buffer, image_format)
+        return buffer.getvalue()
+
+    assert open_reduced(encoded(photo(640, 480), "PNG"), 1024).size == (640, 480)
+    # Palette indices cannot be averaged: such a photo is shrunk by prepare_image, after converting.
+    palette = open_reduced(encoded(photo(4096, 512).convert("P"), "GIF"), 1024)
+    assert palette.size == (4096, 512) and prepare_image(palette, 1024).size == (1024, 128)
+    broken = encoded(photo(3000, 2000), "WEBP")
+    with pytest.raises(InferenceError) as caught:
+        open_reduced(broken[: len(broken) // 2], 1024)
+    assert caught.value.code == "image_error"
