@@ -147,6 +147,8 @@ class Settings(BaseSettings):
     webhook_max_per_endpoint: int = Field(4, ge=1, le=100)
     # Issue 8: one tenant's slow endpoints hold at most this many light-worker threads.
     webhook_max_per_tenant: int = Field(4, ge=1, le=100)
+    # Issue 20: ...and its endpoints that failed lately share this many, apart from its healthy ones.
+    webhook_max_per_tenant_failing: int = Field(1, ge=1, le=100)
     webhook_poll_interval_s: float = Field(5.0, gt=0)
     webhook_secret_rotation_s: float = Field(24 * 3600, ge=0)
 

@@ -63,7 +63,7 @@ def run_worker(settings: Settings, role: Role, concurrency: int | None = None, b
         context.redis, context.name, {"name": context.name, "queues": [WEBHOOK_QUEUE], "pid": os.getpid()}
     )
     # Room for every tenant's delivery slots with threads to spare for the sweeper and other tenants.
-    threads = concurrency or max(8, 2 * settings.webhook_max_per_tenant)
+    threads = concurrency or max(8, 2 * (settings.webhook_max_per_tenant + settings.webhook_max_per_tenant_failing))
     argv = worker_argv(WEBHOOK_QUEUE, threads, role, os.getpid())
     if beat:
         argv += ["--beat", "--schedule", str(settings.data_dir / "celerybeat-schedule")]

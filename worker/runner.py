@@ -7,14 +7,12 @@ finds nothing to claim, and a job canceled mid-run keeps its `canceled` status.
 
 from __future__ import annotations
 
-import io
 import logging
 import time
 from dataclasses import asdict, dataclass
 from datetime import datetime
 from functools import partial
 
-from PIL import Image
 from sqlalchemy import select
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session
@@ -35,6 +33,7 @@ from shared.webhooks.enqueue import enqueue_job_deliveries
 from worker.context import WorkerContext
 from worker.heartbeat import Heartbeat, JobCanceled, JobTimedOut
 from worker.inference.engine_contract import GenerationParams, InferenceError, InferenceRequest, Turn
+from worker.inference.image_normalise import open_reduced
 
 log = logging.getLogger(__name__)
 
@@ -174,10 +173,10 @@ def build_request(session: Session, settings: Settings, job: Job) -> InferenceRe
         repetition_penalty=params.get("repetition_penalty", settings.repetition_penalty),
     )
     try:
-        image = Image.open(io.BytesIO(load_image_bytes(session, job.image_id)))
-        image.load()
+        data = load_image_bytes(session, job.image_id)
     except (OSError, LookupError) as exc:
         raise InferenceError("image_error", f"the stored image could not be read: {exc}") from None
+    image = open_reduced(data, settings.image_max_side)
     options = {k: params[k] for k in ("channel", "campaign", "schema") if k in params}
     return InferenceRequest(
         task=job.task,  # type: ignore[arg-type]

@@ -25,7 +25,7 @@ from tests.support.helpers import submit
 from tests.support.webhook_receiver import HANG, HUGE, RESET, TRICKLE, Answer, Receiver
 from web.api.job_records import insert_job
 from worker.context import WorkerContext
-from worker.webhooks import endpoint_slots
+from worker.webhooks import endpoint_health, endpoint_slots
 from worker.webhooks.delivery import deliver
 from worker.webhooks.http_post import MAX_EXCERPT_BYTES
 
@@ -213,7 +213,7 @@ def test_connects_to_the_checked_address_with_the_original_host(
     assert receiver.requests[0].headers["Host"] == f"hooks.shop.example:{receiver.port}"
 
 
-def test_a_full_endpoint_defers_the_delivery_without_sending(
+def test_a_full_endpoint_parks_the_delivery_until_a_slot_is_released(
     client: FlaskClient, webhook_context: WorkerContext, receiver: Receiver, png: bytes, broker: redis.Redis
 ) -> None:
     delivery = finished_job_delivery(client, webhook_context.sessions, png, receiver.url)
@@ -226,9 +226,12 @@ def test_a_full_endpoint_defers_the_delivery_without_sending(
     broker.delete(WEBHOOK_QUEUE)
     assert deliver(webhook_context, delivery.id, delivery.created_at) == "busy"
     assert receiver.requests == []
-    message = json.loads(broker.lindex(WEBHOOK_QUEUE, 0))
-    assert message["headers"]["id"].startswith(delivery.id + "-")
-    assert message["headers"]["eta"] is not None
+    assert broker.llen(WEBHOOK_QUEUE) == 0, "parked, not polling"
+    # A release names the parked delivery whose turn it is; the releasing attempt sends its message.
+    assert endpoint_slots.release(broker, key, "other-0") == delivery.id
+    assert endpoint_slots.release(broker, key, "other-1") is None
+    for token in range(2):
+        assert endpoint_slots.acquire(broker, key, f"other-{token}", 4, now, 30)
     # A crashed holder's slot runs out with its lease: 31 s later the endpoint is free again.
     later = delivery.created_at + timedelta(seconds=31)
     assert deliver(webhook_context, delivery.id, later) == "delivered"
@@ -289,3 +292,27 @@ def test_one_tenants_slow_endpoint_cannot_take_the_threads_of_others(
         assert len(other_tenant.requests) == 1
     sender.join()
     assert outcomes == ["retrying"]
+
+
+def test_a_finished_attempt_sends_the_parked_delivery_s_message(
+    client: FlaskClient, webhook_context: WorkerContext, receiver: Receiver, png: bytes, broker: redis.Redis
+) -> None:
+    webhook_context.settings = webhook_context.settings.model_copy(update={"webhook_max_per_endpoint": 1})
+    receiver.expect(TRICKLE)
+    slow = finished_job_delivery(client, webhook_context.sessions, png, receiver.url)
+    parked = finished_job_delivery(client, webhook_context.sessions, png, receiver.url)
+    sender = threading.Thread(target=deliver, args=(webhook_context, slow.id, slow.created_at))
+    sender.start()
+    receiver.wait_for(1)
+    broker.delete(WEBHOOK_QUEUE)
+    assert deliver(webhook_context, parked.id, parked.created_at) == "busy"
+    assert broker.llen(WEBHOOK_QUEUE) == 0
+    sender.join()
+    (message,) = [json.loads(raw) for raw in broker.lrange(WEBHOOK_QUEUE, 0, -1)]
+    assert message["headers"]["id"].startswith(parked.id + "-") and message["headers"]["eta"] is None
+    # The trickling endpoint now counts as failing (its next attempt takes the tenant's failing pool)
+    # until an attempt succeeds.
+    endpoint = endpoint_slots.endpoint_key(receiver.url)
+    assert endpoint_health.is_failing(broker, endpoint)
+    assert deliver(webhook_context, parked.id, utcnow()) == "delivered"
+    assert not endpoint_health.is_failing(broker, endpoint)

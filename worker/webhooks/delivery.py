@@ -26,15 +26,12 @@ from shared.ssrf import AllowList, UnsafeUrl, check_webhook_url
 from shared.webhooks.enqueue import enqueue_delivery
 from shared.webhooks.outbox import DeliveryStatus
 from worker.context import WorkerContext
-from worker.webhooks import endpoint_slots, http_post
+from worker.webhooks import endpoint_health, endpoint_slots, http_post
 from worker.webhooks.body import render_body
 from worker.webhooks.schedule import RETRY_AFTER_STATUSES, backoff_s, retry_after_s
 from worker.webhooks.signing import signed_headers, signing_secrets
 
 log = logging.getLogger(__name__)
-
-# How long a delivery waits when its endpoint or its tenant already has every slot taken.
-BUSY_RETRY_S = 2.0
 
 
 @dataclass(frozen=True)
@@ -64,24 +61,29 @@ def deliver(ctx: WorkerContext, delivery_id: str, now: datetime) -> str:
 
 
 def _deliver_claimed(ctx: WorkerContext, delivery_id: str, url: str, tenant_id: str, now: datetime) -> str:
+    """Attempt under a slot of the endpoint and of the tenant's pool; with none free, park until one is."""
     settings = ctx.settings
     token = secrets.token_hex(8)
+    endpoint = endpoint_slots.endpoint_key(url)
+    failing = endpoint_health.is_failing(ctx.redis, endpoint)
+    tenant_limit = settings.webhook_max_per_tenant_failing if failing else settings.webhook_max_per_tenant
     slots = [
-        (endpoint_slots.tenant_key(tenant_id), settings.webhook_max_per_tenant),
-        (endpoint_slots.endpoint_key(url), settings.webhook_max_per_endpoint),
+        (endpoint_slots.tenant_key(tenant_id, failing), tenant_limit),
+        (endpoint, settings.webhook_max_per_endpoint),
     ]
     held: list[str] = []
     try:
         for key, limit in slots:
-            if not endpoint_slots.acquire(ctx.redis, key, token, limit, now.timestamp(), settings.webhook_lease_s):
-                enqueue_delivery(ctx.celery, ctx.sessions, delivery_id, countdown=BUSY_RETRY_S)
-                return "busy"
+            lease = settings.webhook_lease_s
+            if not endpoint_slots.acquire(ctx.redis, key, token, limit, now.timestamp(), lease, delivery_id):
+                return "busy"  # parked: the release of a slot here sends its message again
             held.append(key)
         with ctx.sessions.begin() as session:
             claimed = _claim(session, settings, delivery_id, now)
         if claimed is None:
             return "skipped"
         outcome = _attempt(claimed, settings, delivery_id, now)
+        endpoint_health.record(ctx.redis, endpoint, outcome.ok)
         with ctx.sessions.begin() as session:
             result = _record(session, settings, delivery_id, claimed, outcome, now)
         # The URL stays out: a receiver may put its token in the query string.
@@ -90,7 +92,8 @@ def _deliver_claimed(ctx: WorkerContext, delivery_id: str, url: str, tenant_id: 
         return result
     finally:
         for key in held:
-            endpoint_slots.release(ctx.redis, key, token)
+            if (woken := endpoint_slots.release(ctx.redis, key, token)) is not None:
+                enqueue_delivery(ctx.celery, ctx.sessions, woken)
 
 
 def _claim(session: Session, settings: Settings, delivery_id: str, now: datetime) -> _Claimed | None:
