@@ -75,6 +75,8 @@ def latencies_s(sessions: sessionmaker[Session], url: str) -> list[float]:
     return sorted((delivered - created).total_seconds() for created, delivered in rows)
 
 
+@pytest.mark.slow
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)  # ~2 minutes of real time: one database
 def test_a_tenants_hanging_endpoints_do_not_hold_up_its_healthy_one(
     client: FlaskClient, settings: Settings, sessions: sessionmaker[Session], png: bytes, tmp_path: Path
 ) -> None:
