@@ -25,6 +25,8 @@ HARMLESS_WARNINGS: tuple[tuple[type[Warning], str], ...] = (
 HARMLESS_LOG_LINES: dict[str, str] = {
     # On CPU, bitsandbytes looks for an optional faster kernel on the hub (offline here) and uses its own.
     "bitsandbytes.backends.cpu.ops": r"Failed to load CPU gemm_4bit_forward from kernels-community",
+    # The same lookup through the `kernels` library: offline, it skips the hub's trust check (and then the kernel).
+    "kernels._internals.hf_hub": r"^Skipping publisher trust check for 'kernels-community/",
     # The light worker's housekeeping, every few seconds: the sweeper logs what it recovers itself.
     "celery.beat": r"Sending due task (sweep|dispatch-webhooks) ",
     "celery.worker.strategy": r"^Task vlmq\.(sweep|dispatch_webhooks)\[[^]]*\] received$",
