@@ -8,7 +8,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 WHEELS=(
-  bitsandbytes==0.50.2 llguidance==1.9.1 transformers==5.25.0
+  bitsandbytes==0.50.2 llguidance==1.9.1 transformers==5.23.0
   pydantic==2.14.3 pydantic-core==2.50.4 pydantic-settings==2.16.3 python-dotenv==1.2.4 typing-inspection==0.4.5
   annotated-types==0.8.0 jsonschema==4.26.0 jsonschema-specifications==2025.9.1 referencing==0.37.0
   rpds-py==2026.9.1 attrs==26.1.0
