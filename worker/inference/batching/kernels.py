@@ -67,6 +67,23 @@ class BatchKernels(Protocol):
 
 
 @dataclass(frozen=True)
+class PrefillAndDecode:
+    """`BatchKernels` from a family's two halves: a prefill (with its `stage`) and a decode step."""
+
+    prefill_step: Any
+    decode_step: Callable[[Any, Any, Any, int, int], Any]
+
+    def stage(self, inputs: dict[str, Any]) -> dict[str, Any]:
+        return self.prefill_step.stage(inputs)
+
+    def prefill(self, inputs: list[dict[str, Any]], slots: list[int]) -> list[Prefilled]:
+        return self.prefill_step(inputs, slots)
+
+    def decode(self, tokens: Any, positions: Any, lengths: Any, batch: int, window: int) -> Any:
+        return self.decode_step(tokens, positions, lengths, batch, window)
+
+
+@dataclass(frozen=True)
 class KernelContext:
     """What the engine decides for every family: the vision dtype and how elementwise work runs."""
 
@@ -88,3 +105,22 @@ def upload(tensor: Any, device: Any) -> Any:
     """One staged (pinned, on CUDA) tensor to the device without waiting. Join uploads on the device,
     not before on the host: a host-side concatenation makes a pageable copy and the upload synchronous."""
     return tensor.to(device, non_blocking=True)
+
+
+def attend_packed(
+    q: Any, k: Any, v: Any, segments: list[tuple[int, int, int]], keys: Any, values: Any, scale: float | None = None
+) -> Any:
+    """Causal attention inside each `(start, length, slot)` segment of a packed prefill `(1, heads, tokens, dim)`,
+    each segment's K/V written into its slot of one layer's `keys`/`values` on the way; grouped K/V as they are."""
+    import torch
+    import torch.nn.functional as F
+
+    out = torch.empty_like(q)
+    for start, length, slot in segments:
+        end = start + length
+        keys[slot, :, :length] = k[0, :, start:end]
+        values[slot, :, :length] = v[0, :, start:end]
+        out[:, :, start:end] = F.scaled_dot_product_attention(
+            q[:, :, start:end], k[:, :, start:end], v[:, :, start:end], is_causal=True, scale=scale, enable_gqa=True
+        )
+    return out

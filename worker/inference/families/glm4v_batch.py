@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from worker.inference.batching.kernels import BatchSupport, KernelContext, KVLayout, Prefilled
+from worker.inference.batching.kernels import BatchSupport, KernelContext, KVLayout, PrefillAndDecode
 from worker.inference.batching.kv_slots import KVSlots
 from worker.inference.families.glm4v_decode import GlmDecodeStep
 from worker.inference.families.glm4v_layers import glm_layers, rotate
@@ -19,23 +19,14 @@ def kv_layout(model: Any) -> KVLayout:
     )
 
 
-class GlmKernels:
+def glm_kernels(model: Any, slots: KVSlots, context: KernelContext) -> PrefillAndDecode:
     """The packed prefill and the decode step, sharing one view of the layers (fused q/k/v once)."""
-
-    def __init__(self, model: Any, slots: KVSlots, context: KernelContext) -> None:
-        layers = glm_layers(model)
-        rotary = context.ops.compile(rotate())
-        self._prefill = GlmPackedPrefill(model, slots, context, layers, rotary)
-        self._decode = GlmDecodeStep(model, slots, context.ops, layers, rotary)
-
-    def stage(self, inputs: dict[str, Any]) -> dict[str, Any]:
-        return self._prefill.stage(inputs)
-
-    def prefill(self, inputs: list[dict[str, Any]], slots: list[int]) -> list[Prefilled]:
-        return self._prefill(inputs, slots)
-
-    def decode(self, tokens: Any, positions: Any, lengths: Any, batch: int, window: int) -> Any:
-        return self._decode(tokens, positions, lengths, batch, window)
+    layers = glm_layers(model)
+    rotary = context.ops.compile(rotate())
+    return PrefillAndDecode(
+        GlmPackedPrefill(model, slots, context, layers, rotary),
+        GlmDecodeStep(model, slots, context.ops, layers, rotary),
+    )
 
 
-BATCH_SUPPORT = BatchSupport(kv_layout=kv_layout, kernels=GlmKernels)
+BATCH_SUPPORT = BatchSupport(kv_layout=kv_layout, kernels=glm_kernels)

@@ -13,7 +13,7 @@ from __future__ import annotations
 from itertools import accumulate
 from typing import Any
 
-from worker.inference.batching.kernels import KernelContext, Prefilled, upload
+from worker.inference.batching.kernels import KernelContext, Prefilled, attend_packed, upload
 from worker.inference.batching.kv_slots import KVSlots
 from worker.inference.families.glm4v_layers import GlmLayer, finish_layer, next_norms, text_model, text_shape
 
@@ -95,8 +95,6 @@ class GlmPackedPrefill:
 
         `segments` are `(start, length, slot)` per prompt: attention is causal inside each.
         """
-        import torch
-        import torch.nn.functional as F
 
         shape, ops = self.shape, self.ops
         tokens = hidden.shape[0]
@@ -109,19 +107,7 @@ class GlmPackedPrefill:
             k = k.view(1, tokens, shape.kv_heads, shape.head_dim).transpose(1, 2)
             v = v.view(1, tokens, shape.kv_heads, shape.head_dim).transpose(1, 2)
             q, k = self.rotate(q, k, cos, sin)
-            out = torch.empty_like(q)
-            for start, length, slot in segments:
-                end = start + length
-                keys[slot, :, :length] = k[0, :, start:end]
-                values[slot, :, :length] = v[0, :, start:end]
-                out[:, :, start:end] = F.scaled_dot_product_attention(
-                    q[:, :, start:end],
-                    k[:, :, start:end],
-                    v[:, :, start:end],
-                    is_causal=True,
-                    scale=shape.scaling,
-                    enable_gqa=True,
-                )
+            out = attend_packed(q, k, v, segments, keys, values, shape.scaling)
             attended = layer.o_proj(out.transpose(1, 2).reshape(tokens, shape.heads * shape.head_dim))
             hidden, x = finish_layer(layer, ops, shape.eps, hidden, attended, next_norm)
         return x

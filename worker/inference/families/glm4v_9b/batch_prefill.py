@@ -12,7 +12,7 @@ from __future__ import annotations
 from itertools import accumulate
 from typing import Any
 
-from worker.inference.batching.kernels import CACHE_TOKENS, KernelContext, Prefilled, upload
+from worker.inference.batching.kernels import CACHE_TOKENS, KernelContext, Prefilled, attend_packed, upload
 from worker.inference.batching.kv_slots import KVSlots
 from worker.inference.families.glm4v_9b.batch_layers import ChatGlmStack
 from worker.inference.families.glm4v_9b.config import VisionSizes
@@ -81,16 +81,5 @@ class ChatGlmPackedPrefill:
 
     def _attend(self, index: int, q: Any, k: Any, v: Any, segments: list[tuple[int, int, int]]) -> Any:
         """Causal attention inside each `(start, length, slot)` segment, its K/V written into the slot."""
-        import torch
-        import torch.nn.functional as F
-
         keys, values = self.slots.keys[index], self.slots.values[index]
-        out = torch.empty_like(q)
-        for start, length, slot in segments:
-            end = start + length
-            keys[slot, :, :length] = k[0, :, start:end]
-            values[slot, :, :length] = v[0, :, start:end]
-            out[:, :, start:end] = F.scaled_dot_product_attention(
-                q[:, :, start:end], k[:, :, start:end], v[:, :, start:end], is_causal=True, enable_gqa=True
-            )
-        return out.transpose(1, 2).flatten(2)
+        return attend_packed(q, k, v, segments, keys, values).transpose(1, 2).flatten(2)
