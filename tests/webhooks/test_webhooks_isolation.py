@@ -39,7 +39,7 @@ def settings(settings: Settings) -> Settings:
 
 @contextmanager
 def webhook_worker(settings: Settings, data_dir: Path, log: Path) -> Iterator[None]:
-    """`vlmq worker webhooks --beat` with its default threads, a 2 s read timeout and quick retries."""
+    """`vlmq worker webhooks --beat` with its default threads, a 1 s read timeout and quick retries."""
     env = {
         **os.environ,
         "VLMQ_DATABASE_URL": settings.sqlalchemy_url,
@@ -47,7 +47,7 @@ def webhook_worker(settings: Settings, data_dir: Path, log: Path) -> Iterator[No
         "VLMQ_DATA_DIR": str(data_dir),
         "VLMQ_WEBHOOK_ALLOW_HOSTS": "127.0.0.1",
         "VLMQ_WEBHOOK_CONNECT_TIMEOUT_S": "1",
-        "VLMQ_WEBHOOK_READ_TIMEOUT_S": "2",
+        "VLMQ_WEBHOOK_READ_TIMEOUT_S": "1",
         "VLMQ_WEBHOOK_LEASE_S": "4",
         "VLMQ_WEBHOOK_RETRY_BASE_S": "0.5",
         "VLMQ_WEBHOOK_RETRY_MAX_DELAY_S": "1",
