@@ -76,11 +76,6 @@ class Scheduler:
         self.stats = LoopStats()
 
     @property
-    def slots(self) -> int:
-        """How many rows may run at once."""
-        return self.runner.slots.slots
-
-    @property
     def free_slots(self) -> int:
         return self.runner.slots.free_count
 

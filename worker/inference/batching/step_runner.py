@@ -64,10 +64,6 @@ class EagerSteps:
         self.positions[:batch].copy_(staged[1], non_blocking=True)
         self.lengths[:batch].copy_(staged[2], non_blocking=True)
 
-    def shape_for(self, batch: int, window: int) -> tuple[int, int]:
-        """The (batch, window) actually run for this many rows and cache positions."""
-        return batch, window
-
     def __call__(self, tokens: list[int], positions: list[int], lengths: list[int], window: int) -> Any:
         """Logits `(len(tokens), vocab)` for one step; rows past the live ones are free slots."""
         self._load(tokens, positions, lengths)
@@ -111,6 +107,7 @@ class CapturedSteps(EagerSteps):
         return seconds
 
     def shape_for(self, batch: int, window: int) -> tuple[int, int]:
+        """The captured (batch, window) that covers this many rows and cache positions."""
         return covering(self.batches, batch), covering(self.windows, window)
 
     def __call__(self, tokens: list[int], positions: list[int], lengths: list[int], window: int) -> Any:
