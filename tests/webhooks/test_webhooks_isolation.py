@@ -8,7 +8,6 @@ that found no free slot must be parked, not polled: few task runs per attempt.
 
 from __future__ import annotations
 
-import os
 import sys
 import time
 from collections.abc import Iterator
@@ -24,7 +23,7 @@ from shared.celery_app import DELIVER_WEBHOOK_TASK
 from shared.models import WebhookAttempt, WebhookDelivery
 from shared.settings import Settings
 from tests.support.helpers import submit
-from tests.support.live_service import vlmq_process
+from tests.support.live_service import vlmq_env, vlmq_process
 from tests.support.webhook_receiver import HANG, Receiver
 
 BAD_ENDPOINTS = 6
@@ -39,20 +38,18 @@ def settings(settings: Settings) -> Settings:
 
 @contextmanager
 def webhook_worker(settings: Settings, data_dir: Path, log: Path) -> Iterator[None]:
-    """`vlmq worker webhooks --beat` with its default threads, a 1 s read timeout and quick retries."""
-    env = {
-        **os.environ,
-        "VLMQ_DATABASE_URL": settings.sqlalchemy_url,
-        "VLMQ_REDIS_URL": settings.redis_url,
-        "VLMQ_DATA_DIR": str(data_dir),
-        "VLMQ_WEBHOOK_ALLOW_HOSTS": "127.0.0.1",
-        "VLMQ_WEBHOOK_CONNECT_TIMEOUT_S": "1",
-        "VLMQ_WEBHOOK_READ_TIMEOUT_S": "1",
-        "VLMQ_WEBHOOK_LEASE_S": "4",
-        "VLMQ_WEBHOOK_RETRY_BASE_S": "0.5",
-        "VLMQ_WEBHOOK_RETRY_MAX_DELAY_S": "1",
-        "VLMQ_WEBHOOK_POLL_INTERVAL_S": "0.5",
-    }
+    """`vlmq worker webhooks --beat` with its default threads, a 2 s read timeout and quick retries."""
+    env = vlmq_env(
+        settings,
+        data_dir=str(data_dir),
+        webhook_allow_hosts="127.0.0.1",
+        webhook_connect_timeout_s="1",
+        webhook_read_timeout_s="2",
+        webhook_lease_s="4",
+        webhook_retry_base_s="0.5",
+        webhook_retry_max_delay_s="1",
+        webhook_poll_interval_s="0.5",
+    )
     command = [sys.executable, "-m", "vlmq.cli", "worker", "webhooks", "--beat"]
     with log.open("ab") as out, vlmq_process(command, env, out, grace_s=30):
         yield

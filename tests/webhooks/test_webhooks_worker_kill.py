@@ -22,7 +22,7 @@ from shared.models import WebhookAttempt, WebhookDelivery
 from shared.settings import Settings
 from shared.webhooks.tenant_secrets import current_secret
 from tests.support.helpers import submit
-from tests.support.live_service import vlmq_process
+from tests.support.live_service import vlmq_env, vlmq_process
 from tests.support.webhook_receiver import HANG, Receiver
 
 
@@ -34,18 +34,16 @@ def settings(settings: Settings) -> Settings:
 @contextmanager
 def webhook_worker(settings: Settings, data_dir: Path, log: Path) -> Iterator[subprocess.Popen[bytes]]:
     """`vlmq worker webhooks --beat` in its own process group, with short leases and a fast poller."""
-    env = {
-        **os.environ,
-        "VLMQ_DATABASE_URL": settings.sqlalchemy_url,
-        "VLMQ_REDIS_URL": settings.redis_url,
-        "VLMQ_DATA_DIR": str(data_dir),
-        "VLMQ_WEBHOOK_ALLOW_HOSTS": "127.0.0.1",
-        "VLMQ_WEBHOOK_CONNECT_TIMEOUT_S": "1",
-        "VLMQ_WEBHOOK_READ_TIMEOUT_S": "2",
-        "VLMQ_WEBHOOK_LEASE_S": "4",
-        "VLMQ_WEBHOOK_POLL_INTERVAL_S": "0.5",
-        "VLMQ_REQUEUE_AFTER_S": "0",
-    }
+    env = vlmq_env(
+        settings,
+        data_dir=str(data_dir),
+        webhook_allow_hosts="127.0.0.1",
+        webhook_connect_timeout_s="1",
+        webhook_read_timeout_s="2",
+        webhook_lease_s="4",
+        webhook_poll_interval_s="0.5",
+        requeue_after_s="0",
+    )
     command = [sys.executable, "-m", "vlmq.cli", "worker", "webhooks", "--beat", "--concurrency", "2"]
     with log.open("ab") as out, vlmq_process(command, env, out, grace_s=30) as process:
         yield process
